@@ -1,0 +1,32 @@
+"""Shared test set-up: float64 JAX, hypothesis profiles, and a header naming the JAX backend."""
+
+import os
+
+import jax
+from hypothesis import HealthCheck, settings
+
+import sims  # noqa: F401  (turns on float64)
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    max_examples=25,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "explore",
+    deadline=None,
+    max_examples=300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header(config):
+    devices = ", ".join(f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices())
+    return [
+        f"jax {jax.__version__}: default backend {jax.default_backend()}; devices [{devices}]; "
+        f"x64 {jax.config.jax_enable_x64}"
+    ]

@@ -1,0 +1,99 @@
+"""The registry's advantage functions: formulas, symmetry and the edge cases of DESIGN §4.1."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bandits.errors import InputError
+from sims import estimators as E
+from tests.strategies import ESTIMATORS
+
+groups = st.integers(2, 8).flatmap(
+    lambda g: st.tuples(st.lists(st.sampled_from([0.0, 1.0, 0.35, 0.5, -2.0]) | st.floats(-3, 3),
+                                 min_size=g, max_size=g),
+                        st.lists(st.floats(0.0, 2.0), min_size=g, max_size=g)))
+
+
+def advantages(name, r, w, **p):
+    return np.asarray(E.get(name).advantages(jnp.asarray(r), jnp.asarray(w), **(E.get(name).params | p)))
+
+
+@given(groups)
+def test_formulas_match_definitions(rw):
+    r, w = np.asarray(rw[0]), np.asarray(rw[1])
+    g = len(r)
+    loo_mean = (r.sum() - r) / (g - 1)
+    np.testing.assert_allclose(advantages("reinforce", r, w, baseline=0.3), r - 0.3, atol=1e-12)
+    np.testing.assert_allclose(advantages("rloo", r, w), r - loo_mean, atol=1e-12)
+    np.testing.assert_allclose(advantages("grpo_mean", r, w), r - r.mean(), atol=1e-12)
+    np.testing.assert_allclose(advantages("grpo", r, w),
+                               (r - r.mean()) / (r.std(ddof=1) + 1e-6), atol=1e-9, rtol=1e-9)
+    den = w.sum() - w
+    base = np.where(den > 0, ((w * r).sum() - w * r) / np.where(den > 0, den, 1), 0.0)
+    np.testing.assert_allclose(advantages("optimal_baseline_loo", r, w), r - base, atol=1e-12)
+
+
+@given(groups, st.sampled_from(ESTIMATORS), st.randoms())
+def test_permutation_equivariant(rw, name, rnd):
+    r, w = np.asarray(rw[0]), np.asarray(rw[1])
+    perm = list(range(len(r)))
+    rnd.shuffle(perm)
+    np.testing.assert_allclose(advantages(name, r[perm], w[perm]), advantages(name, r, w)[perm], atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ESTIMATORS[1:])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("value", [0.35, 0.1, 1.0, 0.0, 1e-3, 7.3])
+def test_all_equal_group_gives_exact_zeros(name, dtype, value):
+    r = jnp.full((6,), value, dtype=dtype)
+    a = E.get(name).advantages(r, jnp.ones(6, dtype=dtype), **E.get(name).params)
+    assert a.dtype == dtype
+    assert np.all(np.asarray(a) == 0.0), a
+
+
+def test_float32_near_ties_are_not_inflated():
+    r = jnp.array([0.35, 0.35, 0.35, 0.35, 0.35, 0.35, 0.35, 1.0], dtype=jnp.float32)
+    a = np.asarray(E.grpo(r, jnp.ones(8, jnp.float32)))
+    assert np.all(a[:7] == a[0]) and np.all(np.isfinite(a))
+    np.testing.assert_allclose(a, advantages("grpo", np.asarray(r, np.float64), np.ones(8)), rtol=1e-5)
+
+
+def test_grpo_ties_and_zero_weights_have_no_nan():
+    for r in itertools.product([0.0, 1.0], repeat=4):
+        for name in ESTIMATORS:
+            assert np.all(np.isfinite(advantages(name, np.array(r), np.zeros(4))))
+    # optimal_baseline_loo falls back to a zero baseline when the others' weights vanish
+    np.testing.assert_array_equal(advantages("optimal_baseline_loo", np.array([1.0, 0.5]), np.array([0.0, 0.0])), [1.0, 0.5])
+
+
+def test_jit_and_grad_through_advantages():
+    f = jax.jit(lambda r: jnp.sum(E.grpo(r, jnp.ones_like(r)) ** 2))
+    assert np.isfinite(float(f(jnp.array([0.0, 1.0, 1.0]))))
+
+
+def test_unknown_estimator_lists_known_ones():
+    with pytest.raises(InputError, match="known: grpo, grpo_mean, optimal_baseline_loo, reinforce, rloo"):
+        E.get("ppo")
+
+
+@pytest.mark.parametrize("name", ["rloo", "grpo", "grpo_mean", "optimal_baseline_loo"])
+def test_singleton_groups_rejected(name):
+    with pytest.raises(InputError, match="at least 2"):
+        E.resolve_params(E.get(name), 1)
+    E.resolve_params(E.get("reinforce"), 1)
+
+
+def test_parameter_validation():
+    with pytest.raises(InputError, match="no parameter"):
+        E.resolve_params(E.get("rloo"), 4, eps=0.1)
+    with pytest.raises(InputError, match="finite"):
+        E.resolve_params(E.get("reinforce"), 4, baseline=float("nan"))
+    with pytest.raises(InputError, match="non-negative"):
+        E.resolve_params(E.get("grpo"), 4, eps=-1.0)
+    with pytest.raises(InputError, match="already registered"):
+        E.register(E.get("rloo"))

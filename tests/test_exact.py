@@ -1,0 +1,115 @@
+"""The exact engine: multiset enumeration against ordered tuples, reference values, properties."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bandits import rewards as R
+from bandits import softmax
+from bandits.errors import InputError
+from sims import estimators as E
+from sims import exact
+from tests.strategies import ESTIMATORS, bandits
+
+
+def brute_force(name, logits, model, group, **params):
+    """E[ĝ], Cov[ĝ] by summing over all M^G ordered tuples of outcomes (small cases only)."""
+    est = E.get(name)
+    params = E.resolve_params(est, group, **params)
+    o_arm, o_val, o_prob = model.outcomes()
+    pi = np.asarray(softmax.policy(jnp.asarray(logits)))
+    p = pi[o_arm] * o_prob
+    tuples = np.array(list(itertools.product(range(len(o_arm)), repeat=group)))
+    w = np.prod(p[tuples], axis=1)
+    g = np.asarray(jax.vmap(lambda a, r: E.bandit_group_gradient(est.advantages, jnp.asarray(logits), a, r, params))(
+        jnp.asarray(o_arm[tuples]), jnp.asarray(o_val[tuples])))
+    mean = w @ g
+    d = g - mean
+    return mean, (d * w[:, None]).T @ d
+
+
+@given(bandits(k_range=(2, 3), g_range=(2, 4), kinds=("bernoulli", "deterministic")),
+       st.sampled_from(ESTIMATORS))
+def test_multisets_equal_ordered_tuples(case, name):
+    logits, model, group = case
+    group = min(group, 3 if model.kind == "bernoulli" else 4)
+    ex = exact.moments(name, logits, model, group)
+    mean, cov = brute_force(name, logits, model, group)
+    np.testing.assert_allclose(ex.mean, mean, atol=1e-12)
+    np.testing.assert_allclose(ex.cov, cov, atol=1e-12)
+
+
+def test_reference_values_theta_zero():
+    m = exact.moments("reinforce", [0.0, 0.0, 0.0], R.deterministic([1, 0, 0]), 1)
+    np.testing.assert_allclose(m.true_gradient, [2 / 9, -1 / 9, -1 / 9], atol=1e-15)
+    assert m.optimal_constant_baseline == pytest.approx(1 / 3, abs=1e-14)
+    for b in [0.0, 1 / 3, 0.5, 1.0, -2.0]:
+        v = exact.moments("reinforce", [0.0] * 3, R.deterministic([1, 0, 0]), 1, baseline=b).trace_var
+        assert v == pytest.approx(2 * b * b / 3 - 4 * b / 9 + 4 / 27, abs=1e-14)
+
+
+def test_reference_values_theta_ln2():
+    logits, model = [math.log(2), 0.0, 0.0], R.deterministic([1, 0, 0])
+    v = lambda b: exact.moments("reinforce", logits, model, 1, baseline=b).trace_var  # noqa: E731
+    m = exact.moments("reinforce", logits, model, 1)
+    assert m.objective == pytest.approx(0.5, abs=1e-15)
+    assert m.optimal_constant_baseline == pytest.approx(3 / 10, abs=1e-14)
+    assert v(0.0) == pytest.approx(3 / 32, abs=1e-14)
+    assert v(0.5) == pytest.approx(1 / 16, abs=1e-14)
+    assert v(0.3) == pytest.approx(3 / 80, abs=1e-14)
+
+
+@given(bandits(), st.sampled_from(["reinforce", "rloo", "optimal_baseline_loo"]))
+def test_unbiased_estimators_have_zero_bias(case, name):
+    logits, model, group = case
+    m = exact.moments(name, logits, model, group)
+    np.testing.assert_allclose(m.bias, 0.0, atol=1e-10)
+
+
+@given(bandits())
+def test_grpo_mean_is_scaled_gradient(case):
+    logits, model, group = case
+    m = exact.moments("grpo_mean", logits, model, group)
+    np.testing.assert_allclose(m.mean, (1 - 1 / group) * m.true_gradient, atol=1e-10)
+
+
+@given(bandits(), st.floats(-2, 2))
+def test_constant_baseline_variance_divides_by_group(case, b):
+    logits, model, group = case
+    v1 = exact.moments("reinforce", logits, model, 1, baseline=b).trace_var
+    vg = exact.moments("reinforce", logits, model, group, baseline=b).trace_var
+    assert vg == pytest.approx(v1 / group, rel=1e-9, abs=1e-13)
+
+
+def test_multiset_count_for_the_large_case():
+    assert exact.count_multisets(8, 16) == 245_157
+    rows, log_coef = exact.multisets(8, 16)
+    assert rows.shape == (245_157, 16)
+    assert np.exp(log_coef).sum() == pytest.approx(8**16, rel=1e-10)
+
+
+def test_hypothesis_sized_instances_reuse_compiled_kernels():
+    """Similar-size instances hit the same compiled kernel (padded arms and multisets)."""
+    rng = np.random.default_rng(0)
+    exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3)
+    before = exact._moments_kernel._cache_size()
+    for _ in range(20):
+        k = int(rng.integers(2, 5))
+        exact.moments("rloo", rng.normal(size=k), R.bernoulli(rng.uniform(size=k)), 3)
+    assert exact._moments_kernel._cache_size() - before <= 3
+
+
+def test_too_large_enumeration_is_refused():
+    with pytest.raises(InputError, match="use Monte Carlo"):
+        exact.moments("rloo", np.zeros(8), R.bernoulli(np.full(8, 0.5)), 40)
+
+
+def test_logit_count_must_match_arms():
+    with pytest.raises(InputError, match="one per arm"):
+        exact.moments("rloo", [0.0, 0.0], R.bernoulli([0.5, 0.5, 0.5]), 2)
