@@ -88,6 +88,22 @@ def optimal_baseline_loo(rewards, weights):
     return jnp.where(den > 0, shifted - num / safe, rewards)
 
 
+def optimal_baseline_loo_coord(rewards, weights):
+    """Per-coordinate leave-one-out gradient-weighted baseline (OBLR-PO; DESIGN §4.2):
+
+        A_ik = R_i − Σ_{j≠i} w_jk R_j / Σ_{j≠i} w_jk,     w_jk = s_k(a_j)²,
+
+    the plug-in of b*_k = E[s_k² R]/E[s_k²], which minimises each coordinate's variance.
+    `weights` is (G, K) and so is the result; a coordinate with Σ_{j≠i} w_jk = 0 gets baseline 0.
+    """
+    shifted = (rewards - rewards[..., :1])[..., None]
+    wc = weights * shifted
+    num = jnp.sum(wc, axis=-2, keepdims=True) - wc
+    den = jnp.sum(weights, axis=-2, keepdims=True) - weights
+    safe = jnp.where(den > 0, den, 1.0)
+    return jnp.where(den > 0, shifted - num / safe, rewards[..., None])
+
+
 @dataclasses.dataclass(frozen=True)
 class Estimator:
     """A registry entry: the advantage function and what is known about it."""
@@ -98,6 +114,7 @@ class Estimator:
     params: dict
     unbiased: bool
     summary: str
+    per_coordinate: bool = False  # weights (G, K) = s_k(a_i)², advantages (G, K)
 
 
 REGISTRY: dict[str, Estimator] = {
@@ -114,6 +131,15 @@ REGISTRY: dict[str, Estimator] = {
             {},
             True,
             "R_i − Σ_{j≠i}|s_j|²R_j / Σ_{j≠i}|s_j|²",
+        ),
+        Estimator(
+            "optimal_baseline_loo_coord",
+            optimal_baseline_loo_coord,
+            2,
+            {},
+            True,
+            "R_i − Σ_{j≠i}s_jk²R_j / Σ_{j≠i}s_jk²  (per coordinate k)",
+            per_coordinate=True,
         ),
     ]
 }
@@ -167,8 +193,9 @@ def group_gradient(advantages, scores):
     return jnp.mean(advantages * scores, axis=-2)
 
 
-def bandit_group_gradient(advantage_fn, logits, arms, rewards, params):
-    """ĝ for one group on a softmax bandit: scores s(a_i) = e_{a_i} − π, weights |s(a_i)|²."""
+def bandit_group_gradient(advantage_fn, logits, arms, rewards, params, per_coordinate=False):
+    """ĝ for one group on a softmax bandit: scores s(a_i) = e_{a_i} − π, weights |s(a_i)|²
+    (or s_k(a_i)² per coordinate)."""
     s = softmax.scores(logits, arms)
-    a = advantage_fn(rewards, jnp.sum(s**2, axis=-1), **params)
-    return group_gradient(a, s)
+    w = s**2 if per_coordinate else jnp.sum(s**2, axis=-1)
+    return group_gradient(advantage_fn(rewards, w, **params), s)

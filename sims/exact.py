@@ -82,10 +82,11 @@ def _bucket(n: int, smallest: int) -> int:
 @functools.partial(jax.jit, static_argnames=("name",))
 def _moments_kernel(name, logits, arms, rewards, log_cq, params):
     """Weighted mean and covariance of ĝ over multisets; log_cq = log coef + Σ log q (−inf = pad)."""
-    fn = estimators.get(name).advantages
+    est = estimators.get(name)
+    fn = est.advantages
     log_pi = jax.nn.log_softmax(logits)
     w = jnp.exp(log_cq + jnp.sum(log_pi[arms], axis=-1))
-    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(fn, logits, a, r, params))(
+    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(fn, logits, a, r, params, est.per_coordinate))(
         arms, rewards
     )
     mean = w @ g

@@ -64,11 +64,13 @@ def chunk_size(samples: int) -> int:
 
 def sample_group_gradients(name, logits, tables, params, key, shape):
     """ĝ for `shape` independent groups: arrays shape + (K,). The Monte Carlo unit of work."""
-    fn = estimators.get(name).advantages
+    est = estimators.get(name)
+    fn = est.advantages
     k_arm, k_rew = jax.random.split(key)
     arms = softmax.sample_arms(k_arm, logits, shape)
     rewards = sample_rewards(tables, k_rew, arms)
-    grad = functools.partial(estimators.bandit_group_gradient, fn, logits, params=params)
+    grad = functools.partial(estimators.bandit_group_gradient, fn, logits, params=params,
+                             per_coordinate=est.per_coordinate)
     for _ in range(len(shape) - 1):
         grad = jax.vmap(grad)
     return grad(arms, rewards)

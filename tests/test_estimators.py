@@ -77,7 +77,7 @@ def test_jit_and_grad_through_advantages():
 
 
 def test_unknown_estimator_lists_known_ones():
-    with pytest.raises(InputError, match="known: grpo, grpo_mean, optimal_baseline_loo, reinforce, rloo"):
+    with pytest.raises(InputError, match="known: grpo, grpo_mean, optimal_baseline_loo, optimal_baseline_loo_coord, reinforce, rloo"):
         E.get("ppo")
 
 
@@ -97,3 +97,12 @@ def test_parameter_validation():
         E.resolve_params(E.get("grpo"), 4, eps=-1.0)
     with pytest.raises(InputError, match="already registered"):
         E.register(E.get("rloo"))
+
+
+@given(groups)
+def test_per_coordinate_baseline_matches_definition(rw):
+    r = np.asarray(rw[0])
+    w = np.outer(np.asarray(rw[1]), [1.0, 0.5, 0.0])  # coordinate 3 has no weight: baseline 0
+    a = np.asarray(E.optimal_baseline_loo_coord(jnp.asarray(r), jnp.asarray(w)))
+    for k in range(3):
+        np.testing.assert_allclose(a[:, k], advantages("optimal_baseline_loo", r, w[:, k]), atol=1e-12)

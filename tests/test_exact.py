@@ -27,7 +27,7 @@ def brute_force(name, logits, model, group, **params):
     p = pi[o_arm] * o_prob
     tuples = np.array(list(itertools.product(range(len(o_arm)), repeat=group)))
     w = np.prod(p[tuples], axis=1)
-    g = np.asarray(jax.vmap(lambda a, r: E.bandit_group_gradient(est.advantages, jnp.asarray(logits), a, r, params))(
+    g = np.asarray(jax.vmap(lambda a, r: E.bandit_group_gradient(est.advantages, jnp.asarray(logits), a, r, params, est.per_coordinate))(
         jnp.asarray(o_arm[tuples]), jnp.asarray(o_val[tuples])))
     mean = w @ g
     d = g - mean
@@ -35,7 +35,7 @@ def brute_force(name, logits, model, group, **params):
 
 
 @given(bandits(k_range=(2, 3), g_range=(2, 4), kinds=("bernoulli", "deterministic")),
-       st.sampled_from(ESTIMATORS))
+       st.sampled_from([*ESTIMATORS, "optimal_baseline_loo_coord"]))
 def test_multisets_equal_ordered_tuples(case, name):
     logits, model, group = case
     group = min(group, 3 if model.kind == "bernoulli" else 4)
@@ -65,7 +65,7 @@ def test_reference_values_theta_ln2():
     assert v(0.3) == pytest.approx(3 / 80, abs=1e-14)
 
 
-@given(bandits(), st.sampled_from(["reinforce", "rloo", "optimal_baseline_loo"]))
+@given(bandits(), st.sampled_from(["reinforce", "rloo", "optimal_baseline_loo", "optimal_baseline_loo_coord"]))
 def test_unbiased_estimators_have_zero_bias(case, name):
     logits, model, group = case
     m = exact.moments(name, logits, model, group)

@@ -1,0 +1,1 @@
+"""`pglab copg`: filled in with the CoPG bandit trainers (DESIGN §4.4)."""
