@@ -75,13 +75,20 @@ class RewardModel:
         return {"mean": jnp.asarray(self.gaussian_means), "std": jnp.asarray(self.gaussian_stds)}
 
 
+def uniform_thresholds(cdf):
+    """32-bit thresholds t = ⌊F·2³²⌋ of a CDF, so that for u uniform on {0, …, 2³²−1}
+    P(u < t) = F to within 2⁻³² (sampling from raw random bits, no float conversion)."""
+    scaled = jnp.floor(jnp.asarray(cdf, dtype=jnp.float64) * 2.0**32)
+    return jnp.clip(scaled, 0, 2.0**32 - 1).astype(jnp.uint32)
+
+
 def sample_rewards(tables: dict, key, arms):
-    """Draw R | a for every entry of `arms`: one uniform (finite laws, inverse CDF) or one
-    standard normal (Gaussian laws) per draw. `tables` comes from `RewardModel.tables()`."""
+    """Draw R | a for every entry of `arms`: one 32-bit word by inverse CDF (finite laws, exact
+    to 2⁻³²) or one standard normal (Gaussian laws) per draw. `tables` is `RewardModel.tables()`."""
     if "cdf" in tables:
-        u = jax.random.uniform(key, arms.shape, dtype=tables["cdf"].dtype)
-        cdf = tables["cdf"][arms]
-        idx = jnp.sum(u[..., None] >= cdf[..., :-1], axis=-1)
+        u = jax.random.bits(key, arms.shape, dtype=jnp.uint32)
+        cdf = uniform_thresholds(tables["cdf"][:, :-1])[arms]
+        idx = jnp.sum(u[..., None] >= cdf, axis=-1)
         return tables["values"][arms, idx]
     z = jax.random.normal(key, arms.shape, dtype=tables["mean"].dtype)
     return tables["mean"][arms] + tables["std"][arms] * z

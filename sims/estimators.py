@@ -194,8 +194,15 @@ def group_gradient(advantages, scores):
 
 
 def bandit_group_gradient(advantage_fn, logits, arms, rewards, params, per_coordinate=False):
-    """ĝ for one group on a softmax bandit: scores s(a_i) = e_{a_i} − π, weights |s(a_i)|²
-    (or s_k(a_i)² per coordinate)."""
-    s = softmax.scores(logits, arms)
-    w = s**2 if per_coordinate else jnp.sum(s**2, axis=-1)
-    return group_gradient(advantage_fn(rewards, w, **params), s)
+    """ĝ = (1/G) Σ_i A_i s(a_i) for one group on a softmax bandit, s(a) = e_a − π, with weights
+    |s(a_i)|² = 1 − 2π_{a_i} + |π|² (or s_k(a_i)² per coordinate).
+
+    Computed as ĝ = (1/G)(Σ_i A_i e_{a_i} − (Σ_i A_i) π), which never forms the (G, K) scores."""
+    if per_coordinate:
+        s = softmax.scores(logits, arms)
+        return group_gradient(advantage_fn(rewards, s**2, **params), s)
+    pi = softmax.policy(logits)
+    weights = 1.0 - 2.0 * pi[arms] + jnp.sum(pi**2)
+    a = advantage_fn(rewards, weights, **params)
+    onehot = (arms[..., None] == jnp.arange(pi.shape[-1])).astype(pi.dtype)
+    return (a @ onehot - jnp.sum(a) * pi) / arms.shape[-1]

@@ -27,7 +27,7 @@ from bandits.errors import InputError
 from bandits.rewards import RewardModel, sample_rewards
 from sims import estimators
 
-MAX_CHUNK = 1 << 15
+MAX_CHUNK = 1 << 13
 MIN_CHUNK = 1 << 8
 MIN_BATCHES = 32
 PROGRESS_AFTER_S = 2.0

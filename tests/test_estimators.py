@@ -16,7 +16,7 @@ from tests.strategies import ESTIMATORS
 groups = st.integers(2, 8).flatmap(
     lambda g: st.tuples(st.lists(st.sampled_from([0.0, 1.0, 0.35, 0.5, -2.0]) | st.floats(-3, 3),
                                  min_size=g, max_size=g),
-                        st.lists(st.floats(0.0, 2.0), min_size=g, max_size=g)))
+                        st.lists(st.just(0.0) | st.floats(1e-6, 2.0), min_size=g, max_size=g)))
 
 
 def advantages(name, r, w, **p):

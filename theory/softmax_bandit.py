@@ -25,38 +25,73 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import sympy as sp
 from sympy.utilities.iterables import multiset_partitions
 
 __all__ = [
-    # symbols
-    "b", "G", "mu", "sigma2", "Gamma", "E_X2", "E_Ys2", "g2", "g",
-    # policies and basic quantities
-    "logits", "softmax", "policy", "reward_symbols", "mean_symbols", "second_moment_symbols",
-    "score", "score_sq_norm", "objective", "true_gradient", "moment_values",
-    # identities
-    "score_identity_general_K", "score_sq_norm_identity_general_K", "score_identity",
-    "score_log_derivative_residual", "true_gradient_residual",
-    # single sample
-    "single_sample_covariance", "single_sample_variance", "optimal_constant_baseline",
-    "gradient_weighted_mean", "optimal_baseline_residual",
-    # moment algebra (symbolic G)
-    "GroupSum", "group_mean", "group_second_moment", "group_trace_cov",
-    "reinforce_terms", "rloo_terms", "grpo_mean_terms",
-    "reinforce_group_variance_formula", "reinforce_group_variance_residual",
-    "rloo_variance_formula", "rloo_second_moment_pieces", "rloo_mean_residual",
-    "rloo_variance_residual", "grpo_mean_mean_formula", "grpo_mean_mean_residual",
-    "grpo_mean_variance_formula", "grpo_mean_variance_residual",
-    # advantages and enumeration
-    "reinforce_advantages", "rloo_advantages", "grpo_mean_advantages", "grpo_advantages",
-    "optimal_baseline_loo_advantages", "enumerate_group_moments",
-    # reference values and numeric helpers
-    "reference_values", "numeric_true_gradient", "numeric_single_sample_variance",
-    "numeric_optimal_constant_baseline", "numeric_rloo_variance", "numeric_grpo_mean_mean",
+    "E_X2",
+    "E_Ys2",
+    "G",
+    "Gamma",
+    "GroupSum",
+    "b",
+    "enumerate_group_moments",
+    "g",
+    "g2",
+    "gradient_weighted_mean",
+    "group_mean",
+    "group_second_moment",
+    "group_trace_cov",
+    "grpo_advantages",
+    "grpo_mean_advantages",
+    "grpo_mean_mean_formula",
+    "grpo_mean_mean_residual",
+    "grpo_mean_terms",
+    "grpo_mean_variance_formula",
+    "grpo_mean_variance_residual",
+    "logits",
+    "mean_symbols",
+    "moment_values",
+    "mu",
+    "numeric_grpo_mean_mean",
     "numeric_grpo_mean_variance",
+    "numeric_optimal_constant_baseline",
+    "numeric_rloo_variance",
+    "numeric_single_sample_variance",
+    "numeric_true_gradient",
+    "objective",
+    "optimal_baseline_loo_advantages",
+    "optimal_baseline_residual",
+    "optimal_constant_baseline",
+    "policy",
+    "reference_values",
+    "reinforce_advantages",
+    "reinforce_group_variance_formula",
+    "reinforce_group_variance_residual",
+    "reinforce_terms",
+    "reward_symbols",
+    "rloo_advantages",
+    "rloo_mean_residual",
+    "rloo_second_moment_pieces",
+    "rloo_terms",
+    "rloo_variance_formula",
+    "rloo_variance_residual",
+    "score",
+    "score_identity",
+    "score_identity_general_K",
+    "score_log_derivative_residual",
+    "score_sq_norm",
+    "score_sq_norm_identity_general_K",
+    "second_moment_symbols",
+    "sigma2",
+    "single_sample_covariance",
+    "single_sample_variance",
+    "softmax",
+    "true_gradient",
+    "true_gradient_residual",
 ]
 
 Expr = sp.Expr
@@ -161,7 +196,7 @@ def moment_values(pi: Sequence, m: Sequence, v: Sequence) -> dict:
     K = len(pi)
     J = objective(pi, m)
     norms = [score_sq_norm(pi, a) for a in range(K)]
-    weighted = lambda f: sp.Add(*[pi[a] * norms[a] * f(a) for a in range(K)])  # noqa: E731
+    weighted = lambda f: sp.Add(*[pi[a] * norms[a] * f(a) for a in range(K)])
     return {
         mu: J,
         sigma2: sp.Add(*[p * x for p, x in zip(pi, v)]) - J**2,
@@ -190,7 +225,7 @@ def _general_K(summand: Expr) -> Expr:
     return sp.simplify(total.subs(sp.Sum(_pi[_a], (_a, 1, _K)), 1))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def score_identity_general_K() -> Expr:
     """Residual of Σ_a π_a s(a)_c = 0 for symbolic K (Williams 1992; DESIGN §4.1).
 
@@ -200,7 +235,7 @@ def score_identity_general_K() -> Expr:
     return _general_K(_pi[_a] * (sp.KroneckerDelta(_a, _c) - _pi[_c]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def score_sq_norm_identity_general_K() -> Expr:
     """Residual of Σ_c (δ_ac − π_c)² = 1 − 2π_a + Σ_c π_c² for symbolic K (0).
 
@@ -211,7 +246,7 @@ def score_sq_norm_identity_general_K() -> Expr:
     return sp.simplify(lhs - rhs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def score_identity(K: int, kind: str = "softmax") -> Vector:
     """Residual vector Σ_a π_a s(a) for a concrete K (0 for every coordinate)."""
     pi = policy(K, kind)
@@ -220,7 +255,7 @@ def score_identity(K: int, kind: str = "softmax") -> Vector:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def score_log_derivative_residual(K: int) -> sp.Matrix:
     """Matrix ∂ log π_a / ∂θ_c − s(a)_c for π = softmax(θ) (all zero)."""
     theta = logits(K)
@@ -230,7 +265,7 @@ def score_log_derivative_residual(K: int) -> sp.Matrix:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def true_gradient_residual(K: int) -> Vector:
     """∂J/∂θ_c − π_c(m_c − J) for π = softmax(θ) and symbolic means (all zero)."""
     theta = logits(K)
@@ -246,7 +281,7 @@ def true_gradient_residual(K: int) -> Vector:
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def single_sample_covariance(K: int, kind: str = "free") -> sp.Matrix:
     """Cov[(R − b) s(a)] = E[(R − b)² s sᵀ] − ∇J ∇Jᵀ (DESIGN §4.1).
 
@@ -262,7 +297,7 @@ def single_sample_covariance(K: int, kind: str = "free") -> sp.Matrix:
     return second - grad * grad.T
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def single_sample_variance(K: int, kind: str = "free") -> tuple[sp.Symbol, Expr]:
     """(b, V) with V(b) = tr Cov = Σ_a π_a |s_a|² (v_a − 2b m_a + b²) − |∇J|².
 
@@ -276,7 +311,7 @@ def single_sample_variance(K: int, kind: str = "free") -> tuple[sp.Symbol, Expr]
     return b, V
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def optimal_constant_baseline(K: int, kind: str = "free") -> Expr:
     """b* solving dV/db = 0 (sympy.solve); V is a parabola in b (DESIGN §4.2)."""
     _, V = single_sample_variance(K, kind)
@@ -291,7 +326,7 @@ def gradient_weighted_mean(K: int, kind: str = "free") -> Expr:
     return sp.Add(*[w * x for w, x in zip(norms, m)]) / sp.Add(*norms)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def optimal_baseline_residual(K: int, kind: str = "simplex") -> Expr:
     """b* − E[|s|²R]/E[|s|²], simplified (0)."""
     return sp.cancel(optimal_constant_baseline(K, kind) - gradient_weighted_mean(K, kind))
@@ -371,7 +406,7 @@ def _term_mean(t: GroupSum) -> Expr:
 
 
 def _rename(t: GroupSum, suffix: str) -> GroupSum:
-    r = lambda x: x + suffix  # noqa: E731
+    r = lambda x: x + suffix
     return GroupSum(
         t.coef,
         tuple(map(r, t.indices)),
@@ -404,7 +439,9 @@ def group_mean(terms: Sequence[GroupSum]) -> Expr:
     return sp.factor(sp.expand_func(sp.Add(*[_term_mean(t) for t in terms])))
 
 
-def group_second_moment(terms: Sequence[GroupSum], others: Sequence[GroupSum] = None) -> Expr:
+def group_second_moment(
+    terms: Sequence[GroupSum], others: Sequence[GroupSum] | None = None
+) -> Expr:
     """E⟨Σ terms, Σ others⟩ (E|ĝ|² when others is None), counted over index patterns."""
     others = terms if others is None else others
     total = sp.Add(*[_pair_moment(t, u) for t in terms for u in others])
@@ -455,7 +492,7 @@ def reinforce_group_variance_formula(baseline: Expr = b) -> Expr:
     return (E_X2 + 2 * c * E_Ys2 + c**2 * Gamma - g2) / G
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reinforce_group_variance_residual() -> Expr:
     """Derived tr Cov of the constant-baseline group estimator minus V(b)/G (0)."""
     derived = group_trace_cov(reinforce_terms())
@@ -472,7 +509,7 @@ def rloo_variance_formula(group_size: Expr = G) -> Expr:
     return (E_X2 + Gamma * sigma2 / (n - 1) - g2 * (n - 2) / (n - 1)) / n
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rloo_second_moment_pieces() -> dict:
     """The three pieces of E|ĝ_RLOO|², counted over index patterns for symbolic G.
 
@@ -490,13 +527,13 @@ def rloo_second_moment_pieces() -> dict:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rloo_mean_residual() -> Expr:
     """E[ĝ_RLOO] − ∇J for symbolic G (0: RLOO is unbiased)."""
     return sp.simplify(group_mean(rloo_terms()) - g)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rloo_variance_residual() -> Expr:
     """Derived tr Cov(ĝ_RLOO) minus `rloo_variance_formula`, for symbolic G (0)."""
     return sp.simplify(group_trace_cov(rloo_terms()) - rloo_variance_formula())
@@ -507,7 +544,7 @@ def grpo_mean_mean_formula(group_size: Expr = G) -> Expr:
     return (1 - 1 / sp.sympify(group_size)) * g
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def grpo_mean_mean_residual() -> Expr:
     """Derived E[ĝ_grpo_mean] − (1 − 1/G)∇J for symbolic G (0)."""
     return sp.simplify(group_mean(grpo_mean_terms()) - grpo_mean_mean_formula())
@@ -523,7 +560,7 @@ def grpo_mean_variance_formula(group_size: Expr = G) -> Expr:
     return (n - 1) / n**3 * ((n - 1) * E_X2 + sigma2 * Gamma - (n - 2) * g2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def grpo_mean_variance_residual() -> Expr:
     """Derived tr Cov(ĝ_grpo_mean) minus `grpo_mean_variance_formula`, symbolic G (0)."""
     return sp.simplify(group_trace_cov(grpo_mean_terms()) - grpo_mean_variance_formula())
@@ -534,24 +571,24 @@ def grpo_mean_variance_residual() -> Expr:
 # ---------------------------------------------------------------------------------------------
 
 
-def reinforce_advantages(rewards: Sequence, weights: Sequence = None, b: Expr = 0) -> list:
+def reinforce_advantages(rewards: Sequence, weights: Sequence | None = None, b: Expr = 0) -> list:
     """A_i = R_i − b (Williams 1992)."""
     return [r - b for r in rewards]
 
 
-def rloo_advantages(rewards: Sequence, weights: Sequence = None) -> list:
+def rloo_advantages(rewards: Sequence, weights: Sequence | None = None) -> list:
     """A_i = R_i − (1/(G−1)) Σ_{j≠i} R_j (Kool et al. 2019)."""
     n, total = len(rewards), sp.Add(*rewards)
     return [r - (total - r) / (n - 1) for r in rewards]
 
 
-def grpo_mean_advantages(rewards: Sequence, weights: Sequence = None) -> list:
+def grpo_mean_advantages(rewards: Sequence, weights: Sequence | None = None) -> list:
     """A_i = R_i − mean(R) (Dr. GRPO, Liu et al. 2025)."""
     mean = sp.Add(*rewards) / len(rewards)
     return [r - mean for r in rewards]
 
 
-def grpo_advantages(rewards: Sequence, weights: Sequence = None, eps: Expr = 0) -> list:
+def grpo_advantages(rewards: Sequence, weights: Sequence | None = None, eps: Expr = 0) -> list:
     """A_i = (R_i − mean(R)) / (std(R, ddof=1) + eps) (Shao et al. 2024).
 
     A group whose centred rewards are all identically zero gets advantage 0.
@@ -587,17 +624,21 @@ def enumerate_group_moments(
     advantage_fn: Callable,
     K: int,
     G: int,
-    rewards: Sequence = None,
-    pi: Sequence = None,
-    simplify: Callable = sp.cancel,
+    rewards: Sequence | None = None,
+    pi: Sequence | None = None,
+    simplify: Callable | None = sp.cancel,
 ) -> tuple[Vector, Expr]:
     """Exact (E[ĝ], tr Cov(ĝ)) by summing over all ordered groups (a_i, R_i), i = 1..G.
 
     ĝ = (1/G) Σ_i A_i s(a_i) with A = advantage_fn(rewards, weights), weights_i = |s(a_i)|².
     `rewards[a]` is a reward expression (deterministic arm) or a sequence of (value, prob)
     pairs; default `reward_symbols(K)`. `pi` defaults to `policy(K, "simplex")`.
+    `simplify` is applied to every returned expression (None: returned as summed); with
+    rational advantages (optimal_baseline_loo) and a symbolic policy, cancelling the trace is
+    slow for K = G = 3, so pass None there and simplify only what is needed.
     Cost is (Σ_a #outcomes_a)^G terms: meant for K ≤ 3, G ≤ 3.
     """
+    simplify = simplify or (lambda x: x)
     pi = policy(K, "simplex") if pi is None else tuple(sp.sympify(p) for p in pi)
     rewards = reward_symbols(K) if rewards is None else rewards
     outcomes = [(a, x, pi[a] * q) for a in range(K) for x, q in _arm_outcomes(rewards[a])]
@@ -639,7 +680,7 @@ def _instance(theta: Sequence, r: Sequence) -> dict:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_values() -> dict:
     """Exact reference instances of DESIGN §4.1 (K = 3, deterministic r = (1, 0, 0)).
 
@@ -681,14 +722,14 @@ def _vector(f: Callable) -> Callable:
     return functools.wraps(f)(lambda *args: tuple(float(x) for x in f(*args)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric_true_gradient(K: int) -> Callable:
     """(pi, m) -> ∇J = π ∘ (m − J) as a tuple of floats."""
     pi, m, _ = _free_args(K)
     return _vector(sp.lambdify([pi, m], list(true_gradient(pi, m)), modules="math"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric_single_sample_variance(K: int) -> Callable:
     """(pi, m, v, b) -> V(b) = Σ π_a|s_a|²(v_a − 2b m_a + b²) − |∇J|²."""
     pi, m, v = _free_args(K)
@@ -696,14 +737,14 @@ def numeric_single_sample_variance(K: int) -> Callable:
     return _scalar(sp.lambdify([pi, m, v, b], V, modules="math"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric_optimal_constant_baseline(K: int) -> Callable:
     """(pi, m) -> b* = Σ π_a|s_a|² m_a / Σ π_a|s_a|²."""
     pi, m, _ = _free_args(K)
     return _scalar(sp.lambdify([pi, m], gradient_weighted_mean(K, "free"), modules="math"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric_rloo_variance(K: int) -> Callable:
     """(pi, m, v, G) -> tr Cov(ĝ_RLOO) from `rloo_variance_formula` (G ≥ 2)."""
     pi, m, v = _free_args(K)
@@ -711,7 +752,7 @@ def numeric_rloo_variance(K: int) -> Callable:
     return _scalar(sp.lambdify([pi, m, v, G], expr, modules="math"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric_grpo_mean_variance(K: int) -> Callable:
     """(pi, m, v, G) -> tr Cov(ĝ_grpo_mean) from `grpo_mean_variance_formula` (G ≥ 1)."""
     pi, m, v = _free_args(K)
@@ -719,7 +760,7 @@ def numeric_grpo_mean_variance(K: int) -> Callable:
     return _scalar(sp.lambdify([pi, m, v, G], expr, modules="math"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric_grpo_mean_mean(K: int) -> Callable:
     """(pi, m, G) -> E[ĝ_grpo_mean] = (1 − 1/G) π ∘ (m − J) as a tuple of floats."""
     pi, m, _ = _free_args(K)
