@@ -35,6 +35,7 @@ import numpy as np
 
 from bandits import softmax
 from bandits.errors import InputError
+from bandits.rewards import sample_rewards
 from sims import estimators, exact
 
 
@@ -243,10 +244,14 @@ def exact_objective_after_step(logits, rewards, group, etas, estimator="optimal_
                              extra)
 
 
+@jax.jit
+def _hessian_norm(logits, means):
+    return jnp.max(jnp.abs(jnp.linalg.eigvalsh(softmax.hessian(logits, means))))
+
+
 def hessian_spectral_norm(logits, means) -> float:
     """‖∇²J(θ)‖₂ of the softmax bandit (largest absolute eigenvalue of the symmetric Hessian)."""
-    h = np.asarray(softmax.hessian(jnp.asarray(logits, jnp.float64), jnp.asarray(means, jnp.float64)))
-    return float(np.max(np.abs(np.linalg.eigvalsh(h))))
+    return float(_hessian_norm(jnp.asarray(logits, jnp.float64), jnp.asarray(means, jnp.float64)))
 
 
 def optimal_constant_baseline_coord(logits, means) -> np.ndarray:
@@ -274,3 +279,57 @@ def exact_coordinate_variances_over_baselines(logits, rewards, group, baselines)
                             extra={"baselines": np.asarray(baselines, dtype=np.float64)})
     half = out.shape[-1] // 2
     return (out[:, half:] - out[:, :half] ** 2)[:, :k]
+
+
+# ---------------------------------------------------------------------------------------------
+# Monte Carlo expectations of group statistics
+# ---------------------------------------------------------------------------------------------
+
+MC_CHUNK = 1 << 14
+
+
+@functools.partial(jax.jit, static_argnames=("stat", "advantage_fn", "per_coordinate", "group"))
+def _mc_kernel(stat, advantage_fn, per_coordinate, group, logits, tables, params, key, valid, extra):
+    k_arm, k_rew = jax.random.split(key)
+    arms = softmax.sample_arms(k_arm, logits, (MC_CHUNK, group))
+    rewards = sample_rewards(tables, k_rew, arms)
+
+    def one(a, r):
+        s = softmax.scores(logits, a)
+        wts = s**2 if per_coordinate else jnp.sum(s**2, axis=-1)
+        adv = advantage_fn(r, wts, **params)
+        if adv.ndim == 1:
+            adv = adv[:, None]
+        return stat(adv * s, s, r, logits, extra)
+
+    vals = jax.vmap(one)(arms, rewards)
+    mask = (jnp.arange(MC_CHUNK) < valid).astype(vals.dtype)[:, None]
+    return jnp.sum(vals * mask, axis=0), jnp.sum(vals**2 * mask, axis=0)
+
+
+def monte_carlo_expectation(stat, logits, rewards, group: int, samples: int, seed: int = 0,
+                            estimator="reinforce", params=None, extra=None):
+    """(mean, standard error) of stat(group) over `samples` independent groups; chunk c draws
+    from fold_in(key(seed), c), so one integer seed reproduces the run."""
+    if isinstance(estimator, str):
+        est = estimators.get(estimator)
+        params = estimators.resolve_params(est, group, **(params or {}))
+        fn, per_coord = est.advantages, est.per_coordinate
+    else:
+        fn, per_coord, params = estimator, False, dict(params or {})
+    if not isinstance(samples, int) or samples < 2:
+        raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
+    logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
+    tables = rewards.tables()
+    extra = {} if extra is None else {key: jnp.asarray(v) for key, v in extra.items()}
+    jp = {key: jnp.float64(v) for key, v in params.items()}
+    base = jax.random.key(seed)
+    s1 = s2 = 0.0
+    for c in range(-(-samples // MC_CHUNK)):
+        valid = min(MC_CHUNK, samples - c * MC_CHUNK)
+        a, b2 = jax.device_get(_mc_kernel(stat, fn, per_coord, group, logits, tables, jp,
+                                          jax.random.fold_in(base, c), valid, extra))
+        s1, s2 = s1 + np.asarray(a), s2 + np.asarray(b2)
+    mean = s1 / samples
+    var = np.maximum(s2 / samples - mean**2, 0.0) * samples / (samples - 1)
+    return mean, np.sqrt(var / samples)
