@@ -17,6 +17,9 @@ setup: $(STAMP)
 test: setup
 	$(PY) -m pytest -q
 
+notebooks: setup
+	$(PY) -m sims.notebooks
+
 figures: setup
 	$(PY) -m paper_figs
 

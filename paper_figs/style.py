@@ -13,7 +13,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-OUT_DIR = Path(__file__).resolve().parent / "figures"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def output_dir() -> Path:
+    """Where figures go: $PGLAB_FIGURES_DIR if set, else paper_figs/figures."""
+    return Path(os.environ.get("PGLAB_FIGURES_DIR") or PACKAGE_DIR / "figures")
 PALETTE = ["#1f5aa6", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#30343f", "#e07a5f"]
 
 RC = {
@@ -54,6 +59,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -70,7 +76,7 @@ def save(fig, name: str, data: dict, out_dir: Path | None = None) -> Path:
     """Write `name`.png, `name`.pdf and the data behind them, `name`.json, atomically.
 
     Returns the PNG path. PDF metadata carries no date, so equal inputs give equal files."""
-    out = Path(out_dir or OUT_DIR)
+    out = Path(out_dir or output_dir())
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"{name}.json", data)
     for ext, meta in (("pdf", {"CreationDate": None, "ModDate": None, "Producer": "pglab"}),
@@ -79,6 +85,7 @@ def save(fig, name: str, data: dict, out_dir: Path | None = None) -> Path:
         os.close(fd)
         try:
             fig.savefig(tmp, format=ext, metadata=meta, bbox_inches="tight")
+            os.chmod(tmp, 0o644)
             os.replace(tmp, out / f"{name}.{ext}")
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

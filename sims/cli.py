@@ -130,6 +130,75 @@ def moments(
         _print_moments(report)
 
 
+def _print_ledger(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def short(x, n=38):
+        t = x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
+        return t if len(t) <= n else t[: n - 1] + "…"
+
+    table = Table("claim", "check", "measured", "expected", "interval", "status")
+    for c in report["claims"]:
+        for i, k in enumerate(c["checks"]):
+            status = k["status"] if i else f"{k['status']} → {c['status']}"
+            table.add_row(c["id"] if i == 0 else "", k["kind"], short(k["measured"]),
+                          short(k["expected"]), short(k.get("interval") or "-", 24), status)
+    console = Console(width=160)
+    console.print(table)
+    s = report["summary"]
+    console.print(f"{s['passed']}/{s['claims']} claims as expected ({s['verified']} verified, "
+                  f"{s['refuted']} refuted, {s['failed']} failed, {s['error']} errors) in {s['seconds']} s")
+    for c in report["claims"]:
+        if not c["passed"]:
+            details = "; ".join(k["detail"] for k in c["checks"] if k["status"] != "verified")
+            console.print(f"[red]{c['id']}: {c['status']}[/red] {details}")
+
+
+@app.command()
+def verify(
+    quick: bool = typer.Option(False, "--quick", help="reduced sample sizes (CI)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    only: Optional[str] = typer.Option(None, help="glob(s) of claim ids, comma-separated"),
+    out: Optional[str] = typer.Option(None, help="folder for ledger.md/ledger.json (default paper_figs/)"),
+):
+    """Run the claims ledger; exit 0 when every claim has its expected status, 1 otherwise."""
+    from pathlib import Path
+
+    from paper_figs import pipeline, style
+    from sims import ledger
+
+    report = ledger.run(quick=quick, only=only)
+    if only and not report["claims"]:
+        raise InputError(f"no claim matches {only!r}")
+    pipeline.write_ledger(report, Path(out) if out else style.PACKAGE_DIR)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        _print_ledger(report)
+    raise typer.Exit(0 if report["summary"]["not_passed"] == 0 else 1)
+
+
+@app.command()
+def figures(
+    quick: bool = typer.Option(False, "--quick", help="small sample sizes"),
+    only: Optional[str] = typer.Option(None, help="comma-separated steps: ledger and/or figure modules"),
+    force: bool = typer.Option(False, "--force", help="rebuild even when up to date"),
+    out: Optional[str] = typer.Option(None, help="output folder (default paper_figs/figures, ledger in paper_figs/)"),
+):
+    """Run the ledger and regenerate every out-of-date figure (PNG, PDF and data)."""
+    from paper_figs import pipeline
+
+    steps = [s.strip() for s in only.split(",")] if only else None
+    known = {"ledger", *pipeline.figure_modules()}
+    for s in steps or []:
+        if s not in known:
+            raise InputError(f"unknown step {s!r}; known: {', '.join(sorted(known))}")
+    manifest = pipeline.run(quick=quick, only=steps, force=force, out_dir=out)
+    ledger = manifest.get("ledger", {}).get("summary", {})
+    raise typer.Exit(1 if ledger.get("not_passed") else 0)
+
+
 def _fail(message: str) -> None:
     print(f"pglab: error: {' '.join(str(message).split())}", file=sys.stderr)
     raise SystemExit(2)
@@ -145,6 +214,9 @@ def main(argv=None) -> None:
     except Exception as err:  # typer's usage errors carry exit_code 2 and format_message()
         if getattr(err, "exit_code", None) == 2 and hasattr(err, "format_message"):
             _fail(err.format_message())
+        code = getattr(err, "exit_code", None)
+        if type(err).__name__ == "Exit" and isinstance(code, int):
+            raise SystemExit(code) from None
         raise
     if isinstance(result, int) and result != 0:
         raise SystemExit(result)

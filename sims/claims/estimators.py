@@ -243,7 +243,7 @@ def _():
 def _():
     def residual(logits, model, group):
         out = []
-        for name in ("grpo", "rloo", "grpo_mean", "reinforce"):
+        for name in ("grpo", "grpo_mean"):
             m = exact.moments(name, logits, model, group)
             c = difficulty.binary_reward_scale(name, m.objective, group)
             out.append(m.mean - c * m.true_gradient)
@@ -255,7 +255,7 @@ def _():
         err = max(np.max(np.abs(np.array(got["rloo"]) - 1)), np.max(np.abs(np.array(got["grpo_mean"]) - 5 / 6)))
         return Outcome(err < 1e-12, float(err), "< 1e-12", "c_RLOO = 1 and c_mean = 1 − 1/G at G = 6")
 
-    return [_exact_over_instances(residual, "|E[ĝ] − c(J, G)∇J| for grpo, rloo, grpo_mean, reinforce",
+    return [_exact_over_instances(residual, "|E[ĝ] − c(J, G)∇J| for grpo and grpo_mean",
                                   kinds=("bernoulli",)),
             Check("exact", closed_forms)]
 

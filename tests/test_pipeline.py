@@ -1,0 +1,156 @@
+"""The figure pipeline: atomic writes, skipping by content hash, resuming after a kill, determinism,
+and the gallery; the ledger: `pglab verify --quick` runs clean and its JSON fits the schema."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from paper_figs import gallery, pipeline, style
+
+ROOT = Path(__file__).resolve().parent.parent
+CHEAP = ["baseline_variance"]
+
+
+def _valid(path: Path) -> bool:
+    data = path.read_bytes()
+    if path.suffix == ".png":
+        return data.startswith(b"\x89PNG") and data.rstrip().endswith(b"IEND\xaeB`\x82")
+    if path.suffix == ".pdf":
+        return data.startswith(b"%PDF") and b"%%EOF" in data[-64:]
+    if path.suffix == ".json":
+        json.loads(data)
+        return True
+    return True
+
+
+def _figures(args, out, **kw):
+    return subprocess.Popen([sys.executable, "-m", "paper_figs", "--quick", "--out", str(out), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, **kw)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.json"
+    style.write_json(target, {"a": 1})
+
+    class Boom:
+        def __repr__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(TypeError):
+        style.write_json(target, {"a": Boom()})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_skip_when_up_to_date_and_resume_after_kill(tmp_path):
+    steps = ",".join(pipeline.figure_modules())
+    proc = _figures(["--only", steps], tmp_path)
+    deadline = time.time() + 300
+    manifest = tmp_path / "manifest.json"
+    while time.time() < deadline and proc.poll() is None:  # kill once one figure is done
+        if manifest.is_file() and json.loads(manifest.read_text() or "{}"):
+            break
+        time.sleep(0.2)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rerun = _figures(["--only", steps], tmp_path)
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out
+    entries = json.loads(manifest.read_text())
+    assert set(entries) == set(pipeline.figure_modules())
+    for name, entry in entries.items():
+        for f in entry["files"]:
+            assert _valid(tmp_path / f), f
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    start = time.time()
+    again = _figures(["--only", steps], tmp_path)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0 and out.count("up to date") == len(entries), out
+    assert time.time() - start < 30
+
+
+def test_figures_are_deterministic(tmp_path):
+    digests = []
+    for run in ("a", "b"):
+        os.environ["PGLAB_FIGURES_DIR"] = str(tmp_path / run)
+        try:
+            for name in pipeline.figure_modules():
+                __import__(f"paper_figs.{name}", fromlist=["make"]).make(True)
+        finally:
+            os.environ.pop("PGLAB_FIGURES_DIR")
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted((tmp_path / run).glob("*.json"))})
+    assert digests[0] == digests[1]
+    assert len(digests[0]) == len(pipeline.figure_modules())
+
+
+def test_every_figure_module_follows_the_convention():
+    for name in pipeline.figure_modules():
+        module = __import__(f"paper_figs.{name}", fromlist=["make"])
+        assert callable(module.make) and isinstance(module.SEED, int) and module.__doc__
+        assert isinstance(module.CLAIMS, list)
+
+
+def test_gallery_is_current():
+    assert gallery.DOC.read_text() == gallery.render(), "run: python -m paper_figs.gallery"
+
+
+@pytest.fixture(scope="module")
+def quick_ledger(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ledger")
+    t = time.time()
+    proc = subprocess.run([sys.executable, "-m", "sims.cli", "verify", "--quick", "--json", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    return proc, json.loads(proc.stdout), out, time.time() - t
+
+
+def test_verify_quick_passes_and_fits_schema(quick_ledger):
+    proc, report, out, seconds = quick_ledger
+    schema = json.loads((ROOT / "schemas" / "ledger.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    jsonschema.validate(json.loads((out / "ledger.json").read_text()), schema)
+    failing = [(c["id"], c["status"], [k["detail"] for k in c["checks"] if k["status"] != "verified"])
+               for c in report["claims"] if not c["passed"]]
+    assert proc.returncode == 0 and not failing, failing
+    assert (out / "ledger.md").read_text().startswith("# The claims ledger")
+    print(f"pglab verify --quick: {len(report['claims'])} claims in {seconds:.0f} s")
+
+
+def test_ledger_records_refutations_with_counterexamples(quick_ledger):
+    _, report, _, _ = quick_ledger
+    refuted = [c for c in report["claims"] if c["expected"] == "refuted"]
+    assert refuted and all(c["status"] == "refuted" and "counterexample" in c for c in refuted)
+
+
+def test_schema_rejects_a_broken_report(quick_ledger):
+    _, report, _, _ = quick_ledger
+    schema = json.loads((ROOT / "schemas" / "ledger.schema.json").read_text())
+    broken = json.loads(json.dumps(report))
+    broken["claims"][0]["status"] = "probably"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_verify_exit_code_is_one_when_a_claim_fails(tmp_path, monkeypatch):
+    from sims import ledger
+    from sims.cli import main
+
+    ledger.load_all()
+    monkeypatch.setitem(ledger.REGISTRY, "planted.false_claim", ledger.Claim(
+        "planted.false_claim", "planted defect", "1 + 1 = 3", "holds",
+        lambda: [ledger.Check("exact", lambda quick: ledger.Outcome(1 + 1 == 3, 2, 3))]))
+    with pytest.raises(SystemExit) as e:
+        main(["verify", "--quick", "--only", "planted.*", "--out", str(tmp_path)])
+    assert e.value.code == 1
+    with pytest.raises(SystemExit) as e:
+        main(["verify", "--only", "no.such.claim*", "--out", str(tmp_path)])
+    assert e.value.code == 2
