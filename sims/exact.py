@@ -30,7 +30,6 @@ from bandits.errors import InputError
 from bandits.rewards import RewardModel
 from sims import estimators
 
-
 MAX_MULTISETS = 3_000_000
 
 

@@ -28,9 +28,9 @@ def build(source: Path):
 
 def execute(source: Path, quick: bool, timeout: int = 600):
     """Run every cell top to bottom in a fresh kernel; raises on the first failing cell."""
-    from nbclient import NotebookClient
-
     import tempfile
+
+    from nbclient import NotebookClient
 
     nb = build(source)
     saved = {k: os.environ.get(k) for k in ("PGLAB_QUICK", "PGLAB_FIGURES_DIR")}

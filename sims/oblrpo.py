@@ -19,6 +19,11 @@ exactly unbiased for |E ĝ|² with any estimator.
 The identity Û = |ḡ|² − V̂₁/G makes SNR̂/(1 + SNR̂) = 1 − V̂₁/(G|ḡ|²): the step shrinks when the
 sample spread dominates the mean.
 
+For a batch of B groups on different prompts (blocks of a separable objective) one step serves
+the selected blocks together: |∇J|² of the update is Σ_b c_b² |∇J_{p_b}|² and its variance
+Σ_b c_b² V_b/G (c_b the group's weight in the batch gradient), so `batch_snr` pools
+SNR̂ = Σ_b c_b² Û_b / Σ_b c_b² V̂₁,b/G.
+
 η* = (1/L)·SNR/(1+SNR) maximises the descent-lemma bound
 E[J(θ + ηĝ)] ≥ J + η|∇J|² − (Lη²/2)(|∇J|² + V) (derived in `theory.oblrpo`); the rule above uses
 η_max in the role of 1/L.
@@ -91,6 +96,17 @@ def snr_estimate(terms):
     n = terms.shape[-2]
     u = u_statistic(terms)
     v = sample_trace_cov(terms) / n
+    safe = jnp.where(v > 0, v, 1.0)
+    return jnp.where(v > 0, u / safe, jnp.where(u > 0, jnp.inf, 0.0))
+
+
+def batch_snr(terms, weights=None):
+    """Pooled SNR̂ of a batch: terms (B, G, K), group weights c_b (B,) or None (equal):
+    Σ_b c_b² Û_b / Σ_b c_b² V̂₁,b/G; +inf if the pooled variance is 0 and Û > 0, 0 if both are 0."""
+    g = terms.shape[-2]
+    c2 = jnp.ones(terms.shape[:-2], terms.dtype) if weights is None else jnp.asarray(weights) ** 2
+    u = jnp.sum(c2 * u_statistic(terms))
+    v = jnp.sum(c2 * sample_trace_cov(terms)) / g
     safe = jnp.where(v > 0, v, 1.0)
     return jnp.where(v > 0, u / safe, jnp.where(u > 0, jnp.inf, 0.0))
 

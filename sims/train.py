@@ -11,11 +11,10 @@ unit learning rate) for the ascent direction Ĝ, for many seeds at once: the see
 and the steps run under `lax.scan`, all inside one `jit`. Step rules:
 
 * "fixed": η_t = lr;
-* "snr" (OBLR-PO, DESIGN §4.2): the objective is separable over prompts, so each selected
-  prompt's block gets its own step from its group, η_b = clip(η_max·SNR̂_b/(1+SNR̂_b), η_min,
-  η_max), with SNR̂_b from the group's per-sample terms (`sims.oblrpo.snr_estimate`). A prompt
-  selected twice gets the mean of its groups' steps; rows not selected get the batch mean
-  (they receive no gradient, so with sgd it does not matter). η_max defaults to lr.
+* "snr" (OBLR-PO, DESIGN §4.2): η_t = clip(η_max·SNR̂/(1+SNR̂), η_min, η_max), with SNR̂ pooled
+  over the batch's groups from their per-sample terms g_i = A_i s(a_i) (`sims.oblrpo.batch_snr`:
+  U-statistic for |∇J|², sample covariance trace for V, each group weighted by its weight in
+  Ĝ). η_max defaults to lr; it plays the role of 1/L in η* = (1/L)·SNR/(1+SNR).
 
 Every run is reproducible from one integer: seed s of `seeds` uses the s-th key of
 `jax.random.split(jax.random.key(seed), seeds)`; step t folds t into it.
@@ -64,8 +63,9 @@ class TrainResult:
     expected_reward     (seeds, steps+1)  exact ensemble objective J(Θ_t)
     samples             (steps+1,)        cumulative rollouts (B·G per step + the sampler's
                                           extra rollouts), mean over seeds
-    step_sizes          (seeds, steps)    η_t (batch mean of the per-prompt steps under "snr")
-    snr                 (seeds, steps)    batch mean of the estimated SNR̂_b (nan under "fixed")
+    step_sizes          (seeds, steps)    η_t
+    snr                 (seeds, steps)    the pooled SNR̂ of the batch (nan under "fixed"; +inf
+                                          when the batch's sample variance is 0 but Û > 0)
     selected_grad_norm  (seeds, steps)    batch mean of the exact |∇J_p(θ_p)| of the selected prompts
     optimum             float             J* of the ensemble
     """
@@ -121,19 +121,13 @@ def _compiled(name, steps, batch, group, step_rule, optimizer, sampler):
             if step_rule == "snr":
                 terms = jax.vmap(lambda q, a, r: oblrpo.group_terms(est, params, logits[q], a, r))(
                     idx, arms, rewards)
-                snr = oblrpo.snr_estimate(terms)
-                eta_b = oblrpo.snr_step(snr, eta_min, eta_max)
-                count = jnp.zeros(logits.shape[0], logits.dtype).at[idx].add(1.0)
-                total = jnp.zeros(logits.shape[0], logits.dtype).at[idx].add(eta_b)
-                eta_rows = jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.mean(eta_b))
-                eta, snr_mean = jnp.mean(eta_b), jnp.mean(jnp.where(jnp.isinf(snr), jnp.nan, snr))
-                eta_rows = eta_rows[:, None]
+                snr = oblrpo.batch_snr(terms, weights)
+                eta = oblrpo.snr_step(snr, eta_min, eta_max)
             else:
-                eta = eta_rows = lr
-                snr_mean = jnp.nan
+                eta, snr = lr, jnp.nan
             updates, opt_state = opt.update(-grad, opt_state, logits)
-            logits = logits + eta_rows * updates
-            out = (ens.objective(logits, success), eta, snr_mean, jnp.mean(exact_norm),
+            logits = logits + eta * updates
+            out = (ens.objective(logits, success), eta, snr, jnp.mean(exact_norm),
                    jnp.asarray(extra, jnp.float64))
             return (logits, opt_state, sstate), out
 
@@ -209,3 +203,48 @@ def train(ensemble: ens.Ensemble, estimator: str, *, steps: int, batch: int, gro
         selected_grad_norm=np.asarray(gnorm),
         optimum=ensemble.optimum,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries over seeds (bootstrap)
+# ---------------------------------------------------------------------------------------------
+
+
+def _bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) resampling counts of n seeds with replacement (numpy default_rng(seed))."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def bootstrap_mean_ci(curves, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
+    """(mean, lo, hi) over seeds of `curves` (S, T): the mean curve and percentile bootstrap
+    bounds of the mean at every t (resampling whole seeds)."""
+    x = np.asarray(curves, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise InputError("bootstrap needs curves of shape (seeds ≥ 2, T)")
+    means = _bootstrap_counts(x.shape[0], n_boot, seed) @ x / x.shape[0]
+    a = (1.0 - level) / 2.0
+    return x.mean(0), np.quantile(means, a, axis=0), np.quantile(means, 1.0 - a, axis=0)
+
+
+def _first_crossing(mean_curves, samples, threshold):
+    hit = mean_curves >= threshold
+    first = np.argmax(hit, axis=-1)
+    return np.where(np.any(hit, axis=-1), samples[first], np.inf)
+
+
+def samples_to_threshold(result: TrainResult, fraction: float = 0.9, n_boot: int = 1000,
+                         seed: int = 0, level: float = 0.95) -> dict:
+    """Samples until the seed-mean expected reward first reaches `fraction`·J*, with a percentile
+    bootstrap CI over seeds. A bound that some resamples never reach within the budget is None
+    ("not reached"); `reached` is the fraction of resamples that reach it."""
+    x = np.asarray(result.expected_reward, dtype=np.float64)
+    thr = fraction * result.optimum
+    point = float(_first_crossing(x.mean(0), result.samples, thr))
+    boots = _first_crossing(_bootstrap_counts(x.shape[0], n_boot, seed) @ x / x.shape[0],
+                            result.samples, thr)
+    a = (1.0 - level) / 2.0
+    lo, hi = (np.quantile(boots, q, method="inverted_cdf") for q in (a, 1.0 - a))
+    fin = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+    return {"samples": fin(point), "ci": [fin(lo), fin(hi)], "reached": float(np.mean(np.isfinite(boots))),
+            "threshold": thr, "budget": float(result.samples[-1])}

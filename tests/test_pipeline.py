@@ -67,7 +67,7 @@ def test_skip_when_up_to_date_and_resume_after_kill(tmp_path):
     assert rerun.returncode == 0, out
     entries = json.loads(manifest.read_text())
     assert set(entries) == set(pipeline.figure_modules())
-    for name, entry in entries.items():
+    for entry in entries.values():
         for f in entry["files"]:
             assert _valid(tmp_path / f), f
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -67,7 +67,7 @@ __all__ = [
     "optimal_step_residuals",
     "hessian", "hessian_residual", "smoothness_identities",
     "rloo_pair_moment", "rloo_u_statistic_factor", "rloo_u_statistic_residual",
-    "iid_u_statistic_residual",
+    "iid_u_statistic_residual", "rloo_u_statistic_enumerated_residual",
     "numeric_per_coordinate_optimal_baseline", "numeric_self_inclusive_bias_leading",
     "numeric_optimal_step", "numeric_guaranteed_ascent",
 ]
@@ -384,9 +384,6 @@ def rloo_u_statistic_enumerated_residual(K: int = 2, G_: int = 3) -> sp.Expr:
     expected = _u_statistic_enumerated(sb.rloo_advantages, K, G_, r, pi)
     grad = sb.true_gradient(pi, r)
     return sp.factor(sp.cancel(expected - rloo_u_statistic_factor(G_) * sp.Add(*[x**2 for x in grad])))
-
-
-__all__.append("rloo_u_statistic_enumerated_residual")
 
 
 # ---------------------------------------------------------------------------------------------
