@@ -28,11 +28,16 @@ function `loss(logits, problem, y, y2, label)` broadcasts over arrays of pairs:
 sg is stop-gradient. "Off-policy PG" treats both members of every logged pair as samples of
 the current policy and applies the on-policy estimator of ∇J_β = E_π[R_β^π(a) ∇ln π_a] to them,
 so its expected update is E_μ̄[(R_β^π(a) − b) ∇ln π_a] with μ̄ = (μ1 + μ2)/2 and b = 0 (pg) or
-b = J_β(π), the exact value of the current policy (pg_value). On policy (μ̄ = π) both are ∇J_β;
-off policy both are biased and converge to fixed points other than π*. CoPG is unbiased in the
-sense that its population objective is maximised at π* for any full-support μ1, μ2. DPO with
+b = J_β(π), the exact value of the current policy (pg_value). On policy (μ̄ = π) both are ∇J_β.
+Off policy both are biased estimates of ∇J_β. Without a baseline the update at π* is
+J_β(π*)(μ̄ − π*), so it comes to rest elsewhere; with the exact value baseline every advantage
+vanishes at π* (R_β^{π*} ≡ J_β(π*)), so π* is a fixed point for any μ̄ even though the path to it
+differs from gradient ascent on J_β. CoPG is unbiased in the sense that its population objective
+is maximised at π* for any full-support μ1, μ2, with no value function needed. DPO with
 labels from the Bradley–Terry model of R is consistent too (its population optimum is π*); IPO's
 population optimum is the weighted least-squares fit of Δh to (2σ(ΔR) − 1)/(2β), generally ≠ π*.
+
+Numerics are meant for float64 (`import sims` turns it on, DESIGN §3).
 
 Expected (population) quantities sum over all K×K pairs with weights μ1_y μ2_y' and average the
 label over its Bernoulli law. Trainers use Adam (optax); minibatch runs are vmapped over seeds in
@@ -164,36 +169,48 @@ def stack(problems) -> Problem:
 # ---------------------------------------------------------------------------------------------
 
 
+def _b(problem: Problem):
+    """β with a trailing axis, so the arm-wise formulas also serve stacked problems (P, K)."""
+    return jnp.asarray(problem.beta)[..., None]
+
+
+@jax.jit
 def log_ratio(logits, problem: Problem):
     """h(a) = ln π_a − ln π_ref,a."""
     return jax.nn.log_softmax(logits, axis=-1) - problem.log_ref
 
 
+@jax.jit
 def regularised_reward(logits, problem: Problem):
     """R_β^π(a) = R_a − β ln(π_a/π_ref,a)."""
-    return problem.rewards - problem.beta * log_ratio(logits, problem)
+    return problem.rewards - _b(problem) * log_ratio(logits, problem)
 
 
+@jax.jit
 def objective(logits, problem: Problem):
     """J_β(π) = Σ_a π_a R_β^π(a) = E_π[R] − β KL(π‖π_ref)."""
     return jnp.sum(jax.nn.softmax(logits) * regularised_reward(logits, problem), axis=-1)
 
 
+@jax.jit
 def optimal_logits(problem: Problem):
     """ln π* = ln π_ref + R/β − ln Σ_a π_ref,a e^{R_a/β}."""
-    return jax.nn.log_softmax(problem.log_ref + problem.rewards / problem.beta)
+    return jax.nn.log_softmax(problem.log_ref + problem.rewards / _b(problem))
 
 
+@jax.jit
 def optimal_policy(problem: Problem):
     """π* ∝ π_ref e^{R/β}."""
-    return jax.nn.softmax(problem.log_ref + problem.rewards / problem.beta)
+    return jax.nn.softmax(problem.log_ref + problem.rewards / _b(problem))
 
 
+@jax.jit
 def optimal_value(problem: Problem):
     """J_β(π*) = β ln Σ_a π_ref,a e^{R_a/β}."""
-    return problem.beta * jax.nn.logsumexp(problem.log_ref + problem.rewards / problem.beta)
+    return problem.beta * jax.nn.logsumexp(problem.log_ref + problem.rewards / _b(problem), axis=-1)
 
 
+@jax.jit
 def regret(logits, problem: Problem):
     """J_β(π*) − J_β(π) = β KL(π‖π*), evaluated in the KL form (non-negative, accurate near 0)."""
     lp = jax.nn.log_softmax(logits)
@@ -206,6 +223,7 @@ def regret(logits, problem: Problem):
 # ---------------------------------------------------------------------------------------------
 
 
+@jax.jit
 def copg_objective(logits, problem: Problem, y, y2):
     """CoPG pair objective (maximised): ℓ = ΔR·Δh − (β/2)·Δh² (Flet-Berliac et al. 2024)."""
     h = log_ratio(logits, problem)
@@ -214,6 +232,7 @@ def copg_objective(logits, problem: Problem, y, y2):
     return d_r * d_h - 0.5 * problem.beta * d_h**2
 
 
+@jax.jit
 def copg_objective_squared(logits, problem: Problem, y, y2):
     """Equivalent form −(1/(2β))(R_β^π(y) − R_β^π(y'))²; equals ℓ − ΔR²/(2β)."""
     rb = regularised_reward(logits, problem)
@@ -299,27 +318,47 @@ def sample_pairs(key, problem: Problem, n: int) -> Pairs:
 # ---------------------------------------------------------------------------------------------
 
 
-def _all_pairs(k: int):
-    y, y2 = jnp.meshgrid(jnp.arange(k), jnp.arange(k), indexing="ij")
-    return y.reshape(-1), y2.reshape(-1)
+def cells(k: int):
+    """The 2K² outcomes (y, y', z) of a labelled pair, in the order of `cell_index`."""
+    c = np.arange(2 * k * k)
+    return jnp.asarray(c // (2 * k)), jnp.asarray((c // 2) % k), jnp.asarray(c % 2, dtype=float)
 
 
+def cell_index(pairs: Pairs, k: int):
+    """(y·K + y')·2 + z for every pair: a loss that depends on a pair only through (y, y', z)
+    is, summed over a minibatch, Σ_cells count_cell · loss(cell)."""
+    return (pairs.y * k + pairs.y2) * 2 + pairs.label.astype(pairs.y.dtype)
+
+
+def cell_loss(method, logits, problem: Problem, weights):
+    """Σ_cells weights_cell · loss(cell) / Σ weights (weights: counts of a minibatch, or the
+    population law of the cells)."""
+    fn = loss_fn(method)
+    y, y2, z = cells(problem.rewards.shape[-1])
+    return jnp.sum(weights * fn(logits, problem, y, y2, z)) / jnp.sum(weights)
+
+
+def population_weights(problem: Problem):
+    """Law of a labelled pair: μ1_y μ2_y' P_yy' for z = 1 and μ1_y μ2_y' (1 − P_yy') for z = 0."""
+    y, y2, z = cells(problem.rewards.shape[-1])
+    p = preference_probabilities(problem)[y, y2]
+    return problem.mu1[y] * problem.mu2[y2] * (z * p + (1.0 - z) * (1.0 - p))
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def population_loss(method, logits, problem: Problem):
     """E[loss] = Σ_{y,y'} μ1_y μ2_y' [P_yy' loss(z=1) + (1 − P_yy') loss(z=0)]."""
-    fn = loss_fn(method)
-    k = problem.rewards.shape[-1]
-    y, y2 = _all_pairs(k)
-    w = problem.mu1[y] * problem.mu2[y2]
-    p = preference_probabilities(problem)[y, y2]
-    return jnp.sum(w * (p * fn(logits, problem, y, y2, 1.0) + (1.0 - p) * fn(logits, problem, y, y2, 0.0)))
+    return cell_loss(method, logits, problem, population_weights(problem))
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def expected_gradient(method, logits, problem: Problem):
     """E[∇_θ loss] over pairs and labels, by differentiating `population_loss` (stop-gradients
     included): the exact mean of a minibatch gradient, i.e. the population-limit update."""
     return jax.grad(lambda t: population_loss(method, t, problem))(logits)
 
 
+@jax.jit
 def copg_expected_ascent(logits, problem: Problem):
     """Closed form of E[∇ℓ] = Σ μ1_y μ2_y' (D_y − D_y')(e_y − e_y'), D = R_β^π:
 
@@ -328,6 +367,7 @@ def copg_expected_ascent(logits, problem: Problem):
     return problem.mu1 * (d - problem.mu2 @ d) + problem.mu2 * (d - problem.mu1 @ d)
 
 
+@functools.partial(jax.jit, static_argnames=("value_baseline",))
 def pg_expected_ascent(logits, problem: Problem, value_baseline: bool = False):
     """Closed form of the off-policy PG update E_μ̄[(R_β^π(a) − b)(e_a − π)], μ̄ = (μ1 + μ2)/2,
     b = 0 or J_β(π): μ̄ ∘ A − π (μ̄·A) with A = R_β^π − b."""
@@ -350,7 +390,7 @@ def ascent_field(method: str) -> Callable:
     raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def laplacian_fixed_point(problem: Problem, targets, log_ref_offset: bool = True):
+def laplacian_fixed_point(problem: Problem, targets):
     """Maximiser of −Σ μ1_y μ2_y' (Δh(y,y') − t_yy')², a weighted least-squares problem in θ.
 
     Δh(y,y') = θ_y − θ_y' − (ln π_ref,y − ln π_ref,y') is affine in θ, so the normal equations
@@ -400,6 +440,18 @@ def _init(problem: Problem, init):
     return problem.log_ref if init is None else jnp.asarray(init, dtype=problem.rewards.dtype)
 
 
+def shuffle(key, n: int):
+    """A uniformly random permutation of 0..n−1 (n < 2³²): sort 64-bit words whose high half
+    is a random 32-bit key and low half the index, then keep the low halves. One integer sort
+    (several times faster than an argsort on CPU); equal keys, which occur with probability
+    about n²/2³³, are ordered by index."""
+    bits = jax.random.bits(key, (n,), dtype=jnp.uint32)
+    if not jax.config.jax_enable_x64:  # no 64-bit words: sort (key, index) pairs instead
+        return jax.lax.sort((bits, jnp.arange(n, dtype=jnp.int32)), num_keys=1)[1]
+    words = jnp.sort((bits.astype(jnp.uint64) << 32) | jnp.arange(n, dtype=jnp.uint64))
+    return (words & jnp.uint64(0xFFFFFFFF)).astype(jnp.int32)
+
+
 def _minibatch_core(fn, problem: Problem, seed, init, lr, pairs: int, epochs: int, batch: int):
     """One seed: draw the data set, then `epochs` passes of shuffled minibatches with Adam."""
     nb = -(-pairs // batch)
@@ -407,22 +459,22 @@ def _minibatch_core(fn, problem: Problem, seed, init, lr, pairs: int, epochs: in
     opt = optax.adam(lr)
     kd, ks = jax.random.split(jax.random.key(seed))
     data = sample_pairs(kd, problem, pairs)
+    k = problem.rewards.shape[-1]
+    cell = cell_index(data, k)
     mask = (jnp.arange(padded) < pairs).astype(init.dtype).reshape(nb, batch)
+    grad = jax.grad(lambda theta, counts: cell_loss(fn, theta, problem, counts))
 
-    def batch_loss(theta, idx, m):
-        per = fn(theta, problem, data.y[idx], data.y2[idx], data.label[idx])
-        return jnp.sum(m * per) / jnp.sum(m)
-
-    def step(carry, inp):
+    def step(carry, counts):
         theta, state = carry
-        g = jax.grad(batch_loss)(theta, *inp)
-        upd, state = opt.update(g, state, theta)
+        upd, state = opt.update(grad(theta, counts), state, theta)
         return (optax.apply_updates(theta, upd), state), None
 
     def epoch(carry, key):
-        perm = jax.random.permutation(key, pairs)
+        perm = shuffle(key, pairs)
         idx = jnp.concatenate([perm, jnp.zeros(padded - pairs, perm.dtype)]).reshape(nb, batch)
-        carry, _ = jax.lax.scan(step, carry, (idx, mask))
+        rows = jnp.broadcast_to(jnp.arange(nb)[:, None], (nb, batch))
+        counts = jnp.zeros((nb, 2 * k * k), init.dtype).at[rows, cell[idx]].add(mask)  # per-minibatch cell counts
+        carry, _ = jax.lax.scan(step, carry, counts)
         return carry, carry[0]
 
     (_, _), thetas = jax.lax.scan(epoch, (init, opt.init(init)), jax.random.split(ks, epochs))
@@ -454,9 +506,12 @@ def train(method, problem: Problem, seeds, pairs: int = DEFAULTS["pairs"],
           lr: float = DEFAULTS["lr"], init=None) -> Run:
     """Minibatch training on a logged data set, one data set and shuffle stream per seed.
 
-    For each seed s: key = jax.random.key(s); `pairs` pairs are drawn with `sample_pairs`; every
-    epoch shuffles them and takes ⌈pairs/batch⌉ Adam steps (the last minibatch is the remainder,
-    averaged over its real members). All seeds run vmapped in one jit. Returns logits and regret
+    For each seed s: (k_data, k_shuffle) = split(jax.random.key(s)); `pairs` pairs are drawn
+    with `sample_pairs(k_data, ...)`; every epoch shuffles them (`shuffle`) and takes
+    ⌈pairs/batch⌉ Adam steps on the mean loss of each minibatch (the last minibatch is the
+    remainder, averaged over its real members). A minibatch enters through its counts per
+    (y, y', z) cell (`cell_loss`), which is the same loss as the per-pair average and much
+    cheaper. All seeds run vmapped in one jit. Returns logits and regret
     after every epoch, shapes (S, E + 1, K) and (S, E + 1). Default budget of DESIGN §4.4:
     10⁴ pairs, batch 512, 100 epochs, Adam lr 1e-3; start at π_ref."""
     fn = loss_fn(method)

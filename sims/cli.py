@@ -199,6 +199,11 @@ def figures(
     raise typer.Exit(1 if ledger.get("not_passed") else 0)
 
 
+from sims.cli_copg import copg as _copg  # noqa: E402
+
+app.command("copg")(_copg)
+
+
 def _fail(message: str) -> None:
     print(f"pglab: error: {' '.join(str(message).split())}", file=sys.stderr)
     raise SystemExit(2)

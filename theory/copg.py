@@ -332,4 +332,54 @@ def ipo_reduction_residual() -> Expr:
     return sp.simplify(ell - (-beta / 2 * ipo_loss() + 1 / (8 * beta)))
 
 
-__all__ += ["rloo_reduction_beta0"]
+def pg_field(K: int, value_baseline: bool, mu=None) -> tuple[tuple, tuple]:
+    """Off-policy PG update E_μ̄[(R_β^π(a) − b) ∇_θ ln π_a] with b = 0 or b = J_β(π), from the
+    definition (∇ ln π by differentiating the log-softmax); μ̄ symbolic (positive weights).
+    Returns (field, θ)."""
+    r, ref, theta, _, _, lp = _instance(K)
+    mu = sampling_symbols("m", K) if mu is None else mu
+    rb = regularised_reward(lp, r, ref)
+    base = regularised_objective(lp, r, ref) if value_baseline else 0
+    field = tuple(sp.Add(*[mu[a] * (rb[a] - base) * sp.diff(lp[a], t) for a in range(K)])
+                  for t in theta)
+    return field, theta
+
+
+@functools.lru_cache(maxsize=None)
+def pg_field_at_optimum_residuals(K: int) -> dict:
+    """The off-policy PG update at θ* = ln π_ref + R/β, for a symbolic sampling law μ̄ on the
+    simplex (μ̄_K = 1 − Σ_{a<K} μ̄_a). Residuals (all 0):
+
+    "value_baseline": the update with b = J_β(π) itself — it vanishes, because the regularised
+        reward of π* is the constant J_β(π*), so every advantage R_β^{π*}(a) − J_β(π*) is 0;
+    "no_baseline": the update with b = 0 minus J_β(π*)·(μ̄ − π*) — so without a baseline the
+        update at π* is J_β(π*)(μ̄ − π*), zero only when μ̄ = π* or J_β(π*) = 0."""
+    r, ref, theta, _, _, _ = _instance(K)
+    free = sampling_symbols("m", K)
+    mu = tuple(free[:-1]) + (1 - sp.Add(*free[:-1]),)
+    star = {t: sp.log(q) + v / beta for t, q, v in zip(theta, ref, r)}
+    with_b, _ = pg_field(K, True, mu)
+    without, _ = pg_field(K, False, mu)
+    pstar, jstar = optimal_policy(r, ref), optimal_value(r, ref)
+    return {
+        "value_baseline": tuple(_reduce(f.subs(star)) for f in with_b),
+        "no_baseline": tuple(_reduce(f.subs(star) - jstar * (m - p))
+                             for f, m, p in zip(without, mu, pstar)),
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def dpo_pair_stationarity_residual() -> Expr:
+    """Label-averaged DPO loss of one pair, d/dΔh[−p ln σ(βΔh) − (1 − p) ln σ(−βΔh)] with
+    p = σ(ΔR) (Bradley–Terry labels), at Δh = ΔR/β: 0. Every pair is then at its own optimum,
+    and Δh(y,y') = ΔR/β for all pairs is exactly θ* = ln π_ref + R/β: DPO's population optimum
+    is π* for any full-support μ1, μ2."""
+    d_r = sp.Symbol("Delta_R", real=True)
+    sig = lambda u: 1 / (1 + sp.exp(-u))  # noqa: E731
+    p = sig(d_r)
+    loss = -p * sp.log(sig(beta * dh)) - (1 - p) * sp.log(sig(-beta * dh))
+    return sp.simplify(sp.diff(loss, dh).subs(dh, d_r / beta))
+
+
+__all__ += ["rloo_reduction_beta0", "pg_field", "pg_field_at_optimum_residuals",
+            "dpo_pair_stationarity_residual"]
