@@ -81,22 +81,26 @@ def numpy_reference(name: str, samples: int, seed: int = 0, chunk: int = 1 << 15
     return mean, s2 / total - np.outer(mean, mean)
 
 
-def rng_roofline(samples: int, chunk: int) -> float:
-    """Groups/s if producing the 2G random 32-bit words per group were the only work."""
+def rng_roofline(samples: int, chunk: int):
+    """A run that only produces the 2G random 32-bit words per group, chunked like the engine
+    (same compiled block size): its rate in groups/s is the engine's ceiling."""
+    block = montecarlo.BLOCK
 
     @jax.jit
-    def draw(key):
-        return jnp.sum(jax.random.bits(key, (chunk, 2 * G), dtype=jnp.uint32), dtype=jnp.uint32)
+    def draw(base, first):
+        def body(acc, c):
+            words = jax.random.bits(jax.random.fold_in(base, c), (chunk, 2 * G), dtype=jnp.uint32)
+            return acc + jnp.sum(words, dtype=jnp.uint32), None
+
+        return jax.lax.scan(body, jnp.uint32(0), first + jnp.arange(block))[0]
 
     base = jax.random.key(0)
 
     def run():
-        acc = 0.0
-        for c in range(samples // chunk):
-            acc = acc + draw(jax.random.fold_in(base, c))
+        acc = [draw(base, first) for first in range(0, samples // chunk, block)]
         jax.block_until_ready(acc)
 
-    return _best_rate(run, samples)
+    return run
 
 
 def exact_wall_times(groups=(4, 8, 16)) -> dict:
@@ -117,16 +121,24 @@ def main() -> None:
     numpy_samples = 1 << (16 if quick else 18)
     model = R.bernoulli(SUCCESS)
     chunk = montecarlo.chunk_size(samples)
+    names = ["reinforce", "rloo", "grpo_mean", "grpo", "optimal_baseline_loo"]
+    runs = {n: (lambda n=n: montecarlo.moments(n, LOGITS, model, G, samples, seed=1, progress=False))
+            for n in names}
+    runs["roofline"] = rng_roofline(samples, chunk)
+    for fn in runs.values():  # compile everything first
+        fn()
+    # Interleaved rounds, best of each: the machine's speed drifts, the ratios should not.
+    best = {n: min(_timed(fn) for _ in range(1)) for n, fn in runs.items()}
+    for _ in range(2):
+        for n, fn in runs.items():
+            best[n] = min(best[n], _timed(fn))
+    roof = samples / best["roofline"]
     rows = []
-    for name in ["reinforce", "rloo", "grpo_mean", "grpo", "optimal_baseline_loo"]:
-        rate = _best_rate(lambda: montecarlo.moments(name, LOGITS, model, G, samples, seed=1,
-                                                     progress=False), samples)
-        np_rate = _best_rate(lambda: numpy_reference(name, numpy_samples), numpy_samples, repeats=2)
-        rows.append({"estimator": name, "mc_groups_per_s": rate, "numpy_groups_per_s": np_rate})
-    roof = rng_roofline(samples, chunk)
-    for row in rows:
-        row["speedup_vs_numpy"] = row["mc_groups_per_s"] / row["numpy_groups_per_s"]
-        row["fraction_of_rng_roofline"] = row["mc_groups_per_s"] / roof
+    for name in names:
+        np_rate = _best_rate(lambda name=name: numpy_reference(name, numpy_samples), numpy_samples, repeats=2)
+        rate = samples / best[name]
+        rows.append({"estimator": name, "mc_groups_per_s": rate, "numpy_groups_per_s": np_rate,
+                     "speedup_vs_numpy": rate / np_rate, "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,

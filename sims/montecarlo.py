@@ -30,6 +30,7 @@ from sims import estimators
 MAX_CHUNK = 1 << 13
 MIN_CHUNK = 1 << 8
 MIN_BATCHES = 32
+BLOCK = 16  # chunks per compiled call
 PROGRESS_AFTER_S = 2.0
 
 
@@ -76,14 +77,26 @@ def sample_group_gradients(name, logits, tables, params, key, shape):
     return grad(arms, rewards)
 
 
-@functools.partial(jax.jit, static_argnames=("name", "chunk", "group"))
-def _chunk_stats(name, chunk, group, logits, tables, params, key, valid):
+def _one_chunk(name, chunk, group, logits, tables, params, key, valid):
+    """Count, mean and centred second-moment matrix of `valid` ≤ chunk fresh groups."""
     g = sample_group_gradients(name, logits, tables, params, key, (chunk, group))
     mask = (jnp.arange(chunk) < valid).astype(g.dtype)
     n = jnp.sum(mask)
     mean = mask @ g / n
     d = (g - mean) * mask[:, None]
     return n, mean, d.T @ d
+
+
+@functools.partial(jax.jit, static_argnames=("name", "chunk", "group", "block"))
+def _block_stats(name, chunk, group, block, logits, tables, params, base, first, samples):
+    """Chunks first, …, first + block − 1 in one call (a scan): per-chunk (n, mean, M2)."""
+
+    def body(carry, c):
+        valid = jnp.clip(samples - c * chunk, 0, chunk)
+        key = jax.random.fold_in(base, c)
+        return carry, _one_chunk(name, chunk, group, logits, tables, params, key, valid)
+
+    return jax.lax.scan(body, None, first + jnp.arange(block))[1]
 
 
 def _merge(acc, n_b, mean_b, m2_b):
@@ -123,17 +136,16 @@ def moments(
     acc = (0.0, np.zeros(k), np.zeros((k, k)))
     batch_n, batch_tr = np.zeros(n_chunks), np.zeros(n_chunks)
     start, bar = time.perf_counter(), None
+    block = min(n_chunks, BLOCK)
     try:
-        for c in range(n_chunks):
-            valid = min(chunk, samples - c * chunk)
-            n_c, mean_c, m2_c = jax.device_get(
-                _chunk_stats(name, chunk, group, logits, tables, jparams,
-                             jax.random.fold_in(base, c), valid)
-            )
-            acc = _merge(acc, float(n_c), np.asarray(mean_c), np.asarray(m2_c))
-            batch_n[c] = n_c
-            batch_tr[c] = np.trace(m2_c) / max(n_c - 1, 1)
-            bar = _progress(bar, progress, start, c + 1, n_chunks)
+        for first in range(0, n_chunks, block):
+            ns, means, m2s = jax.device_get(_block_stats(
+                name, chunk, group, block, logits, tables, jparams, base, first, samples))
+            for i in range(min(block, n_chunks - first)):
+                acc = _merge(acc, float(ns[i]), np.asarray(means[i]), np.asarray(m2s[i]))
+                batch_n[first + i] = ns[i]
+                batch_tr[first + i] = np.trace(m2s[i]) / max(ns[i] - 1, 1)
+            bar = _progress(bar, progress, start, min(first + block, n_chunks), n_chunks)
     finally:
         if bar is not None:
             bar.stop()
