@@ -78,31 +78,31 @@ def _bucket(n: int, smallest: int) -> int:
     return max(smallest, 1 << (n - 1).bit_length())
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _moments_kernel(name, logits, arms, rewards, log_cq, params):
-    """Weighted mean and covariance of ĝ over multisets; log_cq = log coef + Σ log q (−inf = pad)."""
-    est = estimators.get(name)
-    fn = est.advantages
-    log_pi = jax.nn.log_softmax(logits)
-    w = jnp.exp(log_cq + jnp.sum(log_pi[arms], axis=-1))
-    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(fn, logits, a, r, params, est.per_coordinate))(
-        arms, rewards
-    )
-    mean = w @ g
-    d = g - mean
-    return mean, (d * w[:, None]).T @ d
+@dataclasses.dataclass(frozen=True)
+class Enumeration:
+    """Every multiset of G outcomes, padded for kernel reuse: `logits` (K_pad,) with −inf for the
+    padded arms, `arms`/`values` (N_pad, G), `log_cq` (N_pad,) = log(G!/Π c_o!) + Σ log q(r | a)
+    (−inf on padded rows). The probability of row c is exp(log_cq + Σ_i log π_{a_i})."""
+
+    logits: jax.Array
+    arms: jax.Array
+    values: jax.Array
+    log_cq: jax.Array
+    num_arms: int
+    multisets: int
+
+    def pad_arms(self, x, fill: float = 0.0):
+        """Extend a per-arm array (K,) to the padded arm count."""
+        x = jnp.asarray(x, dtype=jnp.float64)
+        return jnp.concatenate([x, jnp.full(self.logits.shape[0] - self.num_arms, fill)])
 
 
-def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Moments:
-    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64)."""
-    est = estimators.get(name)
-    params = estimators.resolve_params(est, group, **params)
+def enumerate_groups(logits, rewards: RewardModel, group: int) -> Enumeration:
+    """The multisets of a group of G on this bandit (validated; refused beyond MAX_MULTISETS)."""
     logits = np.asarray(logits, dtype=np.float64)
     k = logits.shape[0]
     if rewards.num_arms != k:
-        raise InputError(
-            f"{k} logits but {rewards.num_arms} reward distributions; give one per arm"
-        )
+        raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
     o_arm, o_val, o_prob = rewards.outcomes()
     if count_multisets(len(o_arm), group) > MAX_MULTISETS:
         raise InputError(
@@ -116,17 +116,41 @@ def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Mo
         log_cq = log_coef + np.sum(np.log(o_prob)[rows], axis=1)
     pad = n_pad - n
     rows = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)])
-    log_cq = np.concatenate([log_cq, np.full(pad, -np.inf)])
-    padded_logits = np.concatenate([logits, np.full(k_pad - k, -np.inf)])
-    mean, cov = _moments_kernel(
-        name,
-        jnp.asarray(padded_logits),
-        jnp.asarray(o_arm[rows]),
-        jnp.asarray(o_val[rows]),
-        jnp.asarray(log_cq),
-        {key: jnp.float64(v) for key, v in params.items()},
+    return Enumeration(
+        logits=jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
+        arms=jnp.asarray(o_arm[rows]),
+        values=jnp.asarray(o_val[rows]),
+        log_cq=jnp.asarray(np.concatenate([log_cq, np.full(pad, -np.inf)])),
+        num_arms=k,
+        multisets=n,
     )
-    m = rewards.means
+
+
+def multiset_weights(logits, arms, log_cq):
+    """P(c) = exp(log_cq + Σ_i log π_{a_i}) for every enumerated multiset (jit-friendly)."""
+    return jnp.exp(log_cq + jnp.sum(jax.nn.log_softmax(logits)[arms], axis=-1))
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _moments_kernel(name, logits, arms, rewards, log_cq, params):
+    """Weighted mean and covariance of ĝ over multisets."""
+    est = estimators.get(name)
+    w = multiset_weights(logits, arms, log_cq)
+    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
+        est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
+    mean = w @ g
+    d = g - mean
+    return mean, (d * w[:, None]).T @ d
+
+
+def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Moments:
+    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64)."""
+    est = estimators.get(name)
+    params = estimators.resolve_params(est, group, **params)
+    e = enumerate_groups(logits, rewards, group)
+    mean, cov = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq,
+                                {key: jnp.float64(v) for key, v in params.items()})
+    logits, k, m = np.asarray(logits, dtype=np.float64), e.num_arms, rewards.means
     return Moments(
         estimator=name,
         group=group,
@@ -137,5 +161,5 @@ def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Mo
         mean=np.asarray(mean)[:k],
         cov=np.asarray(cov)[:k, :k],
         optimal_constant_baseline=float(softmax.optimal_constant_baseline(logits, m)),
-        multisets=n,
+        multisets=e.multisets,
     )

@@ -168,21 +168,20 @@ def stat_objective_after_step(terms, scores, rewards, logits, extra):
     return softmax.objective(new, extra["means"])
 
 
-def _pad_to(n: int, smallest: int) -> int:
-    return max(smallest, 1 << (n - 1).bit_length())
+def _group_stat(stat, advantage_fn, per_coordinate, logits, params, extra, arms, rewards):
+    """stat(terms, scores, rewards, logits, extra) of one group, terms_i = A_i s(a_i)."""
+    s = softmax.scores(logits, arms)
+    adv = advantage_fn(rewards, s**2 if per_coordinate else jnp.sum(s**2, axis=-1), **params)
+    if adv.ndim == 1:
+        adv = adv[:, None]
+    return stat(adv * s, s, rewards, logits, extra)
 
 
 @functools.partial(jax.jit, static_argnames=("stat", "advantage_fn", "per_coordinate"))
 def _expect_kernel(stat, advantage_fn, per_coordinate, logits, arms, rewards, log_cq, params, extra):
-    w = jnp.exp(log_cq + jnp.sum(jax.nn.log_softmax(logits)[arms], axis=-1))
+    w = exact.multiset_weights(logits, arms, log_cq)
 
-    def one(a, r):
-        s = softmax.scores(logits, a)
-        wts = s**2 if per_coordinate else jnp.sum(s**2, axis=-1)
-        adv = advantage_fn(r, wts, **params)
-        if adv.ndim == 1:
-            adv = adv[:, None]
-        return stat(adv * s, s, r, logits, extra)
+    one = functools.partial(_group_stat, stat, advantage_fn, per_coordinate, logits, params, extra)
 
     return jnp.tensordot(w, jax.vmap(one)(arms, rewards), axes=1)
 
@@ -202,27 +201,11 @@ def exact_expectation(stat, logits, rewards, group: int, estimator="reinforce", 
         if not isinstance(group, int) or group < 2:
             raise InputError(f"a plug-in baseline needs a group of at least 2 members, got G={group}")
         fn, per_coord, params = estimator, False, dict(params or {})
-    logits = np.asarray(logits, dtype=np.float64)
-    k = logits.shape[0]
-    if rewards.num_arms != k:
-        raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
-    o_arm, o_val, o_prob = rewards.outcomes()
-    if exact.count_multisets(len(o_arm), group) > exact.MAX_MULTISETS:
-        raise InputError(f"too many multisets of {len(o_arm)} outcomes at G={group} for exact "
-                         "enumeration; use Monte Carlo instead")
-    rows, log_coef = exact.multisets(len(o_arm), group)
-    n = rows.shape[0]
-    n_pad, k_pad = _pad_to(n, 16), _pad_to(k, 8)
-    with np.errstate(divide="ignore"):
-        log_cq = log_coef + np.sum(np.log(o_prob)[rows], axis=1)
-    rows = np.concatenate([rows, np.repeat(rows[:1], n_pad - n, axis=0)])
-    log_cq = np.concatenate([log_cq, np.full(n_pad - n, -np.inf)])
-    padded = np.concatenate([logits, np.full(k_pad - k, -np.inf)])
+    e = exact.enumerate_groups(logits, rewards, group)
     extra = {} if extra is None else {key: jnp.asarray(v) for key, v in extra.items()}
     if "means" in extra:
-        extra["means"] = jnp.concatenate([extra["means"], jnp.zeros(k_pad - k)])
-    out = _expect_kernel(stat, fn, per_coord, jnp.asarray(padded), jnp.asarray(o_arm[rows]),
-                         jnp.asarray(o_val[rows]), jnp.asarray(log_cq),
+        extra["means"] = e.pad_arms(extra["means"])
+    out = _expect_kernel(stat, fn, per_coord, e.logits, e.arms, e.values, e.log_cq,
                          {key: jnp.float64(v) for key, v in params.items()}, extra)
     return np.asarray(out)
 
@@ -310,13 +293,7 @@ def _mc_kernel(stat, advantage_fn, per_coordinate, group, logits, tables, params
     arms = softmax.sample_arms(k_arm, logits, (MC_CHUNK, group))
     rewards = sample_rewards(tables, k_rew, arms)
 
-    def one(a, r):
-        s = softmax.scores(logits, a)
-        wts = s**2 if per_coordinate else jnp.sum(s**2, axis=-1)
-        adv = advantage_fn(r, wts, **params)
-        if adv.ndim == 1:
-            adv = adv[:, None]
-        return stat(adv * s, s, r, logits, extra)
+    one = functools.partial(_group_stat, stat, advantage_fn, per_coordinate, logits, params, extra)
 
     vals = jax.vmap(one)(arms, rewards)
     mask = (jnp.arange(MC_CHUNK) < valid).astype(vals.dtype)[:, None]

@@ -125,8 +125,7 @@ def objective_change(logits, means, delta):
 @functools.partial(jax.jit, static_argnames=("name",))
 def _gain_kernel(name, logits, means, arms, rewards, log_cq, eta, params):
     est = estimators.get(name)
-    log_pi = jax.nn.log_softmax(logits)
-    w = jnp.exp(log_cq + jnp.sum(log_pi[arms], axis=-1))
+    w = exact.multiset_weights(logits, arms, log_cq)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
         est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
     dj = jax.vmap(lambda x: objective_change(logits, means, eta * x))(g)
@@ -140,28 +139,8 @@ def expected_step_gain(name: str, logits, rewards: RewardModel, group: int, eta:
     multinomial weights of `sims.exact`."""
     est = estimators.get(name)
     params = estimators.resolve_params(est, group, **params)
-    logits = np.asarray(logits, dtype=np.float64)
-    k = logits.shape[0]
-    if rewards.num_arms != k:
-        raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
-    o_arm, o_val, o_prob = rewards.outcomes()
-    n_types = len(o_arm)
-    if exact.count_multisets(n_types, group) > exact.MAX_MULTISETS:
-        raise InputError(f"too many multisets ({exact.count_multisets(n_types, group):,}) for the "
-                         "exact enumeration; lower G")
-    rows, log_coef = exact.multisets(n_types, group)
-    n = rows.shape[0]
-    n_pad = max(16, 1 << (n - 1).bit_length())
-    k_pad = max(8, 1 << (k - 1).bit_length())
-    with np.errstate(divide="ignore"):
-        log_cq = log_coef + np.sum(np.log(o_prob)[rows], axis=1)
-    pad = n_pad - n
-    rows = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)])
-    log_cq = np.concatenate([log_cq, np.full(pad, -np.inf)])
-    padded_logits = np.concatenate([logits, np.full(k_pad - k, -np.inf)])
-    means = np.concatenate([rewards.means, np.zeros(k_pad - k)])
-    out = _gain_kernel(name, jnp.asarray(padded_logits), jnp.asarray(means),
-                       jnp.asarray(o_arm[rows]), jnp.asarray(o_val[rows]), jnp.asarray(log_cq),
+    e = exact.enumerate_groups(logits, rewards, group)
+    out = _gain_kernel(name, e.logits, e.pad_arms(rewards.means), e.arms, e.values, e.log_cq,
                        jnp.float64(eta), {key: jnp.float64(v) for key, v in params.items()})
     return float(out)
 
