@@ -32,15 +32,6 @@ def config(quick: bool) -> dict:
             "lr": C.DEFAULTS["lr"]}
 
 
-def _r(x, digits: int = 10):
-    """Round to `digits` significant digits (byte-stable JSON)."""
-    return float(f"{float(x):.{digits}g}")
-
-
-def _rl(xs, digits: int = 10):
-    return [_r(x, digits) for x in np.asarray(xs).reshape(-1)]
-
-
 def compute(quick: bool) -> dict:
     cfg = config(quick)
     problems = C.random_problems(SEED, K, cfg["problems"], beta=BETA, reward_scale=REWARD_SCALE)
@@ -48,9 +39,9 @@ def compute(quick: bool) -> dict:
     order = np.argsort(distance, kind="stable")
     seeds = SEED * 10_000 + np.arange(cfg["seeds"])
     out = {"config": {**cfg, "K": K, "beta": BETA, "reward_scale": REWARD_SCALE, "seed": SEED},
-           "rewards": _rl(problems.rewards[0]), "pi_star": _rl(C.optimal_policy(problems)[0]),
-           "distance": _rl(distance[order]),
-           "start_regret": _r(C.regret(problems.log_ref[0], problems)[0]), "methods": {}}
+           "rewards": style.rounded(problems.rewards[0]), "pi_star": style.rounded(C.optimal_policy(problems)[0]),
+           "distance": style.rounded(distance[order]),
+           "start_regret": style.rounded(C.regret(problems.log_ref[0], problems)[0]), "methods": {}}
     for m in C.METHODS:
         fp = C.fixed_points(m, problems)
         run = C.train_problems(m, problems, seeds, pairs=cfg["pairs"], epochs=cfg["epochs"],
@@ -58,10 +49,10 @@ def compute(quick: bool) -> dict:
         mean, lo, hi = C.mean_ci(run.regret[:, :, -1], axis=1)
         out["methods"][m] = {
             "label": LABELS[m],
-            "population_regret": _rl(np.asarray(fp.regret)[order]),
-            "population_residual_max": _r(np.max(fp.grad_norm), 3),
-            "final_regret_mean": _rl(mean[order]), "final_regret_ci95_lo": _rl(lo[order]),
-            "final_regret_ci95_hi": _rl(hi[order]),
+            "population_regret": style.rounded(np.asarray(fp.regret)[order]),
+            "population_residual_max": style.rounded(np.max(fp.grad_norm), 3),
+            "final_regret_mean": style.rounded(mean[order]), "final_regret_ci95_lo": style.rounded(lo[order]),
+            "final_regret_ci95_hi": style.rounded(hi[order]),
         }
     return out
 

@@ -30,15 +30,6 @@ def config(quick: bool) -> dict:
     return {"seeds": 16 if quick else 64, **C.DEFAULTS}
 
 
-def _r(x, digits: int = 10):
-    """Round to `digits` significant digits (byte-stable JSON)."""
-    return float(f"{float(x):.{digits}g}")
-
-
-def _rl(xs, digits: int = 10):
-    return [_r(x, digits) for x in np.asarray(xs).reshape(-1)]
-
-
 def compute(quick: bool) -> dict:
     """Every curve and summary of the figure, rounded for a byte-stable JSON."""
     cfg = config(quick)
@@ -47,8 +38,8 @@ def compute(quick: bool) -> dict:
     spe = -(-cfg["pairs"] // cfg["batch"])
     out = {"config": {**cfg, "seed_base": SEED, "steps_per_epoch": spe, **{k: list(v) if isinstance(
         v, tuple) else v for k, v in C.TOY.items()}},
-           "pi_star": _rl(C.optimal_policy(problem)), "J_star": _r(C.optimal_value(problem)),
-           "start_regret": _r(C.regret(problem.log_ref, problem)), "methods": {}}
+           "pi_star": style.rounded(C.optimal_policy(problem)), "J_star": style.rounded(C.optimal_value(problem)),
+           "start_regret": style.rounded(C.regret(problem.log_ref, problem)), "methods": {}}
     for m in C.METHODS:
         run = C.train(m, problem, seeds, pairs=cfg["pairs"], epochs=cfg["epochs"], batch=cfg["batch"],
                       lr=cfg["lr"])
@@ -59,13 +50,13 @@ def compute(quick: bool) -> dict:
         final_pi = np.exp(run.logits[:, -1]) / np.exp(run.logits[:, -1]).sum(-1, keepdims=True)
         out["methods"][m] = {
             "label": LABELS[m],
-            "regret_mean": _rl(mean), "regret_ci95_lo": _rl(lo), "regret_ci95_hi": _rl(hi),
-            "final_regret": {"mean": _r(mean[-1]), "ci95": [_r(lo[-1]), _r(hi[-1])]},
-            "final_pi_mean": _rl(final_pi.mean(0)),
-            "exact_regret": _rl(exact.regret),
-            "fixed_point": {"pi": _rl(fp.pi), "regret": _r(fp.regret), "residual": _r(fp.grad_norm, 3)},
+            "regret_mean": style.rounded(mean), "regret_ci95_lo": style.rounded(lo), "regret_ci95_hi": style.rounded(hi),
+            "final_regret": {"mean": style.rounded(mean[-1]), "ci95": [style.rounded(lo[-1]), style.rounded(hi[-1])]},
+            "final_pi_mean": style.rounded(final_pi.mean(0)),
+            "exact_regret": style.rounded(exact.regret),
+            "fixed_point": {"pi": style.rounded(fp.pi), "regret": style.rounded(fp.regret), "residual": style.rounded(fp.grad_norm, 3)},
             "population_run": {"lr": POPULATION_LR, "steps": cfg["epochs"] * spe,
-                               "final_regret": _r(fast.regret[-1])},
+                               "final_regret": style.rounded(fast.regret[-1])},
         }
     return out
 

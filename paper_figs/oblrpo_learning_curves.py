@@ -39,11 +39,6 @@ def config(quick: bool) -> dict:
             "n_boot": 300 if quick else 2000}
 
 
-def _r(x, digits=10):
-    return None if x is None else float(np.format_float_positional(float(x), precision=digits,
-                                                                     unique=True, trim="-"))
-
-
 def run_all(quick: bool) -> tuple[dict, dict]:
     """{(label, lr): TrainResult} over the sweep, and the ensemble's summary."""
     cfg = config(quick)
@@ -65,10 +60,10 @@ def make(quick: bool) -> "Path":  # noqa: F821
         mean, lo, hi = train.bootstrap_mean_ci(res.expected_reward / res.optimum,
                                                n_boot=cfg["n_boot"], seed=SEED)
         summary.setdefault(label, {})[f"{lr:g}"] = {
-            "samples_to_90pct": _r(hit["samples"]), "ci95": [_r(x) for x in hit["ci"]],
-            "reached_fraction_of_resamples": _r(hit["reached"]),
-            "final_reward_fraction": _r(mean[-1]), "final_ci95": [_r(lo[-1]), _r(hi[-1])],
-            "mean_step": _r(float(np.mean(res.step_sizes))),
+            "samples_to_90pct": style.rounded(hit["samples"]), "ci95": [style.rounded(x) for x in hit["ci"]],
+            "reached_fraction_of_resamples": style.rounded(hit["reached"]),
+            "final_reward_fraction": style.rounded(mean[-1]), "final_ci95": [style.rounded(lo[-1]), style.rounded(hi[-1])],
+            "mean_step": style.rounded(float(np.mean(res.step_sizes))),
         }
         curves[(label, lr)] = (mean, lo, hi)
     samples = next(iter(results.values())).samples
@@ -118,16 +113,16 @@ def make(quick: bool) -> "Path":  # noqa: F821
         ax.set_title("rollouts to 90% of J* (95% CI)")
         data = {
             "ensemble": {"seed": SEED, "prompts": PROMPTS, "arms": ARMS, "beta": [1.0, 3.0],
-                         "optimum": _r(info["optimum"]), "mean_success": _r(info["initial"])},
+                         "optimum": style.rounded(info["optimum"]), "mean_success": style.rounded(info["initial"])},
             "batch": BATCH, "group": GROUP, "steps": cfg["steps"], "seeds": cfg["seeds"],
             "budget_rollouts": budget, "threshold": "0.9·J*", "bootstrap_resamples": cfg["n_boot"],
             "moderate_step": MODERATE, "aggressive_step": AGGRESSIVE,
             "headline": headline,
             "best_over_sweep": {label: best(label) for label in METHODS},
             "sweep": summary,
-            "curves": {f"{label} @ {lr:g}": [_r(x, 6) for x in curves[(label, lr)][0][::10]]
+            "curves": {f"{label} @ {lr:g}": [style.rounded(x, 6) for x in curves[(label, lr)][0][::10]]
                        for label in METHODS for lr in (MODERATE, AGGRESSIVE)},
-            "curve_samples": [_r(x) for x in samples[::10]],
+            "curve_samples": [style.rounded(x) for x in samples[::10]],
             "claims": CLAIMS,
         }
         return style.save(fig, "oblrpo_learning_curves", data)

@@ -22,12 +22,6 @@ CLAIMS = ["oblrpo.u_statistic", "oblrpo.optimal_step"]
 ETA_MAX = [32.0, 128.0, 256.0]
 
 
-def _r(x, digits=8):
-    x = float(x)
-    return None if not np.isfinite(x) else float(np.format_float_positional(x, precision=digits,
-                                                                            unique=True, trim="-"))
-
-
 def make(quick: bool) -> "Path":  # noqa: F821
     steps, seeds, n_boot = (150, 32, 300) if quick else (400, 64, 2000)
     e = ens.make_ensemble(SEED, PROMPTS, ARMS)
@@ -52,14 +46,14 @@ def make(quick: bool) -> "Path":  # noqa: F821
             axes[2].plot(x, g_mean, color=c, lw=1, label=label)
             axes[2].fill_between(x, g_lo, g_hi, color=c, alpha=0.2, lw=0)
             data["runs"][f"{eta_max:g}"] = {
-                "snr_median": [_r(v) for v in q50[::5]],
-                "snr_iqr": [[_r(a), _r(b)] for a, b in zip(q25[::5], q75[::5])],
-                "step_fraction_mean": [_r(v) for v in f_mean[::5]],
-                "selected_grad_norm_mean": [_r(v) for v in g_mean[::5]],
-                "fraction_of_steps_with_snr_le_0": _r(np.mean(res.snr <= 0)),
-                "final_reward_fraction": _r(np.mean(res.expected_reward[:, -1]) / res.optimum),
+                "snr_median": [style.rounded(v) for v in q50[::5]],
+                "snr_iqr": [[style.rounded(a), style.rounded(b)] for a, b in zip(q25[::5], q75[::5])],
+                "step_fraction_mean": [style.rounded(v) for v in f_mean[::5]],
+                "selected_grad_norm_mean": [style.rounded(v) for v in g_mean[::5]],
+                "fraction_of_steps_with_snr_le_0": style.rounded(np.mean(res.snr <= 0)),
+                "final_reward_fraction": style.rounded(np.mean(res.expected_reward[:, -1]) / res.optimum),
             }
-        data["samples"] = [_r(v) for v in res.samples[1:][::5]]
+        data["samples"] = [style.rounded(v) for v in res.samples[1:][::5]]
         axes[0].axhline(0.0, color="k", lw=0.8)
         axes[0].set_ylabel("pooled SNR̂ (median, IQR)")
         axes[1].set_ylabel("η_t / η_max = SNR̂/(1+SNR̂), clipped")

@@ -27,10 +27,6 @@ LABELS = {"reinforce": "REINFORCE (b = 0)", "rloo": "RLOO", "grpo_mean": "Dr. GR
           "oracle": "oracle constant b*"}
 
 
-def _r(x, digits=12):
-    return float(np.format_float_positional(float(x), precision=digits, unique=True, trim="-"))
-
-
 def make(quick: bool) -> "Path":  # noqa: F821
     model = R.bernoulli(SUCCESS)
     groups = [2, 3, 4, 6, 8] if quick else [2, 3, 4, 6, 8, 12, 16]
@@ -58,11 +54,11 @@ def make(quick: bool) -> "Path":  # noqa: F821
         ax.legend(fontsize=8, loc="lower left")
         data = {
             "logits": LOGITS, "success": SUCCESS, "groups": groups,
-            "b_star": _r(b_star), "mean_reward": _r(mean_r),
-            "trace_var": {k: [_r(x) for x in v] for k, v in trace.items()},
-            "ratio_to_oracle": {k: [_r(x / o, 8) for x, o in zip(v, trace["oracle"])]
+            "b_star": style.rounded(b_star), "mean_reward": style.rounded(mean_r),
+            "trace_var": {k: [style.rounded(x) for x in v] for k, v in trace.items()},
+            "ratio_to_oracle": {k: [style.rounded(x / o, 8) for x, o in zip(v, trace["oracle"])]
                                 for k, v in trace.items()},
-            "oracle_closed_form": [_r(v_star / g) for g in groups],
+            "oracle_closed_form": [style.rounded(v_star / g) for g in groups],
             "claims": CLAIMS,
         }
         return style.save(fig, "oblrpo_variance_vs_group", data)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -92,3 +93,18 @@ def save(fig, name: str, data: dict, out_dir: Path | None = None) -> Path:
                 os.unlink(tmp)
             raise
     return out / f"{name}.png"
+
+
+def rounded(x, digits: int = 10):
+    """JSON-ready values rounded to `digits` significant digits, so that figure data is
+    byte-stable across runs: floats → float (None if not finite), arrays and lists → lists,
+    dicts → dicts; strings, booleans, integers and None pass through."""
+    if isinstance(x, dict):
+        return {k: rounded(v, digits) for k, v in x.items()}
+    if x is None or isinstance(x, (str, bool, int, np.integer, np.bool_)):
+        return x.item() if isinstance(x, (np.integer, np.bool_)) else x
+    arr = np.asarray(x, dtype=np.float64) if not isinstance(x, (list, tuple)) else None
+    if arr is None or arr.ndim:
+        return [rounded(v, digits) for v in (x if arr is None else arr)]
+    v = float(arr)
+    return float(f"{v:.{digits}g}") if np.isfinite(v) else None

@@ -20,10 +20,6 @@ CLAIMS = ["vas.grad_norm_pimin", "vas.grad_norm_cauchy_schwarz", "vas.grad_norm_
 ARMS = (2, 3, 5, 8)
 
 
-def _r(x, nd=10):
-    return np.round(np.asarray(x, dtype=np.float64), nd).tolist()
-
-
 def make(quick: bool) -> "Path":  # noqa: F821
     data = V.bound_scatter(SEED, 150 if quick else 1500, ARMS)
     with style.figure(1, 3, figsize=(15.0, 4.4)) as (fig, axes):
@@ -58,7 +54,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
             "min_ratio_grad_norm_over_bound": {
                 str(k): {b: round(float(d[f"ratio_{b}"].min()), 10) for b in V.BOUNDS}
                 for k, d in data.items()},
-            "points": {str(k): {"var": _r(d["var"]), "grad_norm": _r(d["grad_norm"]),
-                                "pi_min": _r(d["pi_min"])} for k, d in data.items()},
+            "points": {str(k): {"var": style.rounded(d["var"]), "grad_norm": style.rounded(d["grad_norm"]),
+                                "pi_min": style.rounded(d["pi_min"])} for k, d in data.items()},
         }
         return style.save(fig, "vas_gradient_norm_bounds", payload)

@@ -11,23 +11,11 @@ curve, with and without the scoring rollouts (95% bootstrap CIs over paired seed
 
 from __future__ import annotations
 
-import numpy as np
-
 from paper_figs import style
 from sims import vas as V
 
 SEED = 0
 CLAIMS: list[str] = []  # an empirical comparison, not a ledger claim
-
-
-def _r(x, nd=8):
-    if isinstance(x, dict):
-        return {k: _r(v, nd) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return np.round(np.asarray(x, dtype=np.float64), nd).tolist()
-    if isinstance(x, (float, np.floating)):
-        return round(float(x), nd)
-    return x
 
 
 def make(quick: bool) -> "Path":  # noqa: F821
@@ -71,16 +59,16 @@ def make(quick: bool) -> "Path":  # noqa: F821
         head = runs[V.VAS_DEFAULT]
         payload = {
             "seed": SEED, "claims": CLAIMS, "setup": study["setup"], "scoring": study["scoring"],
-            "optimum": _r(study["optimum"]),
+            "optimum": style.rounded(study["optimum"]),
             "headline": {
                 "config": V.VAS_DEFAULT,
                 "note": "[mean, lo, hi], 95% bootstrap CIs over paired seeds; positive = VAS better",
-                "final_gain_counting_scoring": _r(head["gain_counting_scoring"]["final"]),
-                "auc_gain_counting_scoring": _r(head["gain_counting_scoring"]["auc"]),
-                "final_gain_not_counting_scoring": _r(head["gain_not_counting_scoring"]["final"]),
-                "auc_gain_not_counting_scoring": _r(head["gain_not_counting_scoring"]["auc"]),
-                "selected_grad_norm_gain": _r(head["selected_grad_norm_gain"]),
+                "final_gain_counting_scoring": style.rounded(head["gain_counting_scoring"]["final"]),
+                "auc_gain_counting_scoring": style.rounded(head["gain_counting_scoring"]["auc"]),
+                "final_gain_not_counting_scoring": style.rounded(head["gain_not_counting_scoring"]["final"]),
+                "auc_gain_not_counting_scoring": style.rounded(head["gain_not_counting_scoring"]["auc"]),
+                "selected_grad_norm_gain": style.rounded(head["selected_grad_norm_gain"]),
             },
-            "runs": {name: _r({k: v for k, v in r.items()}) for name, r in runs.items()},
+            "runs": {name: style.rounded({k: v for k, v in r.items()}) for name, r in runs.items()},
         }
         return style.save(fig, "vas_sampling", payload)
