@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest
 
 notebooks: setup
 	$(PY) -m sims.notebooks
