@@ -192,3 +192,21 @@ def run(quick: bool = False, only: str | None = None, progress: Callable[[str], 
         "seconds": round(time.perf_counter() - start, 2),
     }
     return {"claims": records, "summary": summary}
+
+
+def symbolic_zero(residuals, what: str) -> Outcome:
+    """The outcome of "every sympy residual simplifies to 0".
+
+    `residuals` is an expression, a sequence or Matrix of them, or a dict name → such; the
+    measured value names each residual "0" or shows what is left of it."""
+    import sympy as sp
+
+    if not isinstance(residuals, dict):
+        residuals = {"residual": residuals}
+    left = {}
+    for name, value in residuals.items():
+        items = list(value) if isinstance(value, (tuple, list, sp.MatrixBase)) else [value]
+        rest = [sp.simplify(x) for x in items]
+        left[str(name)] = "0" if all(x == 0 for x in rest) else str([x for x in rest if x != 0])
+    holds = all(v == "0" for v in left.values())
+    return Outcome(holds, left, "0", f"sympy: {what}" + ("" if holds else " (non-zero residuals)"))

@@ -20,7 +20,7 @@ import sympy as sp
 
 from bandits import copg as C
 from sims import estimators, stats
-from sims.ledger import Check, Outcome, claim
+from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import copg as T
 
 SOURCE = "Flet-Berliac et al. 2024, Contrastive Policy Gradient"
@@ -32,11 +32,8 @@ def _all_zero(values) -> bool:
 
 
 def _symbolic(residuals_by_k: dict, label: str) -> Outcome:
-    flat = {k: [str(v) for v in vals if sp.sympify(v) != 0] for k, vals in residuals_by_k.items()}
-    ok = all(not v for v in flat.values())
-    return Outcome(ok, {f"K={k}": ("0" if not v else v) for k, v in flat.items()}, "0",
-                   f"{label}: residuals simplify to 0 for K in {sorted(residuals_by_k)}"
-                   if ok else f"{label}: non-zero residuals")
+    return symbolic_zero({f"K={k}": v for k, v in residuals_by_k.items()},
+                         f"{label}, K in {sorted(residuals_by_k, key=str)}")
 
 
 def random_instance(rng, k: int, beta=None, support_floor: float = 0.02):

@@ -16,7 +16,7 @@ import sympy as sp
 from bandits import rewards as R
 from bandits import softmax
 from sims import checks, difficulty, exact, stats
-from sims.ledger import Check, Outcome, claim
+from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import softmax_bandit as T
 
 TOL = 1e-10
@@ -53,13 +53,7 @@ def _worst(residuals) -> float:
 
 
 def _symbolic_zero(expr_fn, what: str) -> Check:
-    def run(quick):
-        r = expr_fn()
-        r = list(r) if isinstance(r, (tuple, list, sp.MatrixBase)) else [r]
-        zero = all(sp.simplify(x) == 0 for x in r)
-        return Outcome(zero, "0" if zero else str(r), "0", f"sympy: {what}")
-
-    return Check("symbolic", run)
+    return Check("symbolic", lambda quick: symbolic_zero(expr_fn(), what))
 
 
 def _exact_over_instances(residual, what: str, kinds=("bernoulli", "deterministic", "categorical"),

@@ -14,7 +14,7 @@ import sympy as sp
 from bandits import rewards as R
 from bandits import softmax
 from sims import checks, exact, oblrpo, stats
-from sims.ledger import Check, Outcome, claim
+from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as T
 
 SOURCE = "derived (OBLR-PO framework); DESIGN §4.2"
@@ -48,13 +48,7 @@ def _grad(logits, model):
 
 
 def _symbolic_zero(residuals: dict) -> Outcome:
-    flat = {}
-    for name, value in residuals.items():
-        items = list(value) if isinstance(value, (tuple, list, sp.MatrixBase)) else [value]
-        flat[name] = all(sp.simplify(x) == 0 for x in items)
-    return Outcome(all(flat.values()), flat, {k: True for k in flat},
-                   "sympy reduces every residual to 0" if all(flat.values())
-                   else f"non-zero residuals: {[k for k, v in flat.items() if not v]}")
+    return symbolic_zero(residuals, "every residual reduces to 0")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import sympy as sp
 
 from bandits import rewards as R
 from sims import vas as V
-from sims.ledger import Check, Outcome, claim
+from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as TO
 from theory import variance_bounds as TV
 
@@ -32,17 +32,12 @@ L_LAB = float(TO.SMOOTHNESS_L)  # ‖∇²J‖₂ ≤ 3/4, any K, rewards in [0,
 L_TWO = float(TV.TWO_ARM_L)  # ‖∇²J‖₂ ≤ 1/(3√3), K = 2 (theory.variance_bounds, exact)
 
 
-def _symbolic(residuals: dict, expect_zero: bool = True) -> Check:
-    """Every named sympy residual simplifies to 0."""
+def _symbolic(residuals) -> Check:
+    """Every named sympy residual of `residuals()` simplifies to 0."""
 
     def run(quick):
-        bad = {}
-        for name, expr in residuals().items():
-            items = list(expr) if isinstance(expr, (tuple, list, sp.MatrixBase)) else [expr]
-            if not all(sp.simplify(x) == 0 for x in items):
-                bad[name] = str(expr)
-        return Outcome(not bad, "all 0" if not bad else bad, "all 0",
-                       "sympy: " + "; ".join(residuals().keys()))
+        r = residuals()
+        return symbolic_zero(r, "; ".join(r))
 
     return Check("symbolic", run)
 
