@@ -329,7 +329,7 @@ def test_train_seeds_reproducible_and_distinct():
 
 
 def test_population_limit_on_toy():
-    """Acceptance: CoPG's population run reaches regret < 1e-3; the biased methods stop at
+    """CoPG's population run reaches regret < 1e-3; the biased methods stop at
     their own fixed points."""
     p = C.toy_problem()
     assert C.train_exact("copg", p, epochs=100, lr=1e-2).regret[-1] < 1e-3

@@ -1,0 +1,208 @@
+"""Per-arm reward distributions for softmax bandits.
+
+A finite distribution is stored as padded tables `values[a, j]` and `probs[a, j]` (rows sum to 1;
+padding has probability 0), so deterministic, Bernoulli and categorical rewards share one shape
+and one sampler. A Gaussian reward (Monte Carlo only) keeps `means` and `stds`.
+
+`parse_rewards` reads the command-line spellings of DESIGN §3:
+`bernoulli:p1,...,pK`, `deterministic:r1,...,rK`, `categorical:v1/q1;v2/q2|...`,
+and `gaussian:m1/s1,...,mK/sK`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bandits.errors import InputError
+
+_PROB_TOL = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardModel:
+    """Reward law of every arm. `values`/`probs` are (K, V) for finite laws, None for Gaussian."""
+
+    kind: str
+    values: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    gaussian_means: np.ndarray | None = None
+    gaussian_stds: np.ndarray | None = None
+
+    @property
+    def num_arms(self) -> int:
+        return len(self.means)
+
+    @property
+    def finite(self) -> bool:
+        return self.values is not None
+
+    @property
+    def means(self) -> np.ndarray:
+        """m_a = E[R | a]."""
+        if self.finite:
+            return np.sum(self.values * self.probs, axis=1)
+        return np.asarray(self.gaussian_means, dtype=np.float64)
+
+    @property
+    def second_moments(self) -> np.ndarray:
+        """v_a = E[R² | a]."""
+        if self.finite:
+            return np.sum(self.values**2 * self.probs, axis=1)
+        return self.gaussian_means**2 + self.gaussian_stds**2
+
+    def outcomes(self):
+        """The finite outcome list (arm, value, conditional prob) with zero-probability entries removed."""
+        if not self.finite:
+            raise InputError("exact moments need finite reward distributions, not gaussian")
+        arms, vals, probs = [], [], []
+        for a in range(self.values.shape[0]):
+            for v, q in zip(self.values[a], self.probs[a]):
+                if q > 0:
+                    arms.append(a)
+                    vals.append(v)
+                    probs.append(q)
+        return np.array(arms), np.array(vals, dtype=np.float64), np.array(probs, dtype=np.float64)
+
+    def tables(self) -> dict:
+        """Arrays that `sample_rewards` needs: {"values", "cdf"} (finite) or {"mean", "std"}."""
+        if self.finite:
+            return {"values": jnp.asarray(self.values), "cdf": jnp.asarray(np.cumsum(self.probs, axis=1))}
+        return {"mean": jnp.asarray(self.gaussian_means), "std": jnp.asarray(self.gaussian_stds)}
+
+
+def uniform_thresholds(cdf):
+    """32-bit thresholds t = ⌊F·2³²⌋ of a CDF, so that for u uniform on {0, …, 2³²−1}
+    P(u < t) = F to within 2⁻³² (sampling from raw random bits, no float conversion)."""
+    scaled = jnp.floor(jnp.asarray(cdf, dtype=jnp.float64) * 2.0**32)
+    return jnp.clip(scaled, 0, 2.0**32 - 1).astype(jnp.uint32)
+
+
+def sample_rewards(tables: dict, key, arms):
+    """Draw R | a for every entry of `arms`: one 32-bit word by inverse CDF (finite laws, exact
+    to 2⁻³²) or one standard normal (Gaussian laws) per draw. `tables` is `RewardModel.tables()`."""
+    if "cdf" in tables:
+        u = jax.random.bits(key, arms.shape, dtype=jnp.uint32)
+        cdf = uniform_thresholds(tables["cdf"][:, :-1])[arms]
+        idx = jnp.sum(u[..., None] >= cdf, axis=-1)
+        return tables["values"][arms, idx]
+    z = jax.random.normal(key, arms.shape, dtype=tables["mean"].dtype)
+    return tables["mean"][arms] + tables["std"][arms] * z
+
+
+def _check_finite_numbers(xs, what):
+    for x in xs:
+        if not math.isfinite(x):
+            raise InputError(f"{what}: {float(x):g} is not a finite number")
+
+
+def _check_prob(p, what):
+    if not 0.0 <= p <= 1.0:
+        raise InputError(f"{what}: probability {float(p):g} is outside [0, 1]")
+
+
+def deterministic(rewards) -> RewardModel:
+    r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    _check_finite_numbers(r, "deterministic rewards")
+    return RewardModel("deterministic", values=r[:, None], probs=np.ones((len(r), 1)))
+
+
+def bernoulli(p) -> RewardModel:
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    _check_finite_numbers(p, "bernoulli")
+    for x in p:
+        _check_prob(x, "bernoulli")
+    values = np.tile(np.array([0.0, 1.0]), (len(p), 1))
+    probs = np.stack([1.0 - p, p], axis=1)
+    return RewardModel("bernoulli", values=values, probs=probs)
+
+
+def categorical(arms_values, arms_probs) -> RewardModel:
+    """Arm a pays arms_values[a][j] with probability arms_probs[a][j]."""
+    if len(arms_values) != len(arms_probs):
+        raise InputError("categorical: values and probabilities have different numbers of arms")
+    width = max(len(v) for v in arms_values)
+    values = np.zeros((len(arms_values), width))
+    probs = np.zeros((len(arms_values), width))
+    for a, (vs, qs) in enumerate(zip(arms_values, arms_probs)):
+        if len(vs) != len(qs) or not vs:
+            raise InputError(f"categorical: arm {a + 1} needs as many probabilities as values")
+        _check_finite_numbers(vs, f"categorical arm {a + 1}")
+        _check_finite_numbers(qs, f"categorical arm {a + 1}")
+        for q in qs:
+            _check_prob(q, f"categorical arm {a + 1}")
+        if abs(sum(qs) - 1.0) > _PROB_TOL:
+            raise InputError(f"categorical: probabilities of arm {a + 1} sum to {sum(qs):g}, not 1")
+        values[a, : len(vs)] = vs
+        probs[a, : len(qs)] = qs
+        values[a, len(vs):] = vs[-1]
+    return RewardModel("categorical", values=values, probs=probs)
+
+
+def gaussian(means, stds) -> RewardModel:
+    m = np.asarray(means, dtype=np.float64).reshape(-1)
+    s = np.asarray(stds, dtype=np.float64).reshape(-1)
+    _check_finite_numbers(np.concatenate([m, s]), "gaussian")
+    if len(m) != len(s):
+        raise InputError("gaussian: means and standard deviations differ in length")
+    if np.any(s < 0):
+        raise InputError("gaussian: standard deviations must be non-negative")
+    return RewardModel("gaussian", gaussian_means=m, gaussian_stds=s)
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        xs = [float(x) for x in text.split(",") if x.strip() != ""]
+    except ValueError:
+        raise InputError(f"{what}: cannot read numbers from {text!r}") from None
+    if not xs:
+        raise InputError(f"{what}: no numbers given")
+    return xs
+
+
+def parse_rewards(spec: str) -> RewardModel:
+    """Parse `kind:payload` (see module docstring) into a RewardModel."""
+    kind, sep, payload = spec.partition(":")
+    kind = kind.strip().lower()
+    if not sep:
+        raise InputError(f"rewards {spec!r}: expected KIND:VALUES, e.g. bernoulli:0.8,0.4,0.1")
+    if kind == "bernoulli":
+        return bernoulli(_floats(payload, "bernoulli"))
+    if kind == "deterministic":
+        return deterministic(_floats(payload, "deterministic"))
+    if kind == "categorical":
+        vals, qs = [], []
+        for a, block in enumerate(payload.split("|")):
+            pairs = [p for p in block.split(";") if p.strip()]
+            try:
+                vq = [tuple(float(x) for x in p.split("/")) for p in pairs]
+            except ValueError:
+                raise InputError(f"categorical arm {a + 1}: cannot read {block!r} as v/q;v/q") from None
+            if not vq or any(len(t) != 2 for t in vq):
+                raise InputError(f"categorical arm {a + 1}: expected v1/q1;v2/q2, got {block!r}")
+            vals.append([t[0] for t in vq])
+            qs.append([t[1] for t in vq])
+        return categorical(vals, qs)
+    if kind == "gaussian":
+        pairs = [p for p in payload.split(",") if p.strip()]
+        try:
+            ms = [tuple(float(x) for x in p.split("/")) for p in pairs]
+        except ValueError:
+            raise InputError(f"gaussian: cannot read {payload!r} as m1/s1,m2/s2") from None
+        if not ms or any(len(t) != 2 for t in ms):
+            raise InputError(f"gaussian: expected m1/s1,m2/s2,..., got {payload!r}")
+        return gaussian([t[0] for t in ms], [t[1] for t in ms])
+    raise InputError(
+        f"unknown reward kind {kind!r}; expected bernoulli, deterministic, categorical or gaussian"
+    )
+
+
+def parse_floats(text: str, what: str) -> np.ndarray:
+    """Comma-separated finite floats, e.g. logits `0.3,-0.2,0.1`."""
+    xs = _floats(text, what)
+    _check_finite_numbers(xs, what)
+    return np.asarray(xs, dtype=np.float64)

@@ -1,0 +1,178 @@
+"""`make figures` / `pglab figures`: run the claims ledger and regenerate every figure.
+
+Each figure module of this package exposes `make(quick) -> Path`, `SEED` and `CLAIMS`. A step
+(the ledger, or one figure) is skipped when the manifest records the same input hash and all its
+files exist; the hash covers the step's own source, every source file of theory/, bandits/,
+sims/ and paper_figs/style.py, the quick flag and the seed. The manifest is rewritten atomically
+after every step, so an interrupted run resumes where it stopped, and stale temporary files of
+an interrupted write are removed at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
+import json
+import os
+import pkgutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from paper_figs import style
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIRS = ("theory", "bandits", "sims")
+NOT_FIGURES = {"style", "pipeline", "__main__", "gallery"}
+MANIFEST = "manifest.json"
+PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "sympy", "matplotlib", "optax")
+
+
+def figure_modules() -> list[str]:
+    import paper_figs
+
+    return sorted(i.name for i in pkgutil.iter_modules(paper_figs.__path__)
+                  if i.name not in NOT_FIGURES and not i.name.startswith("_"))
+
+
+def _library_digest() -> str:
+    h = hashlib.sha256()
+    files = sorted(p for d in SOURCE_DIRS for p in (ROOT / d).rglob("*.py"))
+    files.append(ROOT / "paper_figs" / "style.py")
+    for p in files:
+        h.update(str(p.relative_to(ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def input_hash(step_source: str, quick: bool, seed, library: str) -> str:
+    h = hashlib.sha256()
+    for part in (step_source, str(quick), str(seed), library):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _load_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _clean_stale_temporaries(*dirs: Path) -> None:
+    for d in dirs:
+        if d.is_dir():
+            for p in d.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+            for p in d.glob(".*.*"):
+                if p.suffix in (".png", ".pdf", ".json", ".md") and p.name.startswith("."):
+                    p.unlink(missing_ok=True)
+
+
+def _up_to_date(entry: dict | None, digest: str, base: Path) -> bool:
+    return bool(entry) and entry.get("hash") == digest and all((base / f).is_file() for f in entry.get("files", []))
+
+
+def write_ledger(report: dict, out_dir: Path) -> list[str]:
+    """ledger.json and ledger.md (a table per claim, its checks, counterexamples)."""
+    style.write_json(out_dir / "ledger.json", report)
+    style.atomic_write_bytes(out_dir / "ledger.md", ledger_markdown(report).encode())
+    return ["ledger.json", "ledger.md"]
+
+
+def _cell(x, width: int = 60) -> str:
+    text = json.dumps(x, ensure_ascii=False) if not isinstance(x, str) else x
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def ledger_markdown(report: dict) -> str:
+    s = report["summary"]
+    lines = [
+        "# The claims ledger",
+        "",
+        f"{s['claims']} claims: {s['passed']} as expected ({s['verified']} verified, {s['refuted']} "
+        f"refuted as expected or not), {s['failed']} failed, {s['error']} errors; "
+        f"{'quick' if s['quick'] else 'full'} mode. Regenerate with `pglab verify`.",
+        "",
+        "| claim | expected | status | check | measured | expected value | detail |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in report["claims"]:
+        for i, k in enumerate(c["checks"]):
+            head = (f"`{c['id']}`", c["expected"], ("**" + c["status"] + "**")) if i == 0 else ("", "", "")
+            lines.append("| " + " | ".join([*head, k["kind"], _cell(k["measured"]), _cell(k["expected"]),
+                                             _cell(k["detail"], 90)]) + " |")
+    lines += ["", "## Statements", ""]
+    for c in report["claims"]:
+        lines.append(f"- `{c['id']}` ({c['source']}): {c['statement']}"
+                     + (f" Conditions: {c['conditions']}." if c.get("conditions") else ""))
+        if "counterexample" in c:
+            lines.append(f"  - counterexample: `{_cell(c['counterexample'], 400)}`")
+    return "\n".join(lines) + "\n"
+
+
+def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
+        out_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run the ledger and every figure that is out of date; returns the manifest."""
+    fig_dir = Path(out_dir) if out_dir else style.output_dir()
+    ledger_dir = Path(out_dir) if out_dir else style.PACKAGE_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PGLAB_FIGURES_DIR"] = str(fig_dir)
+    _clean_stale_temporaries(fig_dir, ledger_dir)
+    manifest_path = fig_dir / MANIFEST
+    manifest = _load_manifest(manifest_path)
+    library = _library_digest()
+    steps = ["ledger", *figure_modules()]
+    if only:
+        steps = [s for s in steps if s in only]
+    for step in steps:
+        if step == "ledger":
+            from sims import ledger
+
+            digest = input_hash("ledger", quick, 0, library)
+            if not force and _up_to_date(manifest.get("ledger"), digest, ledger_dir):
+                log("ledger: up to date")
+                continue
+            t = time.perf_counter()
+            report = ledger.run(quick=quick)
+            files = write_ledger(report, ledger_dir)
+            entry = {"hash": digest, "files": files, "seed": 0, "summary": report["summary"]}
+            log(f"ledger: {report['summary']['passed']}/{report['summary']['claims']} claims as expected "
+                f"({time.perf_counter() - t:.0f} s)")
+        else:
+            module = importlib.import_module(f"paper_figs.{step}")
+            seed = getattr(module, "SEED", 0)
+            digest = input_hash(inspect.getsource(module), quick, seed, library)
+            if not force and _up_to_date(manifest.get(step), digest, fig_dir):
+                log(f"{step}: up to date")
+                continue
+            t = time.perf_counter()
+            png = Path(module.make(quick))
+            files = [f"{png.stem}{ext}" for ext in (".png", ".pdf", ".json") if (fig_dir / f"{png.stem}{ext}").is_file()]
+            entry = {"hash": digest, "files": files, "seed": seed,
+                     "claims": list(getattr(module, "CLAIMS", [])),
+                     "title": (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else step}
+            log(f"{step}: written {', '.join(files)} ({time.perf_counter() - t:.0f} s)")
+        entry["quick"] = quick
+        entry["versions"] = versions()
+        manifest[step] = entry
+        style.write_json(manifest_path, manifest)
+    if out_dir is None and not only:
+        from paper_figs import gallery
+
+        gallery.write()
+    return manifest

@@ -1,0 +1,212 @@
+"""The claims ledger (DESIGN §2): every statement the lab checks, and its symbolic, exact and
+Monte Carlo evidence.
+
+A claim is registered once, in a topic module of `sims.claims`:
+
+    @claim("rloo.unbiased", source="Kool et al. 2019, §2", statement="RLOO is unbiased: E[ĝ] = ∇J")
+    def _():
+        return [Check("symbolic", _symbolic), Check("exact", _exact), Check("monte_carlo", _mc)]
+
+Each check is a function `(quick: bool) -> Outcome`. An outcome says whether the claim's
+statement held on that check (`holds`), with what was measured and expected, an optional
+confidence interval and, when it did not hold, the counterexample. Statuses:
+
+- a check is "verified" (the statement held), "refuted" (a counterexample) or "error" (it raised);
+- a claim is "error" if any check raised, else "refuted" if any check refuted it, else "verified";
+  when that status is not the expected one the claim is reported as "failed".
+
+A claim passes when its status equals the expected one ("verified" for "holds", "refuted" for
+"refuted"): a statement the lab shows to be false is a result, recorded with its counterexample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+import pkgutil
+import time
+import traceback
+from typing import Any, Callable
+
+KINDS = ("symbolic", "exact", "monte_carlo")
+EXPECTED = ("holds", "refuted")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one check found. `measured`/`expected` must be JSON-serialisable."""
+
+    holds: bool
+    measured: Any
+    expected: Any
+    detail: str = ""
+    interval: list | None = None  # e.g. [lo, hi] of a Monte Carlo confidence interval
+    counterexample: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    kind: str
+    run: Callable[[bool], Outcome]
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"check kind must be one of {KINDS}, got {self.kind!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    id: str
+    source: str
+    statement: str
+    expected: str
+    checks: Callable[[], list[Check]]
+    conditions: str = ""
+
+    def __post_init__(self):
+        if self.expected not in EXPECTED:
+            raise ValueError(f"expected must be one of {EXPECTED}, got {self.expected!r}")
+
+
+REGISTRY: dict[str, Claim] = {}
+
+
+def claim(id: str, source: str, statement: str, expected: str = "holds", conditions: str = ""):
+    """Decorator registering a claim whose function returns its list of `Check`s."""
+
+    def register(fn: Callable[[], list[Check]]):
+        if id in REGISTRY:
+            raise ValueError(f"claim {id!r} registered twice")
+        REGISTRY[id] = Claim(id, source, statement, expected, fn, conditions)
+        return fn
+
+    return register
+
+
+def load_all() -> dict[str, Claim]:
+    """Import every topic module of `sims.claims` (each registers its claims on import)."""
+    import sims.claims as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"sims.claims.{info.name}")
+    return REGISTRY
+
+
+def _jsonable(x):
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if np.isfinite(x) else str(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    return str(x)
+
+
+def run_claim(c: Claim, quick: bool) -> dict:
+    """Run every check of a claim; never raises (an exception becomes status "error")."""
+    start = time.perf_counter()
+    results = []
+    try:
+        checks = c.checks()
+    except Exception as err:  # noqa: BLE001 - reported, not hidden
+        checks = []
+        results.append({"kind": "exact", "status": "error", "measured": None, "expected": None,
+                        "detail": f"building checks raised {err!r}", "interval": None})
+    for chk in checks:
+        try:
+            out = chk.run(quick)
+            entry = {
+                "kind": chk.kind,
+                "status": "verified" if out.holds else "refuted",
+                "measured": _jsonable(out.measured),
+                "expected": _jsonable(out.expected),
+                "detail": out.detail,
+                "interval": _jsonable(out.interval),
+            }
+            if out.counterexample is not None:
+                entry["counterexample"] = _jsonable(out.counterexample)
+        except Exception as err:  # noqa: BLE001
+            tb = traceback.format_exception_only(type(err), err)[-1].strip()
+            entry = {"kind": chk.kind, "status": "error", "measured": None, "expected": None,
+                     "detail": tb, "interval": None}
+        results.append(entry)
+    statuses = [r["status"] for r in results]
+    if "error" in statuses or not statuses:
+        status = "error"
+    elif "refuted" in statuses:
+        status = "refuted"
+    else:
+        status = "verified"
+    wanted = "verified" if c.expected == "holds" else "refuted"
+    if status in ("verified", "refuted") and status != wanted:
+        status = "failed"
+    record = {
+        "id": c.id,
+        "source": c.source,
+        "statement": c.statement,
+        "expected": c.expected,
+        "status": status,
+        "passed": status == wanted,
+        "conditions": c.conditions,
+        "seconds": round(time.perf_counter() - start, 3),
+        "checks": results,
+    }
+    examples = [r["counterexample"] for r in results if "counterexample" in r]
+    if examples:
+        record["counterexample"] = examples[0]
+    return record
+
+
+def run(quick: bool = False, only: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the ledger (all claims, or those whose id matches the glob `only`)."""
+    claims = load_all()
+    ids = sorted(claims)
+    if only:
+        patterns = [p.strip() for p in only.split(",") if p.strip()]
+        ids = [i for i in ids if any(fnmatch.fnmatch(i, p) or p in i for p in patterns)]
+    start = time.perf_counter()
+    records = []
+    for i in ids:
+        if progress:
+            progress(i)
+        records.append(run_claim(claims[i], quick))
+    counts = {s: sum(r["status"] == s for r in records) for s in ("verified", "refuted", "failed", "error")}
+    summary = {
+        "claims": len(records),
+        "passed": sum(r["passed"] for r in records),
+        "not_passed": sum(not r["passed"] for r in records),
+        **counts,
+        "quick": quick,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return {"claims": records, "summary": summary}
+
+
+def symbolic_zero(residuals, what: str) -> Outcome:
+    """The outcome of "every sympy residual simplifies to 0".
+
+    `residuals` is an expression, a sequence or Matrix of them, or a dict name → such; the
+    measured value names each residual "0" or shows what is left of it."""
+    import sympy as sp
+
+    if not isinstance(residuals, dict):
+        residuals = {"residual": residuals}
+    left = {}
+    for name, value in residuals.items():
+        items = list(value) if isinstance(value, (tuple, list, sp.MatrixBase)) else [value]
+        rest = [sp.simplify(x) for x in items]
+        left[str(name)] = "0" if all(x == 0 for x in rest) else str([x for x in rest if x != 0])
+    holds = all(v == "0" for v in left.values())
+    return Outcome(holds, left, "0", f"sympy: {what}" + ("" if holds else " (non-zero residuals)"))

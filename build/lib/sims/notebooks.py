@@ -1,0 +1,72 @@
+"""Notebooks are kept as jupytext percent-format `.py` files (reviewable diffs), built to `.ipynb`
+and executed with nbclient. `python -m sims.notebooks [--quick]` builds and runs them all
+(`make notebooks`); the tests run each in quick mode (PGLAB_QUICK=1)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def sources() -> list[Path]:
+    return sorted(p for p in NOTEBOOK_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def build(source: Path):
+    """The percent-format file as an nbformat notebook (and written beside it as .ipynb)."""
+    import jupytext
+
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(nb, source.with_suffix(".ipynb"))
+    return nb
+
+
+def execute(source: Path, quick: bool, timeout: int = 600):
+    """Run every cell top to bottom in a fresh kernel; raises on the first failing cell."""
+    import tempfile
+
+    from nbclient import NotebookClient
+
+    nb = build(source)
+    saved = {k: os.environ.get(k) for k in ("PGLAB_QUICK", "PGLAB_FIGURES_DIR")}
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["PGLAB_QUICK"] = "1" if quick else "0"
+        if quick:  # quick figures must not overwrite the real ones
+            os.environ["PGLAB_FIGURES_DIR"] = scratch
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(source.parent)}}).execute()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return nb
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    quick = "--quick" in argv
+    failed = 0
+    for src in sources():
+        t = time.perf_counter()
+        try:
+            nb = execute(src, quick)
+            import nbformat
+
+            nbformat.write(nb, src.with_suffix(".ipynb"))
+            print(f"{src.name}: ok ({time.perf_counter() - t:.0f} s)")
+        except Exception as err:  # noqa: BLE001 - reported per notebook
+            failed += 1
+            print(f"{src.name}: FAILED: {str(err).splitlines()[0] if str(err) else err!r}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
