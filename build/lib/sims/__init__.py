@@ -1,5 +1,0 @@
-"""JAX numerics of the lab. Float64 is on for every module of the package (DESIGN §3)."""
-
-import jax
-
-jax.config.update("jax_enable_x64", True)
