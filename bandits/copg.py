@@ -535,15 +535,22 @@ def train_problems(method, problems: Problem, seeds, pairs: int = DEFAULTS["pair
     return Run(method if isinstance(method, str) else "custom", np.asarray(thetas), np.asarray(reg))
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "steps", "record_every"))
-def _exact_jit(fn, problem, init, lr, steps, record_every):
-    opt = optax.adam(lr)
+def _population_adam_step(fn, problem, opt):
+    """One optimiser step on the exact population loss; a `lax.scan` body over (θ, state)."""
     grad = jax.grad(lambda t: population_loss(fn, t, problem))
 
     def step(carry, _):
         theta, state = carry
         upd, state = opt.update(grad(theta), state, theta)
         return (optax.apply_updates(theta, upd), state), None
+
+    return step
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "steps", "record_every"))
+def _exact_jit(fn, problem, init, lr, steps, record_every):
+    opt = optax.adam(lr)
+    step = _population_adam_step(fn, problem, opt)
 
     def block(carry, _):
         carry, _ = jax.lax.scan(step, carry, None, length=record_every)
@@ -586,12 +593,7 @@ def _fixed_point_jit(method, problem, init, lr, final_lr, steps, newton):
     fn, field = loss_fn(method), ascent_field(method)
     sched = optax.exponential_decay(lr, steps, final_lr / lr)
     opt = optax.adam(sched)
-    grad = jax.grad(lambda t: population_loss(fn, t, problem))
-
-    def step(carry, _):
-        theta, state = carry
-        upd, state = opt.update(grad(theta), state, theta)
-        return (optax.apply_updates(theta, upd), state), None
+    step = _population_adam_step(fn, problem, opt)
 
     (theta, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=steps)
 
