@@ -20,19 +20,27 @@ Per-pair losses (all minimised; ΔR = R_y − R_y', Δh = h(y) − h(y'), s = 2z
 function `loss(logits, problem, y, y2, label)` broadcasts over arrays of pairs:
 
     copg      −ℓ,  ℓ = ΔR·Δh − (β/2)·Δh²   (the CoPG objective; ∇ℓ = (R_β^π(y) − R_β^π(y'))(e_y − e_y'))
-    pg        −½ Σ_{a∈{y,y'}} sg[R_β^π(a)] · ln π_a
-    pg_value  −½ Σ_{a∈{y,y'}} sg[R_β^π(a) − J_β(π)] · ln π_a
+    pg             −½ Σ_{a∈{y,y'}} sg[R_β^π(a)] · ln π_a
+    pg_value       −½ Σ_{a∈{y,y'}} sg[R_β^π(a) − E_π[R]] · ln π_a     (the paper's value baseline)
+    pg_soft_value  −½ Σ_{a∈{y,y'}} sg[R_β^π(a) − J_β(π)] · ln π_a     (the lab's variant)
     ipo       (s·Δh − 1/(2β))²              (IPO with τ = β on the Bradley–Terry labels)
     dpo       −ln σ(β·s·Δh)                  (DPO on the Bradley–Terry labels)
 
 sg is stop-gradient. "Off-policy PG" treats both members of every logged pair as samples of
 the current policy and applies the on-policy estimator of ∇J_β = E_π[R_β^π(a) ∇ln π_a] to them,
-so its expected update is E_μ̄[(R_β^π(a) − b) ∇ln π_a] with μ̄ = (μ1 + μ2)/2 and b = 0 (pg) or
-b = J_β(π), the exact value of the current policy (pg_value). On policy (μ̄ = π) both are ∇J_β.
-Off policy both are biased estimates of ∇J_β. Without a baseline the update at π* is
-J_β(π*)(μ̄ − π*), so it comes to rest elsewhere; with the exact value baseline every advantage
-vanishes at π* (R_β^{π*} ≡ J_β(π*)), so π* is a fixed point for any μ̄ even though the path to it
-differs from gradient ascent on J_β. CoPG is unbiased in the sense that its population objective
+so its expected update is E_μ̄[(R_β^π(a) − b) ∇ln π_a] with μ̄ = (μ1 + μ2)/2 and
+
+    b = 0                              pg
+    b = E_π[R] = Σ_a π_a R_a           pg_value: the paper's "value baseline" (§5, eq. 23–24), the
+                                       unregularised expected reward of the current policy, exact
+    b = J_β(π)                         pg_soft_value: the regularised value (a variant of the lab)
+
+On policy (μ̄ = π) all three are ∇J_β. Off policy all are biased estimates of ∇J_β. Since
+R_β^{π*} ≡ J_β(π*), the update at π* is (J_β(π*) − b)(μ̄ − π*): without a baseline it is
+J_β(π*)(μ̄ − π*); with the paper's value baseline it is −β KL(π*‖π_ref)(μ̄ − π*), so both come
+to rest elsewhere (the paper's "biased solution"; on its toy π ≈ (0.8116, 0.1675, 0.0209),
+regret ≈ 0.0148); with the soft value every advantage vanishes at π*, so π* is a fixed point for
+any μ̄ even though the path to it differs from gradient ascent on J_β. CoPG is unbiased in the sense that its population objective
 is maximised at π* for any full-support μ1, μ2, with no value function needed. DPO with
 labels from the Bradley–Terry model of R is consistent too (its population optimum is π*); IPO's
 population optimum is the weighted least-squares fit of Δh to (2σ(ΔR) − 1)/(2β), generally ≠ π*.
@@ -59,7 +67,8 @@ import optax
 
 from bandits.errors import InputError
 
-METHODS = ("copg", "pg", "pg_value", "ipo", "dpo")
+METHODS = ("copg", "pg", "pg_value", "pg_soft_value", "ipo", "dpo")
+PG_BASELINES = {"pg": "none", "pg_value": "value", "pg_soft_value": "soft_value"}
 DEFAULTS = {"pairs": 10_000, "epochs": 100, "batch": 512, "lr": 1e-3}
 _PROB_TOL = 1e-6
 
@@ -193,6 +202,12 @@ def objective(logits, problem: Problem):
 
 
 @jax.jit
+def expected_reward(logits, problem: Problem):
+    """E_π[R] = Σ_a π_a R_a (unregularised)."""
+    return jnp.sum(jax.nn.softmax(logits) * problem.rewards, axis=-1)
+
+
+@jax.jit
 def optimal_logits(problem: Problem):
     """ln π* = ln π_ref + R/β − ln Σ_a π_ref,a e^{R_a/β}."""
     return jax.nn.log_softmax(problem.log_ref + problem.rewards / _b(problem))
@@ -258,7 +273,15 @@ def pg_loss(logits, problem, y, y2, label):
 
 
 def pg_value_loss(logits, problem, y, y2, label):
-    """Off-policy PG with the exact value baseline: −½ Σ_{a∈{y,y'}} sg[R_β^π(a) − J_β(π)] ln π_a."""
+    """Off-policy PG with the paper's value baseline b = E_π[R] (Flet-Berliac et al. 2024, §5,
+    eq. 23–24; the unregularised expected reward, exact): −½ Σ_{a∈{y,y'}} sg[R_β^π(a) − E_π[R]] ln π_a."""
+    del label
+    return _pg_loss(logits, problem, y, y2, expected_reward(logits, problem))
+
+
+def pg_soft_value_loss(logits, problem, y, y2, label):
+    """Off-policy PG with the soft value baseline b = J_β(π) (the lab's variant, not the paper's):
+    −½ Σ_{a∈{y,y'}} sg[R_β^π(a) − J_β(π)] ln π_a."""
     del label
     return _pg_loss(logits, problem, y, y2, objective(logits, problem))
 
@@ -279,7 +302,8 @@ def dpo_loss(logits, problem, y, y2, label):
 
 
 LOSSES: dict[str, Callable] = {
-    "copg": copg_loss, "pg": pg_loss, "pg_value": pg_value_loss, "ipo": ipo_loss, "dpo": dpo_loss,
+    "copg": copg_loss, "pg": pg_loss, "pg_value": pg_value_loss,
+    "pg_soft_value": pg_soft_value_loss, "ipo": ipo_loss, "dpo": dpo_loss,
 }
 
 
@@ -367,24 +391,29 @@ def copg_expected_ascent(logits, problem: Problem):
     return problem.mu1 * (d - problem.mu2 @ d) + problem.mu2 * (d - problem.mu1 @ d)
 
 
-@functools.partial(jax.jit, static_argnames=("value_baseline",))
-def pg_expected_ascent(logits, problem: Problem, value_baseline: bool = False):
-    """Closed form of the off-policy PG update E_μ̄[(R_β^π(a) − b)(e_a − π)], μ̄ = (μ1 + μ2)/2,
-    b = 0 or J_β(π): μ̄ ∘ A − π (μ̄·A) with A = R_β^π − b."""
+@functools.partial(jax.jit, static_argnames=("baseline",))
+def pg_expected_ascent(logits, problem: Problem, baseline: str = "none"):
+    """Closed form of the off-policy PG update E_μ̄[(R_β^π(a) − b)(e_a − π)], μ̄ = (μ1 + μ2)/2:
+    μ̄ ∘ A − π (μ̄·A) with A = R_β^π − b, and b = 0 (`"none"`), E_π[R] (`"value"`, the paper's)
+    or J_β(π) (`"soft_value"`)."""
     mu = 0.5 * (problem.mu1 + problem.mu2)
     adv = regularised_reward(logits, problem)
-    if value_baseline:
+    if baseline == "value":
+        adv = adv - expected_reward(logits, problem)
+    elif baseline == "soft_value":
         adv = adv - objective(logits, problem)
+    elif baseline != "none":
+        raise InputError(f"unknown baseline {baseline!r}; expected none, value or soft_value")
     return mu * adv - jax.nn.softmax(logits) * (mu @ adv)
 
 
 def ascent_field(method: str) -> Callable:
     """θ ↦ −E[∇ loss] as a differentiable function of θ (stop-gradients resolved), used for
-    Newton steps: closed forms for copg/pg/pg_value, autodiff for ipo/dpo."""
+    Newton steps: closed forms for copg and the pg family, autodiff for ipo/dpo."""
     if method == "copg":
         return copg_expected_ascent
-    if method in ("pg", "pg_value"):
-        return functools.partial(pg_expected_ascent, value_baseline=method == "pg_value")
+    if method in PG_BASELINES:
+        return functools.partial(pg_expected_ascent, baseline=PG_BASELINES[method])
     if method in ("ipo", "dpo"):
         return lambda t, p: -expected_gradient(method, t, p)
     raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
@@ -576,72 +605,107 @@ def train_exact(method, problem: Problem, epochs: int = DEFAULTS["epochs"],
 
 @dataclasses.dataclass(frozen=True)
 class FixedPoint:
-    """A population fixed point: logits, π, regret and the residual |E[∇ loss]| there."""
+    """Where a population-limit update comes to rest: logits, π, regret, the residual
+    |E[∇ loss]| there, the iterations taken (`steps`) and whether the residual fell below the
+    tolerance within the step cap (`converged`)."""
 
     method: str
     logits: np.ndarray
     pi: np.ndarray
     regret: np.ndarray
     grad_norm: np.ndarray
+    steps: np.ndarray
+    converged: np.ndarray
 
 
-FIXED_POINT = {"steps": 20_000, "lr": 0.05, "final_lr": 1e-5, "newton": 8}
+# The convergence search: blocks of `block` Adam steps (learning rate decayed exponentially from
+# `lr` to `final_lr` over `decay_steps`, then held) each followed by `newton` safeguarded Newton
+# steps, until |E[∇ loss]| < `tol` or `max_steps` iterations (Adam and Newton) have been taken.
+FIXED_POINT = {"tol": 1e-10, "max_steps": 100_000, "block": 500, "lr": 0.05, "final_lr": 1e-5,
+               "decay_steps": 20_000, "newton": 8}
+MAX_STEPS_LIMIT = 10_000_000
 
 
-@functools.partial(jax.jit, static_argnames=("method", "lr", "final_lr", "steps", "newton"))
-def _fixed_point_jit(method, problem, init, lr, final_lr, steps, newton):
+def _fixed_point_core(method, problem, init, tol, max_steps, block, lr, final_lr, decay_steps, newton):
+    """One iteration per loop turn: Adam steps, except that every (block + newton) iterations
+    end with `newton` Newton steps; stops as soon as the residual is below `tol`."""
     fn, field = loss_fn(method), ascent_field(method)
-    sched = optax.exponential_decay(lr, steps, final_lr / lr)
+    sched = optax.exponential_decay(lr, decay_steps, final_lr / lr, end_value=final_lr)
     opt = optax.adam(sched)
-    step = _population_adam_step(fn, problem, opt)
+    grad = jax.grad(lambda t: population_loss(fn, t, problem))
+    norm = lambda t: jnp.linalg.norm(field(t, problem))  # noqa: E731
 
-    (theta, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=steps)
+    def adam_step(theta, state):
+        upd, state = opt.update(grad(theta), state, theta)
+        return optax.apply_updates(theta, upd), state
 
-    def newton_step(theta, _):
+    def newton_step(theta, state):
         g = field(theta, problem)
         jac = jax.jacfwd(field)(theta, problem)
-        cand = theta - jnp.linalg.pinv(jac, rtol=1e-10) @ g
-        better = jnp.all(jnp.isfinite(cand)) & (
-            jnp.linalg.norm(field(cand, problem)) < jnp.linalg.norm(g))
-        return jnp.where(better, cand, theta), None
+        cand = jax.nn.log_softmax(theta - jnp.linalg.pinv(jac, rtol=1e-10) @ g)
+        better = jnp.all(jnp.isfinite(cand)) & (norm(cand) < jnp.linalg.norm(g))
+        return jnp.where(better, cand, theta), state
 
-    theta, _ = jax.lax.scan(newton_step, theta, None, length=newton)
+    def body(carry):
+        theta, state, i, _ = carry
+        theta, state = jax.lax.cond(i % (block + newton) < block, adam_step, newton_step, theta, state)
+        return theta, state, i + 1, norm(theta)
+
+    def cond(carry):
+        _, _, i, residual = carry
+        return (residual >= tol) & (i < max_steps) & jnp.isfinite(residual)
+
+    init = jax.nn.log_softmax(init)
+    carry = (init, opt.init(init), jnp.asarray(0, jnp.int64 if jax.config.jax_enable_x64 else jnp.int32),
+             norm(init))
+    theta, _, steps, residual = jax.lax.while_loop(cond, body, carry)
     theta = jax.nn.log_softmax(theta)
-    return theta, regret(theta, problem), jnp.linalg.norm(field(theta, problem))
+    return theta, regret(theta, problem), residual, steps, residual < tol
 
 
-def fixed_point(method: str, problem: Problem, steps: int = FIXED_POINT["steps"],
-                lr: float = FIXED_POINT["lr"], final_lr: float = FIXED_POINT["final_lr"],
-                newton: int = FIXED_POINT["newton"], init=None) -> FixedPoint:
-    """Where the population-limit update of `method` comes to rest, starting from π_ref:
-    `steps` Adam steps on the exact expected gradient with the learning rate decayed
-    exponentially from `lr` to `final_lr`, then `newton` safeguarded Newton steps on the
+_STATIC = ("method", "tol", "max_steps", "block", "lr", "final_lr", "decay_steps", "newton")
+_fixed_point_jit = jax.jit(_fixed_point_core, static_argnames=_STATIC)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _fixed_points_jit(method, problems, tol, max_steps, block, lr, final_lr, decay_steps, newton):
+    return jax.vmap(lambda p: _fixed_point_core(method, p, p.log_ref, tol, max_steps, block, lr,
+                                                final_lr, decay_steps, newton))(problems)
+
+
+def _search_options(method, tol, max_steps) -> dict:
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise InputError(f"tolerance must be a finite number > 0, got {tol!r}")
+    if not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= MAX_STEPS_LIMIT:
+        raise InputError(f"the step cap must be an integer in [1, {MAX_STEPS_LIMIT:,}], got {max_steps!r}")
+    o = {k: FIXED_POINT[k] for k in ("block", "lr", "final_lr", "decay_steps", "newton")}
+    return {"tol": float(tol), "max_steps": int(max_steps), **o}
+
+
+def fixed_point(method: str, problem: Problem, tol: float = FIXED_POINT["tol"],
+                max_steps: int = FIXED_POINT["max_steps"], init=None) -> FixedPoint:
+    """The population limit of `method`: iterate exact expected gradients from π_ref (or `init`)
+    until |E[∇ loss]| < `tol`, or until `max_steps` iterations, reported as `converged = False`.
+
+    The iteration (`FIXED_POINT`): blocks of Adam steps on the exact population loss with the
+    learning rate decayed from 0.05 to 1e-5, each followed by safeguarded Newton steps on the
     ascent field (pseudo-inverse of its Jacobian; a step is kept only if it shrinks the field).
-    Works on stacked problems too (leading axis) via `fixed_points`."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    theta, reg, gn = _fixed_point_jit(method, problem, _init(problem, init), float(lr),
-                                      float(final_lr), int(steps), int(newton))
+    `steps` counts both kinds. Works on stacked problems via `fixed_points`."""
+    o = _search_options(method, tol, max_steps)
+    theta, reg, gn, steps, ok = _fixed_point_jit(method, problem, _init(problem, init), **o)
     return FixedPoint(method, np.asarray(theta), np.asarray(jax.nn.softmax(theta)),
-                      np.asarray(reg), np.asarray(gn))
+                      np.asarray(reg), np.asarray(gn), np.asarray(steps), np.asarray(ok))
 
 
-@functools.partial(jax.jit, static_argnames=("method", "lr", "final_lr", "steps", "newton"))
-def _fixed_points_jit(method, problems, lr, final_lr, steps, newton):
-    return jax.vmap(lambda p: _fixed_point_jit.__wrapped__(method, p, p.log_ref, lr, final_lr,
-                                                           steps, newton))(problems)
-
-
-def fixed_points(method: str, problems: Problem, steps: int = FIXED_POINT["steps"],
-                 lr: float = FIXED_POINT["lr"], final_lr: float = FIXED_POINT["final_lr"],
-                 newton: int = FIXED_POINT["newton"]) -> FixedPoint:
-    """`fixed_point` vmapped over stacked problems (one jit)."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    theta, reg, gn = _fixed_points_jit(method, problems, float(lr), float(final_lr), int(steps),
-                                       int(newton))
+def fixed_points(method: str, problems: Problem, tol: float = FIXED_POINT["tol"],
+                 max_steps: int = FIXED_POINT["max_steps"]) -> FixedPoint:
+    """`fixed_point` vmapped over stacked problems (one jit); every field gains a leading axis."""
+    o = _search_options(method, tol, max_steps)
+    theta, reg, gn, steps, ok = _fixed_points_jit(method, problems, **o)
     return FixedPoint(method, np.asarray(theta), np.asarray(jax.nn.softmax(theta)),
-                      np.asarray(reg), np.asarray(gn))
+                      np.asarray(reg), np.asarray(gn), np.asarray(steps), np.asarray(ok))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ own logging laws μ1, μ2, each a random mixture (1 − t)π* + t·Dirichlet(1) 
 Panel (a): the population limit — the regret where each method's exact expected update comes to
 rest (`bandits.copg.fixed_points`). Panel (b): the paper's finite budget — 10⁴ logged pairs, Adam
 lr 1e-3, batch 512, 100 epochs from π_ref — mean final regret over seeds with a 95% t-interval.
-The JSON holds every number.
+Off-policy PG appears with its three baselines: b = 0, the paper's value baseline E_π[R], and the
+lab's soft value J_β(π). Series that coincide (CoPG, DPO and the soft-value PG all sit at π* in
+the population limit) are drawn as hollow markers of different sizes, dodged slightly along x,
+and named in a note on the panel; the legend sits below the panels. The JSON holds every number.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from bandits import copg as C
 from paper_figs import style
 
 SEED = 0
-CLAIMS = ["copg.population_stationary", "copg.pg_offpolicy_optimum", "copg.pg_value_stationary",
-          "copg.ipo_optimum", "copg.dpo_consistent"]
+CLAIMS = ["copg.population_stationary", "copg.pg_no_baseline_optimum", "copg.pg_value_baseline_optimum",
+          "copg.pg_soft_value_baseline_stationary", "copg.ipo_optimum", "copg.dpo_consistent"]
 K, BETA, REWARD_SCALE = 8, 0.5, 3.0
-LABELS = {"copg": "CoPG", "pg": "off-policy PG", "pg_value": "off-policy PG + value baseline",
-          "ipo": "IPO", "dpo": "DPO"}
-MARKERS = {"copg": "o", "pg": "s", "pg_value": "^", "ipo": "D", "dpo": "v"}
+LABELS = {"copg": "CoPG", "pg": "off-policy PG (b = 0)", "pg_value": "off-policy PG, b = E_π[R] (paper)",
+          "pg_soft_value": "off-policy PG, b = J_β(π) (lab)", "ipo": "IPO", "dpo": "DPO"}
+MARKERS = {"copg": "o", "pg": "s", "pg_value": "^", "pg_soft_value": "P", "ipo": "D", "dpo": "v"}
+# Series that coincide are drawn as hollow markers of decreasing size (concentric where equal),
+# slightly dodged along x, and named in a note on the panel.
+SIZES = {"copg": 9, "pg": 5, "pg_value": 5, "pg_soft_value": 6.5, "ipo": 5, "dpo": 4}
+COINCIDE_TOL = 1e-3  # relative to the panel's range
 
 
 def config(quick: bool) -> dict:
@@ -57,30 +64,65 @@ def compute(quick: bool) -> dict:
     return out
 
 
+def coincident(series: dict, tol: float = COINCIDE_TOL) -> dict:
+    """For each series that equals an earlier one to `tol` (relative to the range of all of
+    them), the label of that earlier series: {method: method it coincides with}."""
+    values = {m: np.asarray(v, dtype=np.float64) for m, v in series.items()}
+    span = max(float(np.ptp(np.concatenate(list(values.values())))), 1e-300)
+    out, names = {}, list(values)
+    for i, m in enumerate(names):
+        for other in names[:i]:
+            if other not in out and np.max(np.abs(values[m] - values[other])) <= tol * span:
+                out[m] = other
+                break
+    return out
+
+
+def _note(ax, pairs: dict, labels: dict) -> None:
+    if not pairs:
+        return
+    groups: dict = {}
+    for m, other in pairs.items():
+        groups.setdefault(other, [other]).append(m)
+    text = "\n".join("coincide: " + ", ".join(labels[m] for m in g) for g in groups.values())
+    ax.text(0.02, 0.97, text, transform=ax.transAxes, fontsize=7, va="top",
+            bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+
+
 def make(quick: bool) -> "Path":  # noqa: F821
     data = compute(quick)
     x = np.asarray(data["distance"])
-    with style.figure(1, 2, figsize=(12.0, 4.4)) as (fig, axes):
-        for i, (m, d) in enumerate(data["methods"].items()):
+    methods = data["methods"]
+    labels = {m: d["label"] for m, d in methods.items()}
+    dodge = 0.006 * float(np.ptp(x) or 1.0)
+    with style.figure(1, 2, figsize=(12.0, 5.2)) as (fig, axes):
+        same = [coincident({m: d["population_regret"] for m, d in methods.items()}),
+                coincident({m: d["final_regret_mean"] for m, d in methods.items()})]
+        for i, (m, d) in enumerate(methods.items()):
             c = style.PALETTE[i]
-            axes[0].plot(x, d["population_regret"], MARKERS[m] + "-", color=c, ms=4, lw=1,
-                         label=d["label"])
+            off = (i - (len(methods) - 1) / 2) * dodge
+            common = dict(color=c, ms=SIZES[m], lw=1, mfc="none", mew=1.2)
+            axes[0].plot(x + off, d["population_regret"], MARKERS[m] + "-", label=d["label"], **common)
             mean = np.asarray(d["final_regret_mean"])
             err = [mean - np.asarray(d["final_regret_ci95_lo"]),
                    np.asarray(d["final_regret_ci95_hi"]) - mean]
-            axes[1].errorbar(x, mean, yerr=err, fmt=MARKERS[m] + "-", color=c, ms=4, lw=1, capsize=2,
-                             label=d["label"])
+            axes[1].errorbar(x + off, mean, yerr=err, fmt=MARKERS[m] + "-", capsize=2, **common)
         axes[0].set_title(f"(a) population limit (fixed points), K = {K}, β = {BETA:g}", fontsize=9)
         axes[0].set_ylabel("regret  J_β(π*) − J_β(π)")
         axes[1].set_title(f"(b) 10⁴ pairs, 100 epochs, {data['config']['seeds']} seeds: mean, 95% CI",
                           fontsize=9)
         axes[1].set_yscale("log")
-        for ax in axes:
+        for ax, pairs in zip(axes, same):
             ax.axhline(data["start_regret"], color="k", ls=":", lw=0.8)
-            ax.set_xlabel("½ (TV(μ1, π*) + TV(μ2, π*))")
-        axes[0].legend(fontsize=8, loc="center left")
-        axes[0].annotate("regret of π_ref", (x[0], data["start_regret"]), fontsize=7,
+            ax.set_xlabel("½ (TV(μ1, π*) + TV(μ2, π*))  (series dodged slightly along x)")
+            _note(ax, pairs, labels)
+        axes[0].annotate("regret of π_ref", (x[-1], data["start_regret"]), fontsize=7, ha="right",
                          xytext=(0, 3), textcoords="offset points")
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.02))
+        fig.subplots_adjust(bottom=0.2)
+        data["coincident"] = {"population": same[0], "sampled": same[1]}
         return style.save(fig, "copg_k_arms", data)
 
 

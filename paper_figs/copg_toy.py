@@ -1,4 +1,4 @@
-"""CoPG toy bandit: regret against epoch for CoPG, off-policy PG (no baseline / value baseline), IPO and DPO.
+"""CoPG toy bandit: regret against epoch for CoPG, off-policy PG (no baseline, the paper's value baseline E_π[R], the soft value J_β(π)), IPO and DPO.
 
 The paper's 3-armed experiment (Flet-Berliac et al. 2024; DESIGN §4.4): R = (2.5, 2, 1), β = 0.5,
 uniform π_ref, logged pairs y ~ μ1 = (0.1, 0.2, 0.7), y' ~ μ2 = (0.05, 0.05, 0.9) with
@@ -19,11 +19,12 @@ from bandits import copg as C
 from paper_figs import style
 
 SEED = 0
-CLAIMS = ["copg.population_stationary", "copg.toy_population_limit", "copg.pg_offpolicy_optimum",
-          "copg.pg_value_stationary", "copg.ipo_optimum", "copg.dpo_consistent"]
+CLAIMS = ["copg.population_stationary", "copg.toy_population_limit", "copg.pg_no_baseline_optimum",
+          "copg.pg_value_baseline_optimum", "copg.pg_soft_value_baseline_stationary", "copg.ipo_optimum",
+          "copg.dpo_consistent"]
 POPULATION_LR = 1e-2  # exact-gradient runs to convergence: Adam lr 1e-2, same number of steps
-LABELS = {"copg": "CoPG", "pg": "off-policy PG", "pg_value": "off-policy PG + value baseline",
-          "ipo": "IPO", "dpo": "DPO"}
+LABELS = {"copg": "CoPG", "pg": "off-policy PG (b = 0)", "pg_value": "off-policy PG, b = E_π[R] (paper)",
+          "pg_soft_value": "off-policy PG, b = J_β(π) (lab)", "ipo": "IPO", "dpo": "DPO"}
 
 
 def config(quick: bool) -> dict:
@@ -81,11 +82,12 @@ def make(quick: bool) -> "Path":  # noqa: F821
         ax.legend(fontsize=8, loc="lower left")
         ax = axes[1]
         arms = np.arange(3)
-        width = 0.14
+        n = len(data["methods"])
+        width = 0.8 / (n + 1)
         for i, (_m, d) in enumerate(data["methods"].items()):
-            ax.bar(arms + (i - 2.5) * width, d["final_pi_mean"], width, color=style.PALETTE[i],
+            ax.bar(arms + (i - n / 2) * width, d["final_pi_mean"], width, color=style.PALETTE[i],
                    label=d["label"])
-        ax.bar(arms + 2.5 * width, data["pi_star"], width, color="k", alpha=0.6, label="π*")
+        ax.bar(arms + (n / 2) * width, data["pi_star"], width, color="k", alpha=0.6, label="π*")
         ax.set_xticks(arms, [f"arm {a + 1}\nR={r:g}" for a, r in enumerate(data["config"]["rewards"])])
         ax.set_ylabel("final π (mean over seeds)")
         ax.set_title("(b) final policies after 100 epochs", fontsize=9)

@@ -83,7 +83,7 @@ def test_symbolic_identities(K):
     res = T.optimum_residuals(K)
     assert set(res["gradient"]) == {0} and res["value"] == 0 and res["regret_is_kl"] == 0
     pg = T.pg_field_at_optimum_residuals(K)
-    assert set(pg["value_baseline"]) == {0} and set(pg["no_baseline"]) == {0}
+    assert all(set(v) == {0} for v in pg.values()) and len(pg) == 3
     assert T.ipo_reduction_residual() == 0
     assert T.dpo_pair_stationarity_residual() == 0
 
@@ -118,7 +118,7 @@ def test_through_sampling_is_not_the_onpolicy_identity():
 def test_theory_pg_field_matches_numerics(case):
     """bandits' closed-form off-policy PG update agrees with the definition in theory."""
     p, theta = case
-    for vb in (False, True):
+    for vb in ("none", "value", "soft_value"):
         field, th = T.pg_field(3, vb)
         m = sp.symbols("m_1:4", positive=True)
         r, q = sp.symbols("r_1:4", real=True), sp.symbols("rho_1:4", positive=True)
@@ -163,7 +163,7 @@ def test_copg_population_stationary_at_optimum(case):
 @given(problems())
 def test_expected_gradients_match_closed_forms(case):
     p, theta = case
-    for m in ("copg", "pg", "pg_value"):
+    for m in ("copg", *C.PG_BASELINES):
         np.testing.assert_allclose(np.asarray(C.expected_gradient(m, theta, p)),
                                    -np.asarray(C.ascent_field(m)(theta, p)), atol=1e-10)
     # CoPG's expected ascent is Σ μ1 μ2 (D_y − D_y')(e_y − e_y')
@@ -184,7 +184,7 @@ def test_onpolicy_expected_gradient_is_twice_grad_j(case):
     np.testing.assert_allclose(np.asarray(C.copg_expected_ascent(theta, on)), np.asarray(target),
                                atol=1e-10)
     # with the pg update on policy: exactly ∇J_β (both baselines)
-    for vb in (False, True):
+    for vb in ("none", "value", "soft_value"):
         np.testing.assert_allclose(np.asarray(C.pg_expected_ascent(theta, on, vb)),
                                    np.asarray(target) / 2, atol=1e-10)
 
@@ -195,21 +195,28 @@ def test_fixed_points_of_pg_dpo_ipo(case):
     star = C.optimal_logits(p)
     mu_bar = 0.5 * np.asarray(p.mu1 + p.mu2)
     expected = float(C.optimal_value(p)) * (mu_bar - np.asarray(C.optimal_policy(p)))
-    np.testing.assert_allclose(np.asarray(C.pg_expected_ascent(star, p, False)), expected, atol=1e-9)
-    assert float(jnp.abs(C.pg_expected_ascent(star, p, True)).max()) < 1e-9
+    np.testing.assert_allclose(np.asarray(C.pg_expected_ascent(star, p, "none")), expected, atol=1e-9)
+    # the paper's value baseline E_π[R]: −β KL(π*‖π_ref)(μ̄ − π*), by hand from the definitions
+    pstar, ref = np.asarray(C.optimal_policy(p)), np.exp(np.asarray(p.log_ref))
+    kl = float(np.sum(pstar * np.log(pstar / ref)))
+    np.testing.assert_allclose(np.asarray(C.pg_expected_ascent(star, p, "value")),
+                               -float(p.beta) * kl * (mu_bar - pstar), atol=1e-9)
+    assert float(jnp.abs(C.pg_expected_ascent(star, p, "soft_value")).max()) < 1e-9
     assert float(jnp.abs(C.expected_gradient("dpo", star, p)).max()) < 1e-9
     assert float(jnp.abs(C.expected_gradient("ipo", C.ipo_argmax(p), p)).max()) < 1e-8
 
 
 def test_toy_fixed_points():
     p = C.toy_problem()
-    want = {"copg": np.asarray(C.optimal_policy(p)), "pg_value": np.asarray(C.optimal_policy(p)),
+    want = {"copg": np.asarray(C.optimal_policy(p)), "pg_soft_value": np.asarray(C.optimal_policy(p)),
+            "pg_value": np.array([0.8116, 0.1675, 0.0209]),  # the paper's biased limit
             "dpo": np.asarray(C.optimal_policy(p)), "ipo": np.exp(np.asarray(C.ipo_argmax(p)))}
     for m in C.METHODS:
         fp = C.fixed_point(m, p)
         assert float(fp.grad_norm) < 1e-10, m
         if m in want:
-            np.testing.assert_allclose(fp.pi, want[m], atol=1e-8)
+            np.testing.assert_allclose(fp.pi, want[m], atol=1e-8 if m != "pg_value" else 1e-4)
+    np.testing.assert_allclose(float(C.fixed_point("pg_value", p).regret), 0.0148, atol=1e-4)
     pg = C.fixed_point("pg", p)
     assert float(pg.regret) > 0.5  # off-policy PG without baseline ends worse than π_ref
     assert float(pg.regret) > float(C.regret(p.log_ref, p))
@@ -239,9 +246,10 @@ def test_minibatch_mc_check_and_defects():
         assert z.passed, z.summary()
     bad = CC._minibatch_z("copg", *res[-1], theta, p)
     assert not bad.passed, bad.summary()
-    # a PG loss used with the other method's expected update (baseline J_β vs 0) is caught too
-    wrong = CC._minibatch_z("pg", *res[C.METHODS.index("pg_value")], theta, p)
-    assert not wrong.passed, wrong.summary()
+    # a PG loss used with another baseline's expected update is caught too
+    for loss, field in (("pg_soft_value", "pg"), ("pg_value", "pg_soft_value")):
+        wrong = CC._minibatch_z(field, *res[C.METHODS.index(loss)], theta, p)
+        assert not wrong.passed, (loss, field, wrong.summary())
 
 
 def test_mc_false_alarm_rate_is_controlled():

@@ -332,14 +332,21 @@ def ipo_reduction_residual() -> Expr:
     return sp.simplify(ell - (-beta / 2 * ipo_loss() + 1 / (8 * beta)))
 
 
-def pg_field(K: int, value_baseline: bool, mu=None) -> tuple[tuple, tuple]:
-    """Off-policy PG update E_μ̄[(R_β^π(a) − b) ∇_θ ln π_a] with b = 0 or b = J_β(π), from the
-    definition (∇ ln π by differentiating the log-softmax); μ̄ symbolic (positive weights).
-    Returns (field, θ)."""
+PG_BASELINES = ("none", "value", "soft_value")
+
+
+def pg_field(K: int, baseline: str, mu=None) -> tuple[tuple, tuple]:
+    """Off-policy PG update E_μ̄[(R_β^π(a) − b) ∇_θ ln π_a] from the definition (∇ ln π by
+    differentiating the log-softmax); μ̄ symbolic (positive weights). The baseline b is 0
+    (`"none"`), the paper's value baseline E_π[R] = Σ_a π_a R_a (`"value"`, Flet-Berliac et al.
+    2024, §5, eq. 23–24) or the soft value J_β(π) (`"soft_value"`). Returns (field, θ)."""
+    if baseline not in PG_BASELINES:
+        raise ValueError(f"baseline must be one of {PG_BASELINES}, got {baseline!r}")
     r, ref, theta, _, _, lp = _instance(K)
     mu = sampling_symbols("m", K) if mu is None else mu
     rb = regularised_reward(lp, r, ref)
-    base = regularised_objective(lp, r, ref) if value_baseline else 0
+    base = {"none": 0, "value": sp.Add(*[sp.exp(lp[a]) * r[a] for a in range(K)]),
+            "soft_value": regularised_objective(lp, r, ref)}[baseline]
     field = tuple(sp.Add(*[mu[a] * (rb[a] - base) * sp.diff(lp[a], t) for a in range(K)])
                   for t in theta)
     return field, theta
@@ -348,21 +355,27 @@ def pg_field(K: int, value_baseline: bool, mu=None) -> tuple[tuple, tuple]:
 @functools.lru_cache(maxsize=None)
 def pg_field_at_optimum_residuals(K: int) -> dict:
     """The off-policy PG update at θ* = ln π_ref + R/β, for a symbolic sampling law μ̄ on the
-    simplex (μ̄_K = 1 − Σ_{a<K} μ̄_a). Residuals (all 0):
+    simplex (μ̄_K = 1 − Σ_{a<K} μ̄_a). Since R_β^{π*}(a) = J_β(π*) for every arm, the update with
+    a baseline b is (J_β(π*) − b)(μ̄ − π*). Residuals (all 0):
 
-    "value_baseline": the update with b = J_β(π) itself — it vanishes, because the regularised
-        reward of π* is the constant J_β(π*), so every advantage R_β^{π*}(a) − J_β(π*) is 0;
+    "soft_value_baseline": the update with b = J_β(π) itself — it vanishes;
+    "value_baseline": the update with the paper's b = E_π[R] plus β KL(π*‖π_ref)·(μ̄ − π*) — so
+        the update at π* is −β KL(π*‖π_ref)(μ̄ − π*), zero only when μ̄ = π* or π* = π_ref;
     "no_baseline": the update with b = 0 minus J_β(π*)·(μ̄ − π*) — so without a baseline the
         update at π* is J_β(π*)(μ̄ − π*), zero only when μ̄ = π* or J_β(π*) = 0."""
     r, ref, theta, _, _, _ = _instance(K)
     free = sampling_symbols("m", K)
     mu = tuple(free[:-1]) + (1 - sp.Add(*free[:-1]),)
     star = {t: sp.log(q) + v / beta for t, q, v in zip(theta, ref, r)}
-    with_b, _ = pg_field(K, True, mu)
-    without, _ = pg_field(K, False, mu)
+    soft, _ = pg_field(K, "soft_value", mu)
+    value, _ = pg_field(K, "value", mu)
+    without, _ = pg_field(K, "none", mu)
     pstar, jstar = optimal_policy(r, ref), optimal_value(r, ref)
+    kl = sp.Add(*[p * sp.log(p / q) for p, q in zip(pstar, ref)])
     return {
-        "value_baseline": tuple(_reduce(f.subs(star)) for f in with_b),
+        "soft_value_baseline": tuple(_reduce(f.subs(star)) for f in soft),
+        "value_baseline": tuple(_reduce(f.subs(star) + beta * kl * (m - p))
+                                for f, m, p in zip(value, mu, pstar)),
         "no_baseline": tuple(_reduce(f.subs(star) - jstar * (m - p))
                              for f, m, p in zip(without, mu, pstar)),
     }

@@ -117,7 +117,7 @@ def onpolicy_check(objective_loss, logits, problem: C.Problem, samples: int, see
 def minibatch_check(loss, method: str, logits, problem: C.Problem, samples: int, seed: int,
                     alpha: float = stats.ALPHA) -> stats.ZCheck:
     """The Monte Carlo mean of a per-pair loss gradient against the closed-form expected update
-    of `method` (−E[∇ℓ] for copg, the off-policy PG formulas for pg/pg_value, autodiff of the
+    of `method` (−E[∇ℓ] for copg, the off-policy PG formulas for pg, pg_value and pg_soft_value, autodiff of the
     population loss for ipo/dpo)."""
     return _minibatch_z(method, *pair_gradient_mc(loss, logits, problem, samples, seed), logits,
                         problem, alpha)
@@ -371,15 +371,15 @@ def _():
 
 
 @claim("copg.minibatch_unbiased", source="DESIGN §4.4 (trainer losses)",
-       statement="For copg, pg, pg_value, ipo and dpo, the gradient of the per-pair loss on logged "
-                 "pairs (y ~ μ1, y' ~ μ2, Bradley–Terry labels) is unbiased for the method's exact "
-                 "expected update (closed forms for copg, pg and pg_value)",
+       statement="For copg, pg, pg_value, pg_soft_value, ipo and dpo, the gradient of the per-pair "
+                 "loss on logged pairs (y ~ μ1, y' ~ μ2, Bradley–Terry labels) is unbiased for the "
+                 "method's exact expected update (closed forms for copg and the three pg baselines)",
        conditions="pairs i.i.d. from μ1 × μ2; labels ~ Bernoulli(σ(R_y − R_y'))")
 def _():
     def exact(quick):
         worst = 0.0
         for _k, p, theta in _instances(quick, 18):
-            for m in ("copg", "pg", "pg_value"):
+            for m in ("copg", *C.PG_BASELINES):
                 auto = C.expected_gradient(m, theta, p)
                 worst = max(worst, float(jnp.abs(auto + C.ascent_field(m)(theta, p)).max()))
         return Outcome(worst < TOL, worst, f"< {TOL:g}",
@@ -404,17 +404,22 @@ def _toy_fixed_point(method: str) -> dict:
             "residual": float(fp.grad_norm)}
 
 
-@claim("copg.pg_offpolicy_optimum", source=f"{SOURCE}, toy experiment (off-policy PG baseline)",
-       statement="Off-policy PG without a baseline (the on-policy estimator E[R_β^π(y)∇ln π(y)] applied "
-                 "to logged pairs) converges to π*",
+def _update_at_optimum(problem: C.Problem, baseline: float) -> np.ndarray:
+    """(J_β(π*) − b)(μ̄ − π*): the off-policy PG update at π* with a constant-at-π* baseline b."""
+    mu_bar = 0.5 * np.asarray(problem.mu1 + problem.mu2)
+    return (float(C.optimal_value(problem)) - baseline) * (mu_bar - np.asarray(C.optimal_policy(problem)))
+
+
+@claim("copg.pg_no_baseline_optimum", source=f"{SOURCE}, §5 and Fig. 1 (off-policy PG, b = 0)",
+       statement="Off-policy PG without a baseline (b = 0: the on-policy estimator "
+                 "E[R_β^π(y)∇ln π(y)] applied to logged pairs) converges to π*",
        expected="refuted",
        conditions="population limit; its update at π* is J_β(π*)(μ̄ − π*), μ̄ = (μ1 + μ2)/2, "
                   "which vanishes only if μ̄ = π* or J_β(π*) = 0")
 def _():
     def symbolic(quick):
         res = T.pg_field_at_optimum_residuals(3)["no_baseline"]
-        p = C.toy_problem()
-        update = float(C.optimal_value(p)) * (0.5 * np.asarray(p.mu1 + p.mu2) - np.asarray(C.optimal_policy(p)))
+        update = _update_at_optimum(C.toy_problem(), 0.0)
         holds = not _all_zero(res) or bool(np.abs(update).max() < TOL)
         return Outcome(holds, {"update_at_optimum": update.tolist()}, "0",
                        "update at θ* = J_β(π*)(μ̄ − π*) (derived for symbolic K = 3), evaluated on the toy",
@@ -430,20 +435,53 @@ def _():
     return [Check("symbolic", symbolic), Check("exact", exact)]
 
 
-@claim("copg.pg_value_stationary", source=f"{SOURCE}, toy experiment (value baseline); derived",
-       statement="Off-policy PG with the exact value baseline b = J_β(π) is stationary at π* for any "
-                 "sampling law, because R_β^{π*}(a) = J_β(π*) for every arm",
-       conditions="population limit; the exact value J_β(π) of the current policy as baseline")
+@claim("copg.pg_value_baseline_optimum",
+       source=f"{SOURCE}, §5 eq. 23–24 and Fig. 1 (off-policy PG with the value baseline b = E_π[R])",
+       statement="Off-policy PG with the paper's value baseline b = E_{y~π}[R(y)] (the unregularised "
+                 "expected reward of the current policy, computed exactly) converges to π*; the paper "
+                 "reports that it converges to a biased solution instead",
+       expected="refuted",
+       conditions="population limit; its update at π* is −β KL(π*‖π_ref)(μ̄ − π*), μ̄ = (μ1 + μ2)/2, "
+                  "which vanishes only if μ̄ = π* or π* = π_ref; on the toy the limit is "
+                  "π ≈ (0.8116, 0.1675, 0.0209) with regret ≈ 0.0148")
 def _():
     def symbolic(quick):
-        return _symbolic({k: T.pg_field_at_optimum_residuals(k)["value_baseline"] for k in (2, 3)},
+        res = T.pg_field_at_optimum_residuals(3)["value_baseline"]
+        p = C.toy_problem()
+        update = _update_at_optimum(p, float(C.expected_reward(C.optimal_logits(p), p)))
+        holds = not _all_zero(res) or bool(np.abs(update).max() < TOL)
+        return Outcome(holds, {"update_at_optimum": update.tolist()}, "0",
+                       "update at θ* = −β KL(π*‖π_ref)(μ̄ − π*) (derived for symbolic K = 3), "
+                       "evaluated on the toy",
+                       counterexample=None if holds else {"problem": "toy", "update_at_optimum": update.tolist()})
+
+    def exact(quick):
+        fp = _toy_fixed_point("pg_value")
+        holds = fp["regret"] < 1e-6
+        return Outcome(holds, fp, {"regret": "≈ 0"},
+                       f"toy fixed point {fp['pi']} with regret {fp['regret']:.4f} "
+                       "(the paper's biased solution)",
+                       counterexample=None if holds else {"problem": "toy", **fp})
+
+    return [Check("symbolic", symbolic), Check("exact", exact)]
+
+
+@claim("copg.pg_soft_value_baseline_stationary",
+       source=f"{SOURCE}, §5 (off-policy PG); the soft value baseline b = J_β(π) is the lab's variant",
+       statement="Off-policy PG with the soft value baseline b = J_β(π) (the regularised value, not the "
+                 "paper's E_π[R]) is stationary at π* for any sampling law, because R_β^{π*}(a) = "
+                 "J_β(π*) for every arm",
+       conditions="population limit; the exact soft value J_β(π) of the current policy as baseline")
+def _():
+    def symbolic(quick):
+        return _symbolic({k: T.pg_field_at_optimum_residuals(k)["soft_value_baseline"] for k in (2, 3)},
                          "E_μ̄[(R_β^π − J_β)∇ln π] at θ*")
 
     def exact(quick):
         worst = 0.0
         for _k, p, _ in _instances(quick, 20):
-            worst = max(worst, float(jnp.abs(C.pg_expected_ascent(C.optimal_logits(p), p, True)).max()))
-        fp = _toy_fixed_point("pg_value")
+            worst = max(worst, float(jnp.abs(C.pg_expected_ascent(C.optimal_logits(p), p, "soft_value")).max()))
+        fp = _toy_fixed_point("pg_soft_value")
         ok = worst < TOL and fp["regret"] < 1e-10
         return Outcome(ok, {"max_update_at_opt": worst, "toy": fp},
                        {"max_update_at_opt": f"< {TOL:g}", "toy regret": "< 1e-10"},
