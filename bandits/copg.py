@@ -65,12 +65,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bandits.errors import InputError
+from bandits.errors import InputError, check_seed
 
 METHODS = ("copg", "pg", "pg_value", "pg_soft_value", "ipo", "dpo")
 PG_BASELINES = {"pg": "none", "pg_value": "value", "pg_soft_value": "soft_value"}
 DEFAULTS = {"pairs": 10_000, "epochs": 100, "batch": 512, "lr": 1e-3}
 _PROB_TOL = 1e-6
+# Size limits, refused up front with the limit named (memory: the 2K² pair cells, per-minibatch
+# cell counts and the logged data; time: the number of Adam steps).
+MAX_ARMS = 1024
+MAX_PAIRS = 10_000_000
+MAX_EPOCHS = 100_000
+MAX_ADAM_STEPS = 10_000_000
+MAX_COUNT_ENTRIES = 1 << 26  # minibatches per epoch × 2K² cell counts
+MAX_SCALE = 1e100  # |R|, β, 1/β and |R|/β: squares of the log-ratios must stay finite
 
 # The paper's toy experiment (DESIGN §4.4).
 TOY = {
@@ -150,12 +158,19 @@ def make_problem(rewards, beta, mu1, mu2, ref=None) -> Problem:
     r = _finite(rewards, "rewards")
     if r.size < 2:
         raise InputError("rewards: a bandit needs at least 2 arms")
+    if r.size > MAX_ARMS:
+        raise InputError(f"rewards: {r.size:,} arms exceed the limit of {MAX_ARMS:,} (2K² pair cells)")
     try:
         b = float(beta)
     except (TypeError, ValueError):
         raise InputError(f"beta: cannot read {beta!r} as a number") from None
     if not math.isfinite(b) or b <= 0:
         raise InputError(f"beta must be a finite number > 0, got {b:g}")
+    if not 1 / MAX_SCALE <= b <= MAX_SCALE:
+        raise InputError(f"beta must lie in [{1 / MAX_SCALE:g}, {MAX_SCALE:g}], got {b:g}")
+    if np.max(np.abs(r)) > MAX_SCALE or np.max(np.abs(r)) / b > MAX_SCALE:
+        raise InputError(f"rewards: |R| and |R|/β must be at most {MAX_SCALE:g} "
+                         f"(got max |R| = {np.max(np.abs(r)):g}, β = {b:g})")
     k = r.size
     m1, m2 = _law(mu1, "mu1", k), _law(mu2, "mu2", k)
     q = np.full(k, 1.0 / k) if ref is None else _law(ref, "ref", k)
@@ -522,12 +537,26 @@ def _train_jit(fn, problem, seeds, init, lr, pairs, epochs, batch, over_problems
     return thetas, jax.vmap(reg, in_axes=(0, None))(thetas, problem)
 
 
-def _check_budget(pairs, epochs, batch, lr):
-    for name, v in (("pairs", pairs), ("epochs", epochs), ("batch", batch)):
+def _check_budget(pairs, epochs, batch, lr, k: int | None = None):
+    for name, v, top in (("pairs", pairs, MAX_PAIRS), ("epochs", epochs, MAX_EPOCHS), ("batch", batch, None)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise InputError(f"{name} must be a positive integer, got {v!r}")
+        if top is not None and v > top:
+            raise InputError(f"{name} = {v:,} exceeds the limit of {top:,}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise InputError(f"learning rate must be a finite number > 0, got {lr!r}")
+    per_epoch = -(-pairs // min(batch, pairs))
+    if epochs * per_epoch > MAX_ADAM_STEPS:
+        raise InputError(f"{epochs:,} epochs × {per_epoch:,} minibatches = {epochs * per_epoch:,} Adam steps "
+                         f"exceed the limit of {MAX_ADAM_STEPS:,}")
+    if k is not None and per_epoch * 2 * k * k > MAX_COUNT_ENTRIES:
+        raise InputError(f"{per_epoch:,} minibatches × {2 * k * k:,} pair cells exceed the limit of "
+                         f"{MAX_COUNT_ENTRIES:,} count entries per epoch")
+
+
+def _seeds(seeds) -> jax.Array:
+    return jnp.asarray(np.asarray([check_seed(s) for s in np.asarray(seeds, dtype=object).reshape(-1)],
+                                  dtype=np.int64))
 
 
 def train(method, problem: Problem, seeds, pairs: int = DEFAULTS["pairs"],
@@ -544,8 +573,8 @@ def train(method, problem: Problem, seeds, pairs: int = DEFAULTS["pairs"],
     after every epoch, shapes (S, E + 1, K) and (S, E + 1). Default budget of DESIGN §4.4:
     10⁴ pairs, batch 512, 100 epochs, Adam lr 1e-3; start at π_ref."""
     fn = loss_fn(method)
-    _check_budget(pairs, epochs, batch, lr)
-    seeds = jnp.asarray(np.asarray(seeds, dtype=np.int64).reshape(-1))
+    _check_budget(pairs, epochs, batch, lr, problem.rewards.shape[-1])
+    seeds = _seeds(seeds)
     thetas, reg = _train_jit(fn, problem, seeds, _init(problem, init), float(lr), int(pairs),
                              int(epochs), int(min(batch, pairs)), False)
     return Run(method if isinstance(method, str) else getattr(fn, "__name__", "custom"),
@@ -557,8 +586,8 @@ def train_problems(method, problems: Problem, seeds, pairs: int = DEFAULTS["pair
                    lr: float = DEFAULTS["lr"]) -> Run:
     """`train` vmapped over stacked problems (leading axis P) and seeds: shapes (P, S, E+1, K)."""
     fn = loss_fn(method)
-    _check_budget(pairs, epochs, batch, lr)
-    seeds = jnp.asarray(np.asarray(seeds, dtype=np.int64).reshape(-1))
+    _check_budget(pairs, epochs, batch, lr, problems.rewards.shape[-1])
+    seeds = _seeds(seeds)
     thetas, reg = _train_jit(fn, problems, seeds, problems.log_ref, float(lr), int(pairs),
                              int(epochs), int(min(batch, pairs)), True)
     return Run(method if isinstance(method, str) else "custom", np.asarray(thetas), np.asarray(reg))

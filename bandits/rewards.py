@@ -21,6 +21,7 @@ import numpy as np
 from bandits.errors import InputError
 
 _PROB_TOL = 1e-9
+MAX_ABS_VALUE = 1e100  # rewards and their spreads: squared moments must fit in float64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +101,15 @@ def _check_finite_numbers(xs, what):
             raise InputError(f"{what}: {float(x):g} is not a finite number")
 
 
+def _check_magnitude(xs, what):
+    """Reward values (and Gaussian spreads) are limited to |x| ≤ MAX_ABS_VALUE, so that the
+    second moments and covariances the engines form stay finite in float64."""
+    _check_finite_numbers(xs, what)
+    for x in xs:
+        if abs(x) > MAX_ABS_VALUE:
+            raise InputError(f"{what}: |{float(x):g}| exceeds the limit of {MAX_ABS_VALUE:g} on reward magnitudes")
+
+
 def _check_prob(p, what):
     if not 0.0 <= p <= 1.0:
         raise InputError(f"{what}: probability {float(p):g} is outside [0, 1]")
@@ -107,7 +117,7 @@ def _check_prob(p, what):
 
 def deterministic(rewards) -> RewardModel:
     r = np.asarray(rewards, dtype=np.float64).reshape(-1)
-    _check_finite_numbers(r, "deterministic rewards")
+    _check_magnitude(r, "deterministic rewards")
     return RewardModel("deterministic", values=r[:, None], probs=np.ones((len(r), 1)))
 
 
@@ -131,7 +141,7 @@ def categorical(arms_values, arms_probs) -> RewardModel:
     for a, (vs, qs) in enumerate(zip(arms_values, arms_probs)):
         if len(vs) != len(qs) or not vs:
             raise InputError(f"categorical: arm {a + 1} needs as many probabilities as values")
-        _check_finite_numbers(vs, f"categorical arm {a + 1}")
+        _check_magnitude(vs, f"categorical arm {a + 1}")
         _check_finite_numbers(qs, f"categorical arm {a + 1}")
         for q in qs:
             _check_prob(q, f"categorical arm {a + 1}")
@@ -146,7 +156,7 @@ def categorical(arms_values, arms_probs) -> RewardModel:
 def gaussian(means, stds) -> RewardModel:
     m = np.asarray(means, dtype=np.float64).reshape(-1)
     s = np.asarray(stds, dtype=np.float64).reshape(-1)
-    _check_finite_numbers(np.concatenate([m, s]), "gaussian")
+    _check_magnitude(np.concatenate([m, s]), "gaussian")
     if len(m) != len(s):
         raise InputError("gaussian: means and standard deviations differ in length")
     if np.any(s < 0):

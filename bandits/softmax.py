@@ -30,6 +30,18 @@ def score_sq_norms(logits):
     return 1.0 - 2.0 * pi + jnp.sum(pi**2, axis=-1, keepdims=True)
 
 
+def log_score_sq_norms(logits):
+    """ln|s(a)|² for every arm, in log space: |s(a)|² = (1 − π_a)² + Σ_{b≠a} π_b² with
+    1 − π_a = Σ_{b≠a} π_b, so nothing cancels and a near-one-hot policy (logits 1000, 0, 0,
+    where π_b underflows to 0) keeps its relative precision; shape (K,)."""
+    lp = jax.nn.log_softmax(logits, axis=-1)
+    k = lp.shape[-1]
+    others = jnp.where(jnp.eye(k, dtype=bool), -jnp.inf, lp[..., None, :])  # row a: ln π_b, b ≠ a
+    log_rest = jax.nn.logsumexp(others, axis=-1)  # ln(1 − π_a)
+    log_rest_sq = jax.nn.logsumexp(2.0 * others, axis=-1)  # ln Σ_{b≠a} π_b²
+    return jnp.logaddexp(2.0 * log_rest, log_rest_sq)
+
+
 def objective(logits, means):
     """J(θ) = Σ_a π_a m_a."""
     return jnp.sum(policy(logits) * means, axis=-1)
@@ -56,9 +68,14 @@ def reward_variance(logits, means, second_moments):
 
 
 def optimal_constant_baseline(logits, means):
-    """b* = E[|s|² R] / E[|s|²] = Σ_a π_a|s_a|² m_a / Σ_a π_a|s_a|², the minimiser of V(b) (DESIGN §4.2)."""
-    w = policy(logits) * score_sq_norms(logits)
-    return jnp.sum(w * means) / jnp.sum(w)
+    """b* = E[|s|² R] / E[|s|²] = Σ_a π_a|s_a|² m_a / Σ_a π_a|s_a|², the minimiser of V(b) (DESIGN §4.2).
+
+    The weights π_a|s_a|² are normalised in log space (`log_score_sq_norms`), so a one-hot
+    policy gets the limit of b* rather than 0/0: with π → e_1 the weight of arm 1 vanishes to
+    second order and b* tends to the mean of the other arms weighted by their vanishing
+    probabilities. Needs K ≥ 2."""
+    lw = jax.nn.log_softmax(logits, axis=-1) + log_score_sq_norms(logits)
+    return jnp.sum(jax.nn.softmax(lw, axis=-1) * means, axis=-1)
 
 
 def sample_arms(key, logits, shape):

@@ -157,7 +157,7 @@ def main() -> None:
     }
     _print(report)
     with open("bench.json", "w") as f:
-        json.dump(report, f, indent=1)
+        json.dump(report, f, indent=1, allow_nan=False)
 
 
 def _print(report: dict) -> None:

@@ -9,7 +9,11 @@ from typing import Optional
 import numpy as np
 import typer
 
-from bandits.errors import InputError
+from bandits.errors import InputError, check_seed
+
+MAX_ARMS = 4096  # the covariance is K × K
+MAX_MC_SAMPLES = 10**9
+MAX_MC_CHUNK_ENTRIES = 1 << 27  # Monte Carlo works on chunk × G × K arrays
 
 app = typer.Typer(
     add_completion=False,
@@ -37,6 +41,11 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
     logits = np.asarray(logits, dtype=np.float64)
     if rewards.num_arms != logits.size:
         raise InputError(f"{logits.size} logits but {rewards.num_arms} reward distributions")
+    if not 2 <= logits.size <= MAX_ARMS:
+        raise InputError(f"a softmax bandit here has between 2 and {MAX_ARMS:,} arms, got {logits.size:,}")
+    if mc_samples is not None:
+        _check_mc_size(mc_samples, group, logits.size)
+        check_seed(seed)
     out = {
         "estimator": name,
         "group": group,
@@ -44,7 +53,12 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
         "pi": _floats(softmax.policy(logits)),
         "true_gradient": _floats(softmax.gradient(logits, rewards.means)),
     }
-    if rewards.finite:
+    if rewards.finite and mc_samples is not None:
+        try:  # with --mc, an enumeration too large for the exact engine leaves "exact" null
+            exact.check_size(len(rewards.outcomes()[0]), group, logits.size)
+        except InputError as err:
+            out["exact"], out["exact_reason"] = None, f"not computed: {err}"
+    if rewards.finite and "exact" not in out:
         ex = exact.moments(name, logits, rewards, group, **params)
         out["params"] = ex.params
         out["exact"] = {
@@ -67,7 +81,24 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
             "trace_var": mc.trace_var,
             "trace_var_se": mc.trace_var_se,
         }
+        if mc.trace_var_se is None:
+            out["mc"]["trace_var_se_reason"] = (
+                f"undefined: the batch-means standard error needs at least 2 batches, and "
+                f"{mc.samples:,} samples make {mc.batches} (use a larger --mc)")
     return out
+
+
+def _check_mc_size(samples, group, arms) -> None:
+    """Refuse Monte Carlo runs that would not fit in memory or would not end, naming the limit."""
+    from sims import montecarlo
+
+    if not isinstance(samples, int) or not 2 <= samples <= MAX_MC_SAMPLES:
+        raise InputError(f"--mc needs at least 2 samples and at most {MAX_MC_SAMPLES:,}, got {samples!r}")
+    if isinstance(group, int) and group > 0:
+        entries = montecarlo.chunk_size(samples) * group * arms
+        if entries > MAX_MC_CHUNK_ENTRIES:
+            raise InputError(f"Monte Carlo with G={group:,} and K={arms:,} needs chunks of {entries:,} "
+                             f"entries (chunk × G × K), over the limit of {MAX_MC_CHUNK_ENTRIES:,}")
 
 
 def _print_moments(report: dict) -> None:
@@ -93,8 +124,10 @@ def _print_moments(report: dict) -> None:
         console.print(f"tr Cov[ĝ] (exact)            {ex['trace_var']:.12g}")
         console.print(f"optimal constant baseline b* {ex['optimal_constant_baseline']:.12g}")
     if mc:
+        se = f"± {mc['trace_var_se']:.2g}" if mc["trace_var_se"] is not None else \
+            f"(standard error {mc['trace_var_se_reason']})"
         console.print(f"tr Cov[ĝ] (MC, {mc['samples']:,} groups, seed {mc['seed']})  "
-                      f"{mc['trace_var']:.6g} ± {mc['trace_var_se']:.2g}")
+                      f"{mc['trace_var']:.6g} {se}")
 
 
 @app.command()
@@ -108,7 +141,7 @@ def moments(
     eps: Optional[float] = typer.Option(None, help="grpo's eps (default 1e-6)"),
     baseline: Optional[float] = typer.Option(None, help="reinforce's constant baseline b (default 0)"),
     mc: Optional[int] = typer.Option(None, help="also run Monte Carlo with this many groups"),
-    seed: int = typer.Option(0, help="Monte Carlo seed"),
+    seed: Optional[int] = typer.Option(None, help="Monte Carlo seed, 0 ≤ S < 2^63 (default 0; needs --mc)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Exact (and optionally Monte Carlo) mean, bias and covariance of a group estimator."""
@@ -120,12 +153,14 @@ def moments(
     for key in [k for k, v in params.items() if v is not None]:
         if key not in est.params:
             raise InputError(f"--{key} does not apply to estimator {estimator!r}")
+    if seed is not None and mc is None:
+        raise InputError("--seed applies to Monte Carlo only; add --mc N")
     report = moments_report(
         estimator, parse_floats(logits, "logits"), parse_rewards(rewards), group,
-        {k: v for k, v in params.items() if k in est.params}, mc, seed,
+        {k: v for k, v in params.items() if k in est.params}, mc, 0 if seed is None else seed,
     )
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
     else:
         _print_moments(report)
 
@@ -159,21 +194,26 @@ def _print_ledger(report: dict) -> None:
 def verify(
     quick: bool = typer.Option(False, "--quick", help="reduced sample sizes (CI)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    only: Optional[str] = typer.Option(None, help="glob(s) of claim ids, comma-separated"),
-    out: Optional[str] = typer.Option(None, help="folder for ledger.md/ledger.json (default paper_figs/)"),
+    only: Optional[str] = typer.Option(None, help="glob(s) of whole claim ids, comma-separated, e.g. 'copg.*'"),
+    out: Optional[str] = typer.Option(None, help="folder for ledger.md/ledger.json; a full run defaults to "
+                                                 "paper_figs/, a quick or partial run writes only here"),
 ):
-    """Run the claims ledger; exit 0 when every claim has its expected status, 1 otherwise."""
-    from pathlib import Path
+    """Run the claims ledger; exit 0 when every claim has its expected status, 1 otherwise.
 
+    Only a full run (no --quick, no --only) writes the published report paper_figs/ledger.md and
+    ledger.json; a quick or partial run writes its report only where --out says."""
     from paper_figs import pipeline, style
     from sims import ledger
 
+    folder = output_folder(out)
+    ledger.select(only)  # bad patterns fail before anything runs
     report = ledger.run(quick=quick, only=only)
-    if only and not report["claims"]:
-        raise InputError(f"no claim matches {only!r}")
-    pipeline.write_ledger(report, Path(out) if out else style.PACKAGE_DIR)
+    if folder is None and not quick and only is None:
+        folder = style.PACKAGE_DIR
+    if folder is not None:
+        pipeline.write_ledger(report, folder)
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
     else:
         _print_ledger(report)
     raise typer.Exit(0 if report["summary"]["not_passed"] == 0 else 1)
@@ -189,14 +229,36 @@ def figures(
     """Run the ledger and regenerate every out-of-date figure (PNG, PDF and data)."""
     from paper_figs import pipeline
 
-    steps = [s.strip() for s in only.split(",")] if only else None
+    steps = None if only is None else [s.strip() for s in only.split(",")]
     known = {"ledger", *pipeline.figure_modules()}
     for s in steps or []:
+        if not s:
+            raise InputError(f"--only {only!r}: empty step name; give comma-separated steps")
         if s not in known:
             raise InputError(f"unknown step {s!r}; known: {', '.join(sorted(known))}")
-    manifest = pipeline.run(quick=quick, only=steps, force=force, out_dir=out)
+    folder = output_folder(out)
+    manifest = pipeline.run(quick=quick, only=steps, force=force, out_dir=folder)
     ledger = manifest.get("ledger", {}).get("summary", {})
     raise typer.Exit(1 if ledger.get("not_passed") else 0)
+
+
+def output_folder(out: Optional[str]):
+    """--out as a folder (created if missing); a path that exists and is not a folder, or that
+    cannot be created, is an InputError. None stays None."""
+    from pathlib import Path
+
+    if out is None:
+        return None
+    if not str(out).strip():
+        raise InputError("--out: empty path")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {out!r} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--out {out!r}: cannot create the folder ({err.strerror or err})") from None
+    return path
 
 
 from sims.cli_copg import copg as _copg  # noqa: E402

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from bandits.errors import InputError
+from bandits.errors import InputError, check_seed
 
 
 MODES = ("sampled", "exact", "exact_budget")
@@ -50,12 +50,16 @@ def copg_report(rewards, beta, mu1, mu2, ref=None, method="copg", mode="sampled"
     for name, v in (("pairs", pairs), ("epochs", epochs)):
         if v < 1:
             raise InputError(f"--{name} must be at least 1, got {v}")
+    check_seed(seed, "--seed")
+    C._check_budget(pairs, epochs, C.DEFAULTS["batch"], C.DEFAULTS["lr"], problem.rewards.shape[-1])
     steps_per_epoch = -(-pairs // min(C.DEFAULTS["batch"], pairs))
     converged, reason = None, None
     if mode == "exact":
         fp = C.fixed_point(method, problem, max_steps=C.FIXED_POINT["max_steps"] if max_steps is None
                            else max_steps)
         logits, steps, converged = fp.logits, int(fp.steps), bool(fp.converged)
+        if not np.all(np.isfinite(logits)):
+            raise InputError("the population search left the finite range; rescale R and β")
     elif mode == "exact_budget":
         run = C.train_exact(method, problem, epochs=epochs, steps_per_epoch=steps_per_epoch)
         logits, steps = run.logits[-1], epochs * steps_per_epoch
@@ -63,7 +67,7 @@ def copg_report(rewards, beta, mu1, mu2, ref=None, method="copg", mode="sampled"
         run = C.train(method, problem, [seed], pairs=pairs, epochs=epochs)
         logits, steps = run.logits[0, -1], epochs * steps_per_epoch
         reason = "a sampled run stops after its budget of epochs; convergence is not tested"
-    grad_norm = float(jnp.linalg.norm(C.expected_gradient(method, jnp.asarray(logits), problem)))
+    grad_norm = float(jnp.linalg.norm(C.ascent_field(method)(jnp.asarray(logits), problem)))
     if mode == "exact_budget":
         converged = grad_norm < C.FIXED_POINT["tol"]
     pi = np.asarray(jax.nn.softmax(logits))
@@ -112,9 +116,9 @@ def copg(
     exact: bool = typer.Option(False, "--exact", help="population limit: exact expected gradients until their norm < 1e-10"),
     exact_budget: bool = typer.Option(False, "--exact-budget", help="exact expected gradients for the sampled run's fixed budget (E·⌈N/512⌉ Adam steps)"),
     max_steps: Optional[int] = typer.Option(None, help="step cap of --exact (default 100000)"),
-    pairs: int = typer.Option(10_000, help="number of logged pairs"),
-    seed: int = typer.Option(0, help="seed of the data set and the shuffles"),
-    epochs: int = typer.Option(100, help="epochs of minibatches (Adam lr 1e-3, batch 512)"),
+    pairs: Optional[int] = typer.Option(None, help="number of logged pairs (default 10000; not with --exact)"),
+    seed: Optional[int] = typer.Option(None, help="seed of the data set and the shuffles, 0 ≤ S < 2^63 (default 0; sampled runs only)"),
+    epochs: Optional[int] = typer.Option(None, help="epochs of minibatches, Adam lr 1e-3, batch 512 (default 100; not with --exact)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Train CoPG (or pg, pg_value, pg_soft_value, ipo, dpo) on logged pairs; print the final policy and regret."""
@@ -127,6 +131,14 @@ def copg(
         raise InputError("--exact and --exact-budget exclude each other")
     if max_steps is not None and not exact:
         raise InputError("--max-steps applies to --exact only")
+    if exact and (pairs is not None or epochs is not None):
+        raise InputError("--pairs and --epochs set a fixed budget; --exact runs to convergence "
+                         "(use --exact-budget for the budget on exact gradients)")
+    if seed is not None and (exact or exact_budget):
+        raise InputError("--seed applies to sampled runs only; exact gradients draw nothing")
+    pairs = 10_000 if pairs is None else pairs
+    epochs = 100 if epochs is None else epochs
+    seed = 0 if seed is None else seed
     mode = "exact" if exact else "exact_budget" if exact_budget else "sampled"
     report = copg_report(r, beta, m1, m2, q, method, mode, pairs, seed, epochs, max_steps)
     if as_json:

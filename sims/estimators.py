@@ -63,13 +63,15 @@ def grpo_mean(rewards, weights):
 def grpo(rewards, weights, eps=1e-6):
     """GRPO advantage (Shao et al., 2024): A_i = (R_i − mean(R)) / (std(R, ddof=1) + eps).
 
-    Biased, and not a multiple of ∇J in general. An all-equal group gives A = 0 exactly.
+    Biased, and not a multiple of ∇J in general. An all-equal group gives A = 0 exactly, also
+    with eps = 0 (the limit of A as the group's spread vanishes, not 0/0).
     """
     del weights
     g = rewards.shape[-1]
     centred = _shifted_centre(rewards)
     std = jnp.sqrt(jnp.sum(centred**2, axis=-1, keepdims=True) / (g - 1))
-    return centred / (std + eps)
+    denom = std + eps
+    return jnp.where(denom > 0, centred / jnp.where(denom > 0, denom, 1.0), 0.0)
 
 
 def optimal_baseline_loo(rewards, weights):
@@ -167,6 +169,9 @@ def get(name: str) -> Estimator:
         ) from None
 
 
+MAX_ABS_PARAM = 1e100  # baselines and eps: (R − b)² must stay finite in float64
+
+
 def resolve_params(estimator: Estimator, group: int, **given) -> dict:
     """Validate the group size and merge user parameters over the defaults (None = default)."""
     if not isinstance(group, int) or group < estimator.min_group:
@@ -178,8 +183,9 @@ def resolve_params(estimator: Estimator, group: int, **given) -> dict:
             continue
         if key not in params:
             raise InputError(f"estimator {estimator.name!r} takes no parameter {key!r}")
-        if not jnp.isfinite(value):
-            raise InputError(f"parameter {key!r} must be a finite number, got {value!r}")
+        if not jnp.isfinite(value) or abs(value) > MAX_ABS_PARAM:
+            raise InputError(f"parameter {key!r} must be a finite number of magnitude at most "
+                             f"{MAX_ABS_PARAM:g}, got {value!r}")
         params[key] = float(value)
     if "eps" in params and params["eps"] < 0:
         raise InputError("eps must be non-negative")

@@ -31,6 +31,7 @@ from bandits.rewards import RewardModel
 from sims import estimators
 
 MAX_MULTISETS = 3_000_000
+MAX_ENTRIES = 1 << 26  # multisets × (G + K): the enumeration tables and per-multiset gradients
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,18 @@ class Enumeration:
         return jnp.concatenate([x, jnp.full(self.logits.shape[0] - self.num_arms, fill)])
 
 
+def check_size(outcomes: int, group: int, arms: int) -> None:
+    """Refuse, naming the limit, an enumeration of `outcomes` (arm, reward) types at group size
+    G beyond MAX_MULTISETS multisets or MAX_ENTRIES table entries (multisets × (G + K))."""
+    n = count_multisets(outcomes, group)
+    if n > MAX_MULTISETS:
+        raise InputError(f"{n:,} multisets of {outcomes} outcomes at G={group} exceed the exact "
+                         f"engine's limit of {MAX_MULTISETS:,}; use Monte Carlo instead")
+    if n * (group + arms) > MAX_ENTRIES:
+        raise InputError(f"{n:,} multisets × (G + K) = {n * (group + arms):,} table entries exceed the "
+                         f"exact engine's limit of {MAX_ENTRIES:,}; use a smaller group or Monte Carlo")
+
+
 def enumerate_groups(logits, rewards: RewardModel, group: int) -> Enumeration:
     """The multisets of a group of G on this bandit (validated; refused beyond MAX_MULTISETS)."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -104,11 +117,7 @@ def enumerate_groups(logits, rewards: RewardModel, group: int) -> Enumeration:
     if rewards.num_arms != k:
         raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
     o_arm, o_val, o_prob = rewards.outcomes()
-    if count_multisets(len(o_arm), group) > MAX_MULTISETS:
-        raise InputError(
-            f"{count_multisets(len(o_arm), group):,} multisets of {len(o_arm)} outcomes at G={group} "
-            f"exceed the exact engine's limit of {MAX_MULTISETS:,}; use Monte Carlo instead"
-        )
+    check_size(len(o_arm), group, k)
     rows, log_coef = multisets(len(o_arm), group)
     n = rows.shape[0]
     n_pad, k_pad = _bucket(n, 16), _bucket(k, 8)

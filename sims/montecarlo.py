@@ -158,13 +158,15 @@ def moments(
     )
 
 
-def _batch_means_se(sizes, estimates, overall) -> float:
-    """SE of a mean of batch estimates weighted by size: sqrt(B/(B−1) Σ (n_b/N)² (T_b − T)²)."""
+def _batch_means_se(sizes, estimates, overall) -> float | None:
+    """SE of a mean of batch estimates weighted by size: sqrt(B/(B−1) Σ (n_b/N)² (T_b − T)²).
+
+    Undefined (None) with fewer than 2 batches of at least 2 samples."""
     usable = sizes > 1
     sizes, estimates = sizes[usable], estimates[usable]
     b = len(sizes)
     if b < 2:
-        return float("nan")
+        return None
     w = sizes / sizes.sum()
     return float(np.sqrt(b / (b - 1) * np.sum(w**2 * (estimates - overall) ** 2)))
 
