@@ -3,7 +3,9 @@
 Each figure module of this package exposes `make(quick) -> Path`, `SEED` and `CLAIMS`. A step
 (the ledger, or one figure) is skipped when the manifest records the same input hash and all its
 files exist; the hash covers the step's own source, every source file of theory/, bandits/,
-sims/ and paper_figs/style.py, the quick flag and the seed. The manifest is rewritten atomically
+sims/ and paper_figs/style.py, the quick flag and the seed (for the ledger: its mode and the set of
+claim ids), and the manifest records a digest of every output file, so a file replaced by anything
+else (a quick or partial ledger report, say) makes its step out of date. The manifest is rewritten atomically
 after every step, so an interrupted run resumes where it stopped, and stale temporary files of
 an interrupted write are removed at start.
 """
@@ -82,8 +84,19 @@ def _clean_stale_temporaries(*dirs: Path) -> None:
                     p.unlink(missing_ok=True)
 
 
+def file_digests(base: Path, files) -> dict:
+    """sha256 of every output file, recorded in the manifest: a file replaced by anything else
+    (a quick or partial ledger, a hand edit) makes its step out of date."""
+    return {f: hashlib.sha256((base / f).read_bytes()).hexdigest()[:20] for f in files}
+
+
 def _up_to_date(entry: dict | None, digest: str, base: Path) -> bool:
-    return bool(entry) and entry.get("hash") == digest and all((base / f).is_file() for f in entry.get("files", []))
+    if not entry or entry.get("hash") != digest:
+        return False
+    files = entry.get("files", [])
+    if not all((base / f).is_file() for f in files):
+        return False
+    return entry.get("digests") == file_digests(base, files)
 
 
 def write_ledger(report: dict, out_dir: Path) -> list[str]:
@@ -94,7 +107,7 @@ def write_ledger(report: dict, out_dir: Path) -> list[str]:
 
 
 def _cell(x, width: int = 60) -> str:
-    text = json.dumps(x, ensure_ascii=False) if not isinstance(x, str) else x
+    text = json.dumps(x, ensure_ascii=False, allow_nan=False) if not isinstance(x, str) else x
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -106,7 +119,9 @@ def ledger_markdown(report: dict) -> str:
         "",
         f"{s['claims']} claims: {s['passed']} as expected ({s['verified']} verified, {s['refuted']} "
         f"refuted as expected or not), {s['failed']} failed, {s['error']} errors; "
-        f"{'quick' if s['quick'] else 'full'} mode. Regenerate with `pglab verify`.",
+        f"{'quick' if s['quick'] else 'full'} mode"
+        + (f", claims matching `{s['only']}` only" if s.get("only") else ", every claim")
+        + ". Regenerate with `pglab verify`.",
         "",
         "| claim | expected | status | check | measured | expected value | detail |",
         "|---|---|---|---|---|---|---|",
@@ -143,7 +158,9 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
         if step == "ledger":
             from sims import ledger
 
-            digest = input_hash("ledger", quick, 0, library)
+            claim_set = ",".join(ledger.select(None))
+            digest = input_hash(f"ledger mode={'quick' if quick else 'full'} claims={claim_set}", quick, 0,
+                                library)
             if not force and _up_to_date(manifest.get("ledger"), digest, ledger_dir):
                 log("ledger: up to date")
                 continue
@@ -168,6 +185,7 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
                      "title": (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else step}
             log(f"{step}: written {', '.join(files)} ({time.perf_counter() - t:.0f} s)")
         entry["quick"] = quick
+        entry["digests"] = file_digests(ledger_dir if step == "ledger" else fig_dir, entry["files"])
         entry["versions"] = versions()
         manifest[step] = entry
         style.write_json(manifest_path, manifest)

@@ -169,13 +169,29 @@ def run_claim(c: Claim, quick: bool) -> dict:
     return record
 
 
+def select(only: str | None) -> list[str]:
+    """The claim ids matching `only`: comma-separated globs matched against the whole id
+    (`copg.*`, `*.unbiased`, an exact id); None means every claim. An empty pattern (`''`,
+    `a,,b`) is an error, and so is a set of patterns that matches no claim."""
+    from bandits.errors import InputError
+
+    ids = sorted(load_all())
+    if only is None:
+        return ids
+    patterns = [p.strip() for p in str(only).split(",")]
+    if not patterns or any(not p for p in patterns):
+        raise InputError(f"--only {only!r}: empty pattern; give comma-separated globs of claim ids")
+    chosen = [i for i in ids if any(fnmatch.fnmatchcase(i, p) for p in patterns)]
+    if not chosen:
+        raise InputError(f"no claim matches {only!r} (globs over whole ids, e.g. 'copg.*')")
+    return chosen
+
+
 def run(quick: bool = False, only: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the ledger (all claims, or those whose id matches the glob `only`)."""
+    """Run the ledger (all claims, or those whose id matches a glob of `only`, see `select`).
+    The summary records the mode (`quick`) and the selection (`only`, None for every claim)."""
     claims = load_all()
-    ids = sorted(claims)
-    if only:
-        patterns = [p.strip() for p in only.split(",") if p.strip()]
-        ids = [i for i in ids if any(fnmatch.fnmatch(i, p) or p in i for p in patterns)]
+    ids = select(only)
     start = time.perf_counter()
     records = []
     for i in ids:
@@ -189,6 +205,7 @@ def run(quick: bool = False, only: str | None = None, progress: Callable[[str], 
         "not_passed": sum(not r["passed"] for r in records),
         **counts,
         "quick": quick,
+        "only": only,
         "seconds": round(time.perf_counter() - start, 2),
     }
     return {"claims": records, "summary": summary}
