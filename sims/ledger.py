@@ -169,8 +169,11 @@ def run_claim(c: Claim, quick: bool) -> dict:
     return record
 
 
-def run(quick: bool = False, only: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the ledger (all claims, or those whose id matches the glob `only`)."""
+def run(quick: bool = False, only: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Run the ledger (all claims, or those whose id matches the glob `only`).
+
+    `progress(claim_id, done, total)` is called before each claim runs."""
     claims = load_all()
     ids = sorted(claims)
     if only:
@@ -180,7 +183,7 @@ def run(quick: bool = False, only: str | None = None, progress: Callable[[str], 
     records = []
     for i in ids:
         if progress:
-            progress(i)
+            progress(i, len(records), len(ids))
         records.append(run_claim(claims[i], quick))
     counts = {s: sum(r["status"] == s for r in records) for s in ("verified", "refuted", "failed", "error")}
     summary = {
