@@ -139,8 +139,8 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
     claims = (f"; ledger {summary['passed']}/{summary['claims']} claims as expected"
               if summary and (not only or "ledger" in only) else "")
     n = bar.started_steps
-    log(f"pglab figures: {n} step{'' if n == 1 else 's'}, {bar.completed} written, "
-        f"{bar.started_steps - bar.completed} skipped as current{claims}; "
+    log(f"pglab figures: {n} step{'' if n == 1 else 's'}, {bar.done_steps} written, "
+        f"{n - bar.done_steps} skipped as current{claims}; "
         f"{progress.elapsed(time.perf_counter() - bar.started)}")
     return manifest
 

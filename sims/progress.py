@@ -38,23 +38,22 @@ class Steps:
     def __init__(self, progress, task_id, title: str, total: int, console, live: bool):
         self._progress, self._task, self.title, self.total = progress, task_id, title, total
         self._console, self._live = console, live
-        self.completed, self.started_steps, self.label = 0, 0, ""
+        self.completed, self.started_steps, self.done_steps, self.label = 0, 0, 0, ""
         self.started = self._last_line = time.perf_counter()
         self._sub = None
 
     def start(self, label: str, completed: int | None = None, total: int | None = None) -> None:
         """The step called `label` begins (`completed` of `total` steps are done, if given)."""
         self._end_sub()
+        self.completed = self.started_steps if completed is None else completed
         self.label, self.started_steps = label, self.started_steps + 1
-        if completed is not None:
-            self.completed = completed
         if total is not None:
             self.total = total
         if self._progress is not None:
             self._progress.update(self._task, description=f"{self.title} · {label}",
                                   completed=self.completed, total=self.total)
         else:
-            self.heartbeat(f"{self.title} {self.completed}/{self.total} · {label}")
+            self.heartbeat(f"{self.title} {self.started_steps}/{self.total} · {label}")
 
     def sub(self, label: str, completed: int, total: int) -> None:
         """Progress inside the current step (e.g. the ledger's claims inside `pglab figures`)."""
@@ -74,9 +73,11 @@ class Steps:
             self.print(f"{line} · {elapsed(now - self.started)}")
 
     def done(self) -> None:
-        """The current step has finished."""
+        """The current step has finished with work done (a step left without `done` was
+        skipped)."""
         self._end_sub()
-        self.completed += 1
+        self.done_steps += 1
+        self.completed = self.started_steps
         if self._progress is not None:
             self._progress.update(self._task, completed=self.completed)
 

@@ -67,13 +67,16 @@ def test_elapsed_format():
 
 def test_heartbeat_lines_without_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(progress, "HEARTBEAT_S", 0.0)
-    with progress.steps("ledger", 2) as bar:
+    with progress.steps("ledger", 3) as bar:
         bar.start("a.first", 0)
         bar.start("a.second", 1)
         bar.done()
+        bar.start("a.third")
+        bar.done()
     out, err = capsys.readouterr()
     assert out == ""
-    assert "ledger 0/2 · a.first" in err and "ledger 1/2 · a.second" in err
+    assert "ledger 1/3 · a.first" in err and "ledger 2/3 · a.second" in err and "ledger 3/3" in err
+    assert bar.started_steps == 3 and bar.done_steps == 2 and bar.completed == 3
     with progress.steps("ledger", 1, enabled=False) as bar:
         bar.start("a.first", 0)
     assert capsys.readouterr() == ("", "")
