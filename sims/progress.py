@@ -129,6 +129,14 @@ class _Task:
             self._progress.remove_task(self._task)
 
 
+class _NoTask:
+    def update(self, completed: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 def task(description: str, total: float):
     """A bar for work inside a step: a row of the open `steps` display, else its own transient
     display on stderr. Returns an object with `update(completed)` and `stop()`."""
@@ -137,6 +145,9 @@ def task(description: str, total: float):
     from rich.console import Console
     from rich.progress import Progress
 
-    progress = Progress(console=Console(stderr=True), transient=True)
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a bar cannot redraw in a log: show nothing
+        return _NoTask()
+    progress = Progress(console=console, transient=True)
     progress.start()
     return _Task(progress, progress.add_task(description, total=total), own=True)

@@ -99,3 +99,10 @@ def test_figures_end_with_a_summary_line(tmp_path):
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     assert re.search(r"pglab figures: 1 step, 1 written, 0 skipped as current; \d", first.stdout), first.stdout
     assert re.search(r"pglab figures: 1 step, 0 written, 1 skipped as current; \d", again.stdout), again.stdout
+
+
+def test_inner_bar_is_silent_in_a_log(capsys):
+    bar = progress.task("Monte Carlo", 10)
+    bar.update(5)
+    bar.stop()
+    assert capsys.readouterr() == ("", "")
