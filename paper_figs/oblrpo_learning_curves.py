@@ -94,7 +94,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
         ax = axes[2]
         sweep = cfg["sweep"]
         for i, label in enumerate(METHODS):
-            xs = np.asarray(sweep) * (1.0 + 0.03 * (i - 2.5))
+            xs = np.asarray(sweep) * 2.0 ** (0.06 * (i - 2.5))
             ys = [summary[label][f"{lr:g}"]["samples_to_90pct"] for lr in sweep]
             cis = [summary[label][f"{lr:g}"]["ci95"] for lr in sweep]
             c = style.PALETTE[i]
@@ -107,6 +107,8 @@ def make(quick: bool) -> "Path":  # noqa: F821
             ax.plot([x for x, y in zip(xs, ys) if y is not None], [y for y in ys if y is not None],
                     color=c, lw=1, label=label)
         ax.axhline(budget, color="k", ls=":", lw=1)
+        ax.annotate("budget; open circles above it: not reached", (0.02, budget), xycoords=("axes fraction", "data"),
+                    xytext=(0, -11), textcoords="offset points", fontsize=8)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("step η (η_max for OBLR-PO)")
         ax.set_ylabel("rollouts to reach 0.9·J*")

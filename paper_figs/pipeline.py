@@ -142,7 +142,25 @@ def ledger_markdown(report: dict) -> str:
 
 def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
         out_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run the ledger and every figure that is out of date; returns the manifest."""
+    """Run the ledger and every figure that is out of date; returns the manifest.
+
+    A progress display on stderr names the step (and the ledger's claim) now running; the run
+    ends with one summary line: steps written and skipped, the ledger's claims, the time."""
+    from sims import progress
+
+    with progress.steps("figures", 0) as bar:
+        manifest = _run(quick, only, force, out_dir, log, bar)
+    summary = manifest.get("ledger", {}).get("summary")
+    claims = (f"; ledger {summary['passed']}/{summary['claims']} claims as expected"
+              if summary and (not only or "ledger" in only) else "")
+    n = bar.started_steps
+    log(f"pglab figures: {n} step{'' if n == 1 else 's'}, {bar.done_steps} written, "
+        f"{n - bar.done_steps} skipped as current{claims}; "
+        f"{progress.elapsed(time.perf_counter() - bar.started)}")
+    return manifest
+
+
+def _run(quick, only, force, out_dir, log, bar) -> dict:
     fig_dir = Path(out_dir) if out_dir else style.output_dir()
     ledger_dir = Path(out_dir) if out_dir else style.PACKAGE_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +173,7 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
     if only:
         steps = [s for s in steps if s in only]
     for step in steps:
+        bar.start(step, total=len(steps))
         if step == "ledger":
             from sims import ledger
 
@@ -165,7 +184,7 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
                 log("ledger: up to date")
                 continue
             t = time.perf_counter()
-            report = ledger.run(quick=quick)
+            report = ledger.run(quick=quick, progress=bar.sub)
             files = write_ledger(report, ledger_dir)
             entry = {"hash": digest, "files": files, "seed": 0, "summary": report["summary"]}
             log(f"ledger: {report['summary']['passed']}/{report['summary']['claims']} claims as expected "
@@ -189,6 +208,7 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
         entry["versions"] = versions()
         manifest[step] = entry
         style.write_json(manifest_path, manifest)
+        bar.done()
     if out_dir is None and not only:
         from paper_figs import gallery
 

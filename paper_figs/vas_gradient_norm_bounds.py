@@ -1,7 +1,8 @@
 """Reward variance lower-bounds the policy-gradient norm: |∇J| against Var[R] on random softmax bandits.
 
-Deterministic rewards in [0, 1] (DESIGN §4.3). Left: |∇J| against Var[R] with the bounds
-Var[R]/√K (dashed) and the sharp 2·Var[R]/√K (solid), one colour per K. Middle: |∇J|² against
+Deterministic rewards in [0, 1] (DESIGN §4.3). Left: √K·|∇J| against Var[R], so that every K
+shares the two bounds √K·|∇J| ≥ Var[R] (dashed) and the sharp √K·|∇J| ≥ 2·Var[R] (solid); one
+colour per K. Middle: |∇J|² against
 π_min·Var[R]. Right: |∇J| against the Cauchy–Schwarz bound Var[R]/√(Σ_a(r_a − J)²). Every point
 lies on or above its bound; the first two bounds are equalities at the uniform policy, and the
 2/√K bound is attained with two arms and r = (1, 0).
@@ -28,16 +29,17 @@ def make(quick: bool) -> "Path":  # noqa: F821
         xs = np.linspace(0, top, 50)
         for i, (k, d) in enumerate(data.items()):
             c = style.PALETTE[i % len(style.PALETTE)]
-            ax0.plot(d["var"], d["grad_norm"], ".", ms=2.5, alpha=0.5, color=c, label=f"K = {k}")
-            ax0.plot(xs, xs / np.sqrt(k), "--", lw=1, color=c)
-            ax0.plot(xs, 2 * xs / np.sqrt(k), "-", lw=1, color=c)
-            ax1.loglog(d["pi_min"] * d["var"], d["grad_norm"] ** 2, ".", ms=2.5, alpha=0.5, color=c)
+            ax0.plot(d["var"], np.sqrt(k) * d["grad_norm"], ".", ms=3, alpha=0.5, color=c,
+                     label=f"K = {k}")
+            ax1.loglog(d["pi_min"] * d["var"], d["grad_norm"] ** 2, ".", ms=3, alpha=0.5, color=c)
             cs = d["grad_norm"] / d["ratio_cauchy_schwarz"]
-            ax2.plot(cs, d["grad_norm"], ".", ms=2.5, alpha=0.5, color=c)
+            ax2.plot(cs, d["grad_norm"], ".", ms=3, alpha=0.5, color=c)
+        ax0.plot(xs, xs, "k--", lw=1, label="Var[R] (√K bound)")
+        ax0.plot(xs, 2 * xs, "k-", lw=1, label="2·Var[R] (sharp bound)")
         ax0.set_xlabel("Var[R]")
-        ax0.set_ylabel("|∇J|")
-        ax0.set_title("|∇J| ≥ Var/√K (dashed), ≥ 2Var/√K (solid)")
-        ax0.legend(loc="upper left", markerscale=4)
+        ax0.set_ylabel("√K·|∇J|")
+        ax0.set_title("√K·|∇J| ≥ 2·Var[R] ≥ Var[R]")
+        ax0.legend(loc="upper left", markerscale=4, fontsize=8)
         lo = min(float((d["pi_min"] * d["var"]).min()) for d in data.values())
         hi = max(float((d["grad_norm"] ** 2).max()) for d in data.values())
         ax1.loglog([lo, hi], [lo, hi], "k-", lw=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Optional
 
 import numpy as np
@@ -165,29 +166,56 @@ def moments(
         _print_moments(report)
 
 
-def _print_ledger(report: dict) -> None:
+_CHECK_NAMES = {"symbolic": "sym", "exact": "exact", "monte_carlo": "MC"}
+_CHECK_MARKS = {"verified": "✓", "refuted": "✗", "error": "!"}
+
+
+def _check_summary(claim: dict) -> str:
+    return " ".join(f"{_CHECK_NAMES.get(k['kind'], k['kind'])}{_CHECK_MARKS.get(k['status'], '?')}"
+                    for k in claim["checks"])
+
+
+def print_ledger(report: dict, console=None) -> None:
+    """The ledger as a table fitted to the console's width: claim ids are never cut (the
+    statement wraps instead); below a usable width each claim is printed as a short block.
+    Check marks: ✓ the statement held, ✗ refuted it, ! raised. `--json` has every number."""
+    from rich import box
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
-    def short(x, n=38):
-        t = x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
-        return t if len(t) <= n else t[: n - 1] + "…"
-
-    table = Table("claim", "check", "measured", "expected", "interval", "status")
-    for c in report["claims"]:
-        for i, k in enumerate(c["checks"]):
-            status = k["status"] if i else f"{k['status']} → {c['status']}"
-            table.add_row(c["id"] if i == 0 else "", k["kind"], short(k["measured"]),
-                          short(k["expected"]), short(k.get("interval") or "-", 24), status)
-    console = Console(width=160)
-    console.print(table)
+    console = console or Console()
+    claims = report["claims"]
+    id_width = max((len(c["id"]) for c in claims), default=5)
+    status = {c["id"]: f"{c['status']} {'✓' if c['passed'] else '✗'}" for c in claims}
+    status_width = max((len(v) for v in status.values()), default=6)
+    check_width = max((len(_check_summary(c)) for c in claims), default=6)
+    if console.width >= id_width + status_width + check_width + 30:
+        table = Table(expand=True, show_lines=True, pad_edge=False, box=box.HORIZONTALS,
+                      show_edge=False, header_style="bold")
+        table.add_column("claim", no_wrap=True, min_width=id_width)
+        table.add_column("status", no_wrap=True, min_width=status_width)
+        table.add_column("checks", no_wrap=True, min_width=check_width)
+        table.add_column("statement", ratio=1, overflow="fold", min_width=20)
+        for c in claims:
+            table.add_row(Text(c["id"]), Text(status[c["id"]], style=None if c["passed"] else "red"),
+                          Text(_check_summary(c)), Text(c["statement"]))
+        console.print(table)
+    else:
+        for c in claims:
+            console.print(Text(c["id"], style="bold"), soft_wrap=True)
+            console.print(Text(f"  {status[c['id']]}  {_check_summary(c)}",
+                               style=None if c["passed"] else "red"), soft_wrap=True)
+            console.print(Padding(Text(c["statement"]), (0, 0, 0, 4)))
     s = report["summary"]
     console.print(f"{s['passed']}/{s['claims']} claims as expected ({s['verified']} verified, "
-                  f"{s['refuted']} refuted, {s['failed']} failed, {s['error']} errors) in {s['seconds']} s")
-    for c in report["claims"]:
+                  f"{s['refuted']} refuted, {s['failed']} failed, {s['error']} errors) in {s['seconds']} s; "
+                  "values and intervals: --json or paper_figs/ledger.md", highlight=False)
+    for c in claims:
         if not c["passed"]:
             details = "; ".join(k["detail"] for k in c["checks"] if k["status"] != "verified")
-            console.print(f"[red]{c['id']}: {c['status']}[/red] {details}")
+            console.print(Text(f"{c['id']}: {c['status']} ", style="red") + Text(details), soft_wrap=True)
 
 
 @app.command()
@@ -203,19 +231,24 @@ def verify(
     Only a full run (no --quick, no --only) writes the published report paper_figs/ledger.md and
     ledger.json; a quick or partial run writes its report only where --out says."""
     from paper_figs import pipeline, style
-    from sims import ledger
+    from sims import ledger, progress
 
     folder = output_folder(out)
     ledger.select(only)  # bad patterns fail before anything runs
-    report = ledger.run(quick=quick, only=only)
+    with progress.steps("ledger", 0) as bar:
+        report = ledger.run(quick=quick, only=only,
+                            progress=lambda cid, done, total: bar.start(cid, done, total))
     if folder is None and not quick and only is None:
         folder = style.PACKAGE_DIR
     if folder is not None:
         pipeline.write_ledger(report, folder)
     if as_json:
         print(json.dumps(report, allow_nan=False))
+        s = report["summary"]
+        bar.print(f"pglab verify: {s['passed']}/{s['claims']} claims as expected ({s['failed']} failed, "
+                  f"{s['error']} errors); {progress.elapsed(time.perf_counter() - bar.started)}")
     else:
-        _print_ledger(report)
+        print_ledger(report)
     raise typer.Exit(0 if report["summary"]["not_passed"] == 0 else 1)
 
 

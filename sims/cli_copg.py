@@ -27,7 +27,6 @@ import typer
 
 from bandits.errors import InputError, check_seed
 
-
 MODES = ("sampled", "exact", "exact_budget")
 
 

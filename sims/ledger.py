@@ -187,16 +187,19 @@ def select(only: str | None) -> list[str]:
     return chosen
 
 
-def run(quick: bool = False, only: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
+def run(quick: bool = False, only: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the ledger (all claims, or those whose id matches a glob of `only`, see `select`).
-    The summary records the mode (`quick`) and the selection (`only`, None for every claim)."""
+    The summary records the mode (`quick`) and the selection (`only`, None for every claim).
+
+    `progress(claim_id, done, total)` is called before each claim runs."""
     claims = load_all()
     ids = select(only)
     start = time.perf_counter()
     records = []
     for i in ids:
         if progress:
-            progress(i)
+            progress(i, len(records), len(ids))
         records.append(run_claim(claims[i], quick))
     counts = {s: sum(r["status"] == s for r in records) for s in ("verified", "refuted", "failed", "error")}
     summary = {

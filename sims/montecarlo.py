@@ -172,16 +172,14 @@ def _batch_means_se(sizes, estimates, overall) -> float | None:
 
 
 def _progress(bar, wanted, start, done, total):
-    """Show a rich progress bar (stderr) once a run has taken longer than PROGRESS_AFTER_S."""
+    """Show a progress bar (stderr, `sims.progress`) once a run has taken longer than
+    PROGRESS_AFTER_S; inside an open display (the ledger, the figures) it is one more row."""
     if wanted is False or done >= total:
         return bar
     if bar is None and (wanted or time.perf_counter() - start > PROGRESS_AFTER_S):
-        from rich.console import Console
-        from rich.progress import Progress
+        from sims import progress
 
-        bar = Progress(console=Console(stderr=True), transient=True)
-        bar.start()
-        bar.add_task("Monte Carlo", total=total)
+        bar = progress.task("Monte Carlo", total)
     if bar is not None:
-        bar.update(bar.task_ids[0], completed=done)
+        bar.update(done)
     return bar
