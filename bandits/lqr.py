@@ -277,22 +277,29 @@ def trajectory_score(theta, traj: Trajectory, sigma=None):
     return jax.grad(total)(jnp.asarray(theta))
 
 
-def rollout(key, theta, lqr: LQR, sigma=None) -> Trajectory:
-    """One trajectory of H steps (a `lax.scan` over time)."""
+def rollout_from_noise(theta, lqr: LQR, z0, eps, noise, sigma=None) -> Trajectory:
+    """The trajectory driven by given standard normals: x_0 = L_0 z0 (z0 (d,)), ε_t = eps[t]
+    (eps (H, m)), w_t = L_w noise[t] (noise (H, d)). A deterministic `lax.scan` over time."""
     k, s = gain(theta, lqr), policy_std(theta, lqr, sigma)
-    d, m = lqr.dims
-    k0, key = jax.random.split(key)
-    x0 = lqr.init_sqrt @ jax.random.normal(k0, (d,), dtype=lqr.A.dtype)
 
-    def step(x, kt):
-        ka, kw = jax.random.split(kt)
-        u = k @ x + s * jax.random.normal(ka, (m,), dtype=x.dtype)
+    def step(x, e):
+        e_act, e_w = e
+        u = k @ x + s * e_act
         r = -(x @ lqr.Q @ x + u @ lqr.R @ u)
-        nxt = lqr.A @ x + lqr.B @ u + lqr.noise_sqrt @ jax.random.normal(kw, (d,), dtype=x.dtype)
-        return nxt, (x, u, r)
+        return lqr.A @ x + lqr.B @ u + lqr.noise_sqrt @ e_w, (x, u, r)
 
-    _, (xs, us, rs) = jax.lax.scan(step, x0, jax.random.split(key, lqr.horizon))
+    _, (xs, us, rs) = jax.lax.scan(step, lqr.init_sqrt @ z0, (eps, noise))
     return Trajectory(xs, us, rs)
+
+
+def rollout(key, theta, lqr: LQR, sigma=None) -> Trajectory:
+    """One trajectory of H steps (a `lax.scan` over time, `rollout_from_noise` of fresh normals)."""
+    d, m = lqr.dims
+    k0, ka, kw = jax.random.split(key, 3)
+    dt = lqr.A.dtype
+    return rollout_from_noise(theta, lqr, jax.random.normal(k0, (d,), dt),
+                              jax.random.normal(ka, (lqr.horizon, m), dt),
+                              jax.random.normal(kw, (lqr.horizon, d), dt), sigma)
 
 
 @functools.partial(jax.jit, static_argnames=("n",))

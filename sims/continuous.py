@@ -94,7 +94,7 @@ def trajectory_check(draw, args, expected, samples: int, seed: int, label: str,
 
 
 def lqr_check(lqr: L.LQR, theta, sigma=None, estimator="gpomdp", samples: int = 100_000, seed: int = 0,
-              v=None, expected=None, alpha: float = stats.ALPHA) -> stats.ZCheck:
+              v=None, expected=None, alpha: float = stats.ALPHA, scale=None) -> stats.ZCheck:
     """E[estimator] on LQR trajectories by Monte Carlo against the exact recursion's ∇J_H / ∇²J_H
     (or against `expected`, e.g. 0 at the Riccati gain)."""
     theta = jnp.asarray(L.check_policy(lqr, theta, sigma))
@@ -105,7 +105,7 @@ def lqr_check(lqr: L.LQR, theta, sigma=None, estimator="gpomdp", samples: int = 
     draw = T.TrajectoryDraw(T.LQRSampler(sigma), T.LQRPolicy(sigma), estimator)
     name = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", "estimator")
     return trajectory_check(draw, (theta, lqr, lqr.gamma, v), expected, samples, seed,
-                            f"LQR {name}: MC mean vs exact recursion", alpha)
+                            f"LQR {name}: MC mean vs exact recursion", alpha, scale)
 
 
 def lqr_moments(lqr: L.LQR, theta, sigma=None, samples: int = 100_000, seed: int = 0) -> montecarlo.Stream:
@@ -212,3 +212,38 @@ def gaussian_group_mc(name: str, theta, coeffs, group: int, samples: int, seed: 
                           (jnp.asarray(th), jnp.asarray(c), jparams), samples, seed, progress)
     return montecarlo.MCMoments(estimator=name, group=group, params=params, samples=samples, seed=seed,
                                 mean=s.mean, cov=s.cov, trace_var_se=s.trace_var_se, batches=s.batches)
+
+
+# ------------------------------------------------------------- LQR expectations by quadrature
+
+MAX_QUADRATURE_POINTS = 250_000
+
+
+def _return_vector(log_prob, theta, traj, gamma, v):
+    """The discounted return Σ_t γ^t r_t as a 1-vector (for `lqr_expectation`)."""
+    return jnp.atleast_1d(traj.rewards @ (gamma ** jnp.arange(traj.rewards.shape[-1])))
+
+
+def lqr_expectation(lqr: L.LQR, theta, sigma=None, estimator="gpomdp", v=None, nodes: int = 8):
+    """E[f(τ)] on a short-horizon LQR instance, exactly, by tensor Gauss–Hermite quadrature over the
+    trajectory's standard normals (x_0, ε_t and, when Σ_w ≠ 0, w_t). For polynomial integrands of
+    degree < 2·nodes per variable (g, B and the return are) the result is exact to rounding.
+    `estimator` may also be "return" (Σ_t γ^t r_t). Refused beyond MAX_QUADRATURE_POINTS points."""
+    theta = jnp.asarray(L.check_policy(lqr, theta, sigma))
+    d, m = lqr.dims
+    h = lqr.horizon
+    with_noise = bool(np.any(np.asarray(lqr.noise_cov) != 0))
+    dims = d + h * m + (h * d if with_noise else 0)
+    if nodes**dims > MAX_QUADRATURE_POINTS:
+        raise InputError(f"{nodes}^{dims} quadrature points exceed {MAX_QUADRATURE_POINTS:,}; "
+                         "use a shorter horizon or fewer dimensions")
+    z, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    idx = np.stack(np.meshgrid(*[np.arange(nodes)] * dims, indexing="ij"), -1).reshape(-1, dims)
+    pts, wts = jnp.asarray(z[idx]), jnp.asarray(np.prod(w[idx], axis=1))
+    z0, eps = pts[:, :d], pts[:, d:d + h * m].reshape(-1, h, m)
+    noise = pts[:, d + h * m:].reshape(-1, h, d) if with_noise else jnp.zeros((pts.shape[0], h, d))
+    trajs = jax.vmap(lambda a, b, c: L.rollout_from_noise(theta, lqr, a, b, c, sigma))(z0, eps, noise)
+    fn = _return_vector if estimator == "return" else _fn(estimator)
+    vec = _vector(theta, v)
+    return np.asarray(jax.jit(lambda tr: wts @ T.batched(fn, T.LQRPolicy(sigma), theta, tr, lqr.gamma, vec))(trajs))
