@@ -304,8 +304,17 @@ def rollout(key, theta, lqr: LQR, sigma=None) -> Trajectory:
 
 @functools.partial(jax.jit, static_argnames=("n",))
 def sample_trajectories(key, theta, lqr: LQR, n: int, sigma=None) -> Trajectory:
-    """n independent trajectories (vmapped `rollout`): states (n, H, d), actions (n, H, m), rewards (n, H)."""
-    return jax.vmap(lambda kk: rollout(kk, theta, lqr, sigma))(jax.random.split(key, n))
+    """n independent trajectories: states (n, H, d), actions (n, H, m), rewards (n, H).
+
+    The normals of all n trajectories are drawn in three bulk calls; `rollout_from_noise` is
+    vmapped over the trajectories (one `lax.scan` over time)."""
+    d, m = lqr.dims
+    k0, ka, kw = jax.random.split(key, 3)
+    dt = lqr.A.dtype
+    z0 = jax.random.normal(k0, (n, d), dt)
+    eps = jax.random.normal(ka, (n, lqr.horizon, m), dt)
+    noise = jax.random.normal(kw, (n, lqr.horizon, d), dt)
+    return jax.vmap(lambda a, b, c: rollout_from_noise(theta, lqr, a, b, c, sigma))(z0, eps, noise)
 
 
 def discounted_return(traj: Trajectory, gamma):
