@@ -18,15 +18,6 @@ from sims import montecarlo, stats
 from sims import trajectory as T
 
 
-def own_reward_dropped(log_prob, theta, traj, gamma, v):
-    """Planted defect: rewards-to-go that leave out the step's own reward, Σ_{h>t} γ^h r_h."""
-    h = traj.rewards.shape[-1]
-    d = traj.rewards * gamma ** jnp.arange(h)
-    later = jnp.flip(jnp.cumsum(jnp.flip(d)))[1:]
-    later = jnp.concatenate([later, jnp.zeros(1)])
-    return jax.grad(lambda th: later @ jax.vmap(lambda s, a: log_prob(th, s, a))(traj.states, traj.actions))(theta)
-
-
 def hessian_without_outer(log_prob, theta, traj, gamma, v):
     """Planted defect: B without the ∇Φ ∇log pᵀ term (only ∇²Φ)."""
     return jax.hessian(T.surrogate, argnums=1)(log_prob, theta, traj, gamma).reshape(-1)
@@ -93,18 +84,6 @@ def test_hessian_vector_product_equals_dense_b_times_v():
     np.testing.assert_allclose(T.gpomdp(pol, theta, tr, 0.95), c @ per_step, rtol=1e-10)
 
 
-def test_lqr_monte_carlo_unbiased_and_defects_caught():
-    lqr = L.make(**LQR_CASE)
-    n = 200_000
-    ok_g = C.lqr_check(lqr, THETA, None, "gpomdp", n, seed=1)
-    ok_b = C.lqr_check(lqr, THETA, None, "hessian_vector", n, seed=2, v=[1.0, -0.5])
-    assert ok_g.passed and ok_b.passed, (ok_g.summary(), ok_b.summary())
-    bad_g = C.lqr_check(lqr, THETA, None, own_reward_dropped, n, seed=1)
-    bad_b = C.lqr_check(lqr, THETA, None, hessian_without_outer, n, seed=2,
-                        expected=np.asarray(L.hessian(jnp.asarray(THETA), lqr)).reshape(-1))
-    assert not bad_g.passed and not bad_b.passed, (bad_g.summary(), bad_b.summary())
-
-
 def test_engine_streams_any_problem_reproducibly():
     lqr = L.make(**LQR_CASE)
     a = C.lqr_moments(lqr, THETA, samples=5_000, seed=4)
@@ -112,7 +91,7 @@ def test_engine_streams_any_problem_reproducibly():
     np.testing.assert_array_equal(a.mean, b.mean)
     assert a.cov.shape == (2, 2) and a.batches >= 2 and np.isfinite(a.trace_var_se)
     # the returns stream estimates J_H
-    r = C.lqr_returns(lqr, THETA, samples=20_000, seed=5)
+    r = C.lqr_returns(lqr, THETA, samples=8_192, seed=5)
     j = float(L.objective(jnp.asarray(THETA), lqr))
     assert stats.z_check("J", r.mean, r.mean_se, [j]).passed
 
