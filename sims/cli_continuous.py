@@ -57,8 +57,12 @@ def parse_matrix(text: str, name: str) -> np.ndarray:
 
 
 def _mc_block(mc) -> dict:
-    return {"samples": mc.samples, "seed": mc.seed, "mean": _floats(mc.mean), "mean_se": _floats(mc.mean_se),
-            "trace_var": mc.trace_var, "trace_var_se": mc.trace_var_se}
+    se = mc.trace_var_se
+    out = {"samples": mc.samples, "seed": mc.seed, "mean": _floats(mc.mean), "mean_se": _floats(mc.mean_se),
+           "trace_var": mc.trace_var, "trace_var_se": se if se is not None and math.isfinite(se) else None}
+    if out["trace_var_se"] is None:
+        out["trace_var_se_reason"] = "batch means need at least two chunks of samples; raise --mc"
+    return out
 
 
 def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_samples=None, seed=0) -> dict:
