@@ -223,6 +223,9 @@ def figures(
 from sims.cli_copg import copg as _copg  # noqa: E402
 
 app.command("copg")(_copg)
+from sims.cli_audit import audit as _audit  # noqa: E402
+
+app.command("audit")(_audit)
 
 
 def _fail(message: str) -> None:
