@@ -1,6 +1,6 @@
 """The estimator atlas: what each registry estimator ascends under pass/fail rewards, c(p, G) against the pass rate p.
 
-For binary rewards E[ĝ_x] = c(p_x, G)·∇p_x per prompt (docs/design.md §4.9), so an estimator ascends the reweighted objective whose slope in p is c. Curves: every registry estimator at G = 8 on the two-armed pass/fail bandit with π_1 = p (exact, G + 1 terms; weight-reading estimators receive |s|² of that bandit, so their curve is that bandit's). Panel (a): c(p, 8) on a log scale (RLOO = 1: unbiased; group mean = 7/8; GRPO ≈ 1/√(p(1−p)); DGAE ≈ 1/(2p(1−p))). Panel (b): the shape c(p, 8)/c(1/2, 8). The small multiples: c(p, G)/c(1/2, G) for G = 2, 4, 8, 16, 32, 64, one panel per estimator. COPO reads answers from the weights, and at p = 1/2 both arms have the same |s|², so its dip there is this bandit's artefact.
+For binary rewards E[ĝ_x] = c(p_x, G)·∇p_x per prompt (docs/design.md §4.9), so an estimator ascends the reweighted objective whose slope in p is c. Curves: every registry estimator at G = 8 on the two-armed pass/fail bandit with π_1 = p (exact, G + 1 terms; weight-reading estimators receive |s|² of that bandit, so their curve is that bandit's). Panel (a): c(p, 8) on a log scale (RLOO = 1: unbiased; group mean = 7/8; GRPO ≈ 1/√(p(1−p)); DGAE ≈ 1/(2p(1−p))). Panel (b): the shape c(p, 8)/c(1/2, 8). The small multiples: c(p, G)/c(1/2, G) for G = 2, 4, 8, 16, 32, 64 (2, 8, 32 in quick mode), one panel per estimator. COPO reads answers from the weights, and at p = 1/2 both arms have the same |s|², so its dip there is this bandit's artefact.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from sims import atlas, estimators
 SEED = 0
 CLAIMS = ["atlas.registry.*", "atlas.large_group_limits", "atlas.bnpo_grpo", "estimators.binary_reward_scale"]
 GROUPS = [2, 4, 8, 16, 32, 64]
+GROUPS_QUICK = [2, 8, 32]
 
 
 def curves(quick: bool) -> dict:
-    ps = np.linspace(0.02, 0.98, 25 if quick else 97)
+    ps = np.linspace(0.02, 0.98, 13 if quick else 97)
     names = list(estimators.REGISTRY)
     out = {"p": ps, "G8": {}, "by_G": {}}
     for name in names:
         out["G8"][name] = atlas.scale_curve(name, ps, 8)
-        out["by_G"][name] = {g: atlas.scale_curve(name, ps, g) for g in GROUPS
+        out["by_G"][name] = {g: atlas.scale_curve(name, ps, g) for g in (GROUPS_QUICK if quick else GROUPS)
                              if g >= estimators.get(name).min_group}
     return out
 

@@ -116,6 +116,9 @@ TESTED_PEERS = {  # estimator -> the peers its test pins to 1e-9 (tests/test_atl
 }
 
 
+TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg", "gdpo")
+
+
 def _fmt(x: float) -> str:
     return "—" if not np.isfinite(x) else f"{x:.3g}"
 
@@ -148,7 +151,7 @@ def render_markdown() -> str:
         else:
             c = scale_curve(name, DOC_PS, DOC_GROUP)
             cs, shape = ", ".join(_fmt(x) for x in c), shape_word(c, DOC_PS)
-        peers = "; ".join(e.peers) or "—"
+        peers = ("; ".join(e.peers) or "—").replace("|", "∣")
         tested = TESTED_PEERS.get(name)
         lines.append(f"| `{name}` | {e.summary.replace('|', '∣')} | {e.source or '—'} | {e.provenance} | "
                      f"{e.property} | {cs} | {shape} | {peers}{' (yes: ' + tested + ')' if tested else ' (no)'} |")
@@ -160,12 +163,13 @@ def render_markdown() -> str:
         "prompts of a batch. c is per prompt and depends on the other prompts' pass rates; "
         "`sims.batch.exact_ensemble` computes it exactly by enumeration.",
         "",
-        "| name | formula | source | property | peers |",
-        "|---|---|---|---|---|",
+        "| name | formula | source | property | reads weights | peers (tested to 1e-9) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, b in batch.REGISTRY.items():
+        tested = " (yes)" if name in TESTED_BATCH_PEERS else " (no)"
         lines.append(f"| `{name}` | {b.summary.replace('|', '∣')} | {b.source} | {b.property} | "
-                     f"{'; '.join(b.peers) or '—'} |")
+                     f"{'yes' if b.uses_weights else 'no'} | {'; '.join(b.peers) or '—'}{tested} |")
     lines += [
         "",
         "## Conventions that differ between the lab and its peers",
