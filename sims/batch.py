@@ -243,3 +243,40 @@ def mc_ensemble(name, ps, group: int, samples: int, seed: int = 0, chunk: int = 
     var = (s2 - n * mean**2) / (n - 1)
     pq = np.asarray(ps * (1 - ps))
     return {"c": mean / pq, "c_se": np.sqrt(var / n) / pq, "mean_u": mean, "var_u": var, "samples": n}
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "shape"))
+def _bandit_batch(fn, logits, success, params, key, shape):
+    """ĝ_x = (1/G) Σ_i A_xi s(a_xi) for `shape` = (N, P, G) batches of K-armed pass/fail prompts."""
+    n, p, g = shape
+    k_arm, k_rew = jax.random.split(key)
+    arms = jax.random.categorical(k_arm, logits[None, :, None, :], shape=shape)
+    q = jnp.take_along_axis(jnp.broadcast_to(success[None, :, None, :], (n, p, g, success.shape[-1])),
+                            arms[..., None], axis=-1)[..., 0]
+    rewards = (jax.random.uniform(k_rew, shape) < q).astype(jnp.float64)
+    a = jax.vmap(lambda r: fn(r, jnp.ones_like(r), **params))(rewards)
+    pi = jax.nn.softmax(logits, axis=-1)
+    onehot = jax.nn.one_hot(arms, logits.shape[-1], dtype=jnp.float64)
+    return jnp.mean(a[..., None] * (onehot - pi[None, :, None, :]), axis=2)  # (N, P, K)
+
+
+def mc_ensemble_bandits(name, logits, success, group: int, samples: int, seed: int = 0,
+                        chunk: int = 2048, **params) -> dict:
+    """Monte Carlo E[ĝ_x] (P, K) with standard errors on K-armed pass/fail prompts (weights = ones)."""
+    est = get(name)
+    logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
+    success = jnp.asarray(np.asarray(success, dtype=np.float64))
+    p = {k: jnp.float64(v) for k, v in (est.params | params).items()}
+    s1 = np.zeros(logits.shape)
+    s2 = np.zeros(logits.shape)
+    n, c = 0, 0
+    base = jax.random.key(seed)
+    while n < samples:
+        m = min(chunk, samples - n)
+        g = np.asarray(_bandit_batch(est.advantages, logits, success, p, jax.random.fold_in(base, c),
+                                     (chunk, logits.shape[0], group)))[:m]
+        s1 += g.sum(0)
+        s2 += (g**2).sum(0)
+        n, c = n + m, c + 1
+    mean = s1 / n
+    return {"mean": mean, "se": np.sqrt((s2 / n - mean**2) / (n - 1)), "samples": n}

@@ -177,3 +177,8 @@ def test_estimators_doc_is_current():
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "estimators.md"
     assert doc.read_text() == atlas.render_markdown(), "run python -m sims.atlas"
+
+
+def test_batch_per_prompt_direction_check_and_its_planted_defect():
+    assert C.batch_direction_check("gpg", True).passed
+    assert not C.batch_direction_check("gpg", True, factor=1.05).passed

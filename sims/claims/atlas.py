@@ -408,3 +408,36 @@ def _register_batch_rows():
 
 
 _register_batch_rows()
+
+
+_BATCH_LOGITS = np.array([[0.5, -0.3, 0.0], [-1.0, 0.4, 0.2], [0.0, 0.0, 1.0]])
+_BATCH_SUCCESS = np.array([[0.9, 0.2, 0.5], [0.1, 0.6, 0.3], [0.8, 0.7, 0.05]])
+
+
+def batch_direction_check(name: str, quick: bool, factor: float = 1.0) -> stats.ZCheck:
+    """MC E[ĝ_x] on 3-armed pass/fail prompts against c_x(p_1..p_P)·∇p_x, c_x from the exact
+    two-armed enumeration (`factor` perturbs c: a planted defect for the tests)."""
+    from bandits import softmax as S
+
+    pis = np.asarray([S.policy(lg) for lg in _BATCH_LOGITS])
+    ps = np.sum(pis * _BATCH_SUCCESS, axis=1)
+    grads = np.asarray([S.gradient(lg, q) for lg, q in zip(_BATCH_LOGITS, _BATCH_SUCCESS)])
+    c = batch.exact_ensemble(name, ps, 4)["c"] * factor
+    mc = batch.mc_ensemble_bandits(name, _BATCH_LOGITS, _BATCH_SUCCESS, 4, 60_000 if quick else 400_000, seed=43)
+    return stats.z_check(f"{name}: MC E[ĝ_x] vs c_x∇p_x", mc["mean"].ravel(), mc["se"].ravel(),
+                         (c[:, None] * grads).ravel(), scale=float(np.linalg.norm(grads)))
+
+
+@claim("atlas.batch_per_prompt_direction", SOURCE + " (derivation of the lab)",
+       "For batch estimators that read the rewards only, each prompt's expected gradient on pass/fail "
+       "rewards is c_x·∇p_x, with c_x a function of every prompt's pass rate and G (computed on two-armed "
+       "prompts) — also on K-armed prompts: batch statistics reweight prompts but keep each one's direction.",
+       conditions="E[s(a) | R] = (R − p)∇p/(p(1 − p)) for each prompt; 3 prompts × 3 arms, G = 4")
+def _():
+    def run(quick):
+        out = {n: batch_direction_check(n, quick) for n, b in batch.REGISTRY.items() if not b.uses_weights}
+        bad = [c.summary() for c in out.values() if not c.passed]
+        return Outcome(not bad, f"{len(out) - len(bad)}/{len(out)} pass", f"{len(out)}/{len(out)}",
+                       "; ".join(c.summary() for c in out.values()))
+
+    return [Check("monte_carlo", run)]
