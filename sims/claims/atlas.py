@@ -441,3 +441,21 @@ def _():
                        "; ".join(c.summary() for c in out.values()))
 
     return [Check("monte_carlo", run)]
+
+
+@claim("atlas.copo_degenerate_signal", "COPO (arXiv 2508.04138), abstract; code hijih/copo-code",
+       "When every member of a group agrees (all pass or all fail, so GRPO's local advantage is 0), COPO's "
+       "global term still gives that group a non-zero advantage; an all-fail group gets it only through the "
+       "batch centring (its global reward p̂(1 − λH) is 0).")
+def _():
+    def run(quick):
+        r = jnp.asarray([[1.0, 1, 1, 1], [0, 0, 0, 0], [1, 0, 1, 0], [1, 0, 0, 0]])
+        answers = jnp.asarray([[1.0, 1, 1, 1], [2, 3, 2, 3], [1, 2, 1, 4], [1, 2, 3, 4]])
+        a = np.asarray(batch.copo(r, answers))
+        local = np.asarray(estimators.grpo(r, None, 1e-6))
+        ok = (np.all(local[:2] == 0) and np.all(a[:2] != 0) and np.ptp(a[0]) == 0 and np.ptp(a[1]) == 0
+              and a[1, 0] < 0 < a[0, 0])
+        return Outcome(ok, {"all_pass": a[0].tolist(), "all_fail": a[1].tolist()},
+                       "non-zero, constant within the group", "4 prompts × 4 members, answers from the weights")
+
+    return [Check("exact", run)]
