@@ -17,7 +17,6 @@ length) relative to RLOO's at the same G and p.
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
