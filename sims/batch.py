@@ -144,6 +144,25 @@ def copo(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
     return w * E.grpo(rewards, None, eps) + (1.0 - w) * glob
 
 
+def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
+    """DGPO: DGAE times difficulty-aware question weighting (MathForge, arXiv 2601.20614):
+
+        A_qi = λ_q·G(R_qi − mean R_q)/(Σ_j |R_qj − mean R_q| + eps),
+        λ_q = N_v·softmax_{q ∈ V}(−mean R_q / T),
+
+    V the prompts whose group is not all-equal (N_v of them), T = 2; λ = 1 elsewhere (where DGAE is
+    0 anyway). The code's token-count ratios are 1 for equal lengths."""
+    del weights
+    centred = _centre(rewards)
+    valid = jnp.any(centred != 0, axis=-1, keepdims=True)
+    logits = jnp.where(valid, -jnp.mean(rewards, axis=-1, keepdims=True) / temperature, -jnp.inf)
+    n_valid = jnp.sum(valid)
+    shifted = logits - jnp.max(jnp.where(valid, logits, -1e300))
+    w = jnp.where(valid, jnp.exp(shifted), 0.0)
+    lam = jnp.where(valid, n_valid * w / jnp.maximum(jnp.sum(w), 1e-300), 1.0)
+    return lam * E.dgae(rewards, None, eps)
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchEstimator:
     name: str
@@ -171,6 +190,8 @@ REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
                    "GDPO (arXiv 2601.05242)", PER_PROMPT, ("TRL normalize_then_sum",)),
     BatchEstimator("bnpo_batch", bnpo_batch, {"max_weight": 1e6}, "(R − p̂)/BetaPDF(p̂; α̂, β̂), α̂, β̂ by moments",
                    "Xiao et al. 2025 (BNPO)", PER_PROMPT, ()),
+    BatchEstimator("dgpo", dgpo, {"eps": 1e-4, "temperature": 2.0}, "N_v·softmax(−p̂/T)·A_DGAE",
+                   "DGPO / MathForge (arXiv 2601.20614)", PER_PROMPT, ()),
     BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, "w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH))",
                    "COPO (arXiv 2508.04138)", E.BIASED, (), True),
 ]}

@@ -258,6 +258,18 @@ def copo_local(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
     return w * grpo(rewards, None, eps)
 
 
+def gtpo(rewards, weights, threshold=0.7, shift=0.1, eps=1e-4):
+    """GTPO's one-step reduction (arXiv 2508.03772; winstonsmith1897/GTPO): TRL's GRPO advantage,
+    zeroed for a high-entropy completion and shifted by its entropy otherwise,
+
+        A_i = 1[H_i ≤ threshold]·((R_i − mean R)/(std(R, ddof=1) + eps) − shift·H_i),
+
+    H_i = weights (mean token entropy of completion i). The conflict-token masks need several
+    tokens and vanish on a one-step bandit.
+    """
+    return jnp.where(weights > threshold, 0.0, grpo(rewards, None, eps) - shift * weights)
+
+
 UNBIASED = "unbiased"  # E[ĝ] = ∇J for every finite reward law
 DIRECTION = "direction-unbiased"  # E[ĝ] = c(G)·∇J for every finite reward law
 BINARY_DIRECTION = "direction-unbiased (binary rewards)"  # E[ĝ] = c(p, G)·∇p for Bernoulli rewards
@@ -357,6 +369,10 @@ REGISTRY: dict[str, Estimator] = {
                   "σ(k_b(H_ans − b))·A_GRPO",
                   source="COPO (arXiv 2508.04138)", declared=BIASED, provenance="code",
                   param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
+        Estimator("gtpo", gtpo, 2, {"threshold": 0.7, "shift": 0.1, "eps": 1e-4}, False,
+                  "1[H_i ≤ 0.7]·(A_GRPO − 0.1·H_i), H = entropy feature",
+                  source="GTPO (arXiv 2508.03772)", declared=BIASED, provenance="code",
+                  param_help=(("threshold", "entropy gate"), ("shift", "entropy penalty"), ("eps", "GRPO's eps"))),
     ]
 }
 

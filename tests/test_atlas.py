@@ -56,6 +56,8 @@ def test_new_formulas_match_plain_references(rw):
     _, counts = np.unique(w, return_counts=True)
     h = -np.sum(counts / g * np.log2(counts / g))
     np.testing.assert_allclose(adv("copo_local", r, w), grpo / (1 + np.exp(-(h - 0.5))), atol=1e-9)
+    trl_grpo = (r - m) / (sd1 + 1e-4)
+    np.testing.assert_allclose(adv("gtpo", r, w), np.where(w > 0.7, 0.0, trl_grpo - 0.1 * w), atol=1e-9)
 
 
 def test_real_effective_advantage_is_the_gradient_of_its_loss():
@@ -182,3 +184,18 @@ def test_estimators_doc_is_current():
 def test_batch_per_prompt_direction_check_and_its_planted_defect():
     assert C.batch_direction_check("gpg", True).passed
     assert not C.batch_direction_check("gpg", True, factor=1.05).passed
+
+
+def test_dgpo_question_weights_against_a_plain_reference():
+    rng = np.random.default_rng(6)
+    for _ in range(5):
+        r = (rng.uniform(size=(4, 5)) < rng.uniform(size=(4, 1))).astype(float)
+        m = r.mean(1)
+        valid = (r.min(1) != r.max(1))
+        lam = np.ones(4)
+        if valid.any():
+            e = np.exp(-m[valid] / 2.0)
+            lam[valid] = valid.sum() * e / e.sum()
+        dgae = 5 * (r - m[:, None]) / (np.abs(r - m[:, None]).sum(1, keepdims=True) + 1e-4)
+        got = np.asarray(batch.dgpo(jnp.asarray(r), jnp.ones((4, 5))))
+        np.testing.assert_allclose(got, lam[:, None] * dgae, atol=1e-12)
