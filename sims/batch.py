@@ -204,6 +204,26 @@ def get(name: str) -> BatchEstimator:
         raise InputError(f"unknown batch estimator {name!r}; known: {', '.join(REGISTRY)}") from None
 
 
+POSITIVE = ("f_norm", "temperature", "max_weight")
+
+
+def resolve_params(est: BatchEstimator, **given) -> dict:
+    """Defaults merged with `given`; unknown, non-finite or out-of-range values are InputErrors."""
+    params = dict(est.params)
+    for key, value in given.items():
+        if key not in params:
+            raise InputError(f"batch estimator {est.name!r} takes no parameter {key!r}")
+        if not np.isfinite(value):
+            raise InputError(f"parameter {key!r} must be a finite number, got {value!r}")
+        params[key] = float(value)
+    if params.get("eps", 0.0) < 0:
+        raise InputError("eps must be non-negative")
+    for key in POSITIVE:
+        if key in params and not params[key] > 0:
+            raise InputError(f"{key} must be positive")
+    return params
+
+
 def _weights_for(rewards, ps):
     """|s(a)|² on the two-armed bandit: 2(1 − p)² for a success, 2p² for a failure."""
     p = ps[:, None]
@@ -235,7 +255,7 @@ def exact_ensemble(name, ps, group: int, **params) -> dict:
     logw = np.sum(gammaln(group + 1) - gammaln(ks + 1) - gammaln(group - ks + 1)
                   + ks * np.log(ps) + (group - ks) * np.log1p(-ps), axis=1)
     w = np.exp(logw)
-    p = {k: jnp.float64(v) for k, v in (est.params | params).items()}
+    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
     u = np.asarray(_u(est.advantages, jnp.asarray(rewards), jnp.asarray(ps), p))
     mean = w @ u
     var = w @ (u - mean) ** 2
@@ -247,7 +267,7 @@ def mc_ensemble(name, ps, group: int, samples: int, seed: int = 0, chunk: int = 
     """Monte Carlo per-prompt c_x with standard errors (reproducible from `seed`)."""
     est = get(name) if isinstance(name, str) else name
     ps = jnp.asarray(np.asarray(ps, dtype=np.float64))
-    p = {k: jnp.float64(v) for k, v in (est.params | params).items()}
+    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
     s1 = np.zeros(ps.shape[0])
     s2 = np.zeros(ps.shape[0])
     n, c = 0, 0
@@ -287,7 +307,7 @@ def mc_ensemble_bandits(name, logits, success, group: int, samples: int, seed: i
     est = get(name)
     logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
     success = jnp.asarray(np.asarray(success, dtype=np.float64))
-    p = {k: jnp.float64(v) for k, v in (est.params | params).items()}
+    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
     s1 = np.zeros(logits.shape)
     s2 = np.zeros(logits.shape)
     n, c = 0, 0

@@ -172,6 +172,11 @@ def _check_bnpo(params):
         raise InputError("bnpo's max_weight must be positive")
 
 
+def _check_tau(params):
+    if not params["tau"] > 0:
+        raise InputError("tau must be positive")
+
+
 def dgae(rewards, weights, eps=1e-4):
     """DGPO's difficulty-balanced group advantage (MathForge, arXiv 2601.20614; AMAP-ML/MathForge):
 
@@ -356,11 +361,11 @@ REGISTRY: dict[str, Estimator] = {
                   param_help=(("eps", "added to Σ_j|R_j − mean R|"),)),
         Estimator("real", real, 2, {"tau": 0.5}, False, "(G/τ)[y_i/(1+k) − (1−y_i)/(1+G−k)] (mixed groups)",
                   source="REAL (Rewards as Labels, arXiv 2602.05630)", declared=BINARY_DIRECTION,
-                  provenance="reconstructed", param_help=(("tau", "temperature τ"),)),
+                  provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
         Estimator("real_product", real_product, 2, {"tau": 0.5}, False,
                   "(G/τ)[y_i(G−k) − (1−y_i)k]/(1 + k(G−k))",
                   source="REAL, product-style variant (arXiv 2602.05630)", declared=BINARY_DIRECTION,
-                  provenance="reconstructed", param_help=(("tau", "temperature τ"),)),
+                  provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
         Estimator("adora", adora, 2, {"lam": 0.1, "eps": 1e-6}, False,
                   "w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ",
                   source="ADORA (arXiv 2602.10019)", declared=BIASED, provenance="code",

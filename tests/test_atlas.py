@@ -82,7 +82,8 @@ def test_rational_reference_for_dgae_and_bnpo():
 
 @pytest.mark.parametrize("name, params, message", [
     ("bnpo", {"alpha": 0.5}, "alpha >= 1"), ("bnpo", {"beta": 0.99}, "beta >= 1"),
-    ("dgae", {"eps": -1.0}, "non-negative"), ("real", {"tau": float("inf")}, "finite")])
+    ("dgae", {"eps": -1.0}, "non-negative"), ("real", {"tau": float("inf")}, "finite"),
+    ("real", {"tau": 0.0}, "positive"), ("real_product", {"tau": -1.0}, "positive")])
 def test_undefined_parameters_are_rejected(name, params, message):
     with pytest.raises(InputError, match=message):
         E.resolve_params(E.get(name), 4, **params)
@@ -199,3 +200,12 @@ def test_dgpo_question_weights_against_a_plain_reference():
         dgae = 5 * (r - m[:, None]) / (np.abs(r - m[:, None]).sum(1, keepdims=True) + 1e-4)
         got = np.asarray(batch.dgpo(jnp.asarray(r), jnp.ones((4, 5))))
         np.testing.assert_allclose(got, lam[:, None] * dgae, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("gpg", {"f_norm": 0.0}, "positive"), ("dgpo", {"temperature": -1.0}, "positive"),
+    ("grpo_batch_std", {"eps": -1e-4}, "non-negative"), ("copo", {"nope": 1.0}, "no parameter"),
+    ("bnpo_batch", {"max_weight": float("nan")}, "finite")])
+def test_batch_parameters_are_validated(name, params, message):
+    with pytest.raises(InputError, match=message):
+        batch.exact_ensemble(name, [0.3, 0.6], 2, **params)
