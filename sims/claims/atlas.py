@@ -7,6 +7,7 @@ exact check and a Monte Carlo check chosen by the entry's declared property (`re
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import jax.numpy as jnp
@@ -457,5 +458,34 @@ def _():
               and a[1, 0] < 0 < a[0, 0])
         return Outcome(ok, {"all_pass": a[0].tolist(), "all_fail": a[1].tolist()},
                        "non-zero, constant within the group", "4 prompts × 4 members, answers from the weights")
+
+    return [Check("exact", run)]
+
+
+@claim("atlas.gdpo_distinct_groups", "GDPO project page (NVlabs/GDPO), Fig. 5",
+       "With two binary rewards, GDPO's per-reward normalisation keeps more distinct advantage patterns "
+       "than GRPO on the summed reward, and the gap widens with the number of rollouts G.",
+       conditions="exact count over every multiset of G members with rewards in {0, 1}², z-scores without eps "
+                  "(eps only splits equal values at 1e-5); group step only "
+                  "(the batch whitening is one affine map per batch and does not merge patterns)")
+def _():
+    def z(x):  # the group z-score without eps; 0 on an all-equal group
+        return np.zeros_like(x) if np.ptp(x) == 0 else (x - x.mean()) / x.std(ddof=1)
+
+    def count(g, how):
+        seen = set()
+        for members in itertools.combinations_with_replacement([(0, 0), (0, 1), (1, 0), (1, 1)], g):
+            comps = np.array(members, dtype=float)  # (G, 2)
+            a = z(comps.sum(1)) if how == "grpo" else z(comps[:, 0]) + z(comps[:, 1])
+            seen.add(tuple(np.round(np.sort(a), 9)))
+        return len(seen)
+
+    def run(quick):
+        gs = (2, 3, 4, 5) if quick else (2, 3, 4, 5, 6, 8)
+        counts = {g: {"grpo": count(g, "grpo"), "gdpo": count(g, "gdpo")} for g in gs}
+        gaps = [counts[g]["gdpo"] - counts[g]["grpo"] for g in gs]
+        ok = all(x > 0 for x in gaps) and all(b >= a for a, b in zip(gaps, gaps[1:])) and gaps[-1] > gaps[0]
+        return Outcome(ok, {str(g): c for g, c in counts.items()}, "GDPO > GRPO, gap non-decreasing in G",
+                       "distinct sorted advantage vectors")
 
     return [Check("exact", run)]
