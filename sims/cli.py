@@ -131,16 +131,37 @@ def _print_moments(report: dict) -> None:
                       f"{mc['trace_var']:.6g} {se}")
 
 
+def _registry_names() -> list[str]:
+    from sims.estimators import REGISTRY
+
+    return list(REGISTRY)
+
+
+def _parse_params(items) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value) if sep else None
+        except ValueError:
+            out[name.strip()] = None
+        if out[name.strip()] is None:
+            raise InputError(f"--param takes NAME=VALUE with a number, got {item!r}")
+    return out
+
+
 @app.command()
 def moments(
     logits: str = typer.Option(..., help="comma-separated logits, e.g. 0.3,-0.2,0.1"),
     rewards: str = typer.Option(
         ..., help="bernoulli:p1,..,pK | deterministic:r1,..,rK | categorical:v/q;v/q|... | gaussian:m/s,.."
     ),
-    estimator: str = typer.Option(..., help="registry name: reinforce, rloo, grpo_mean, grpo, optimal_baseline_loo"),
+    estimator: str = typer.Option(..., help="registry name: " + ", ".join(_registry_names())),
     group: int = typer.Option(..., help="group size G"),
-    eps: Optional[float] = typer.Option(None, help="grpo's eps (default 1e-6)"),
+    eps: Optional[float] = typer.Option(None, help="the estimator's eps (grpo: default 1e-6)"),
     baseline: Optional[float] = typer.Option(None, help="reinforce's constant baseline b (default 0)"),
+    param: list[str] = typer.Option([], "--param", help="NAME=VALUE for any other parameter of the estimator "
+                                    "(e.g. --param alpha=2 for bnpo); repeatable"),
     mc: Optional[int] = typer.Option(None, help="also run Monte Carlo with this many groups"),
     seed: Optional[int] = typer.Option(None, help="Monte Carlo seed, 0 ≤ S < 2^63 (default 0; needs --mc)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -150,7 +171,7 @@ def moments(
     from sims import estimators
 
     est = estimators.get(estimator)
-    params = {"eps": eps, "baseline": baseline}
+    params = {"eps": eps, "baseline": baseline, **_parse_params(param)}
     for key in [k for k, v in params.items() if v is not None]:
         if key not in est.params:
             raise InputError(f"--{key} does not apply to estimator {estimator!r}")
@@ -297,6 +318,9 @@ def output_folder(out: Optional[str]):
 from sims.cli_copg import copg as _copg  # noqa: E402
 
 app.command("copg")(_copg)
+from sims.cli_audit import audit as _audit  # noqa: E402
+
+app.command("audit")(_audit)
 
 from sims import cli_continuous as _continuous  # noqa: E402
 

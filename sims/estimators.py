@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
+from jax.scipy.special import betaln, xlogy
 
 from bandits import softmax
 from bandits.errors import InputError
@@ -106,6 +108,182 @@ def optimal_baseline_loo_coord(rewards, weights):
     return jnp.where(den > 0, shifted - num / safe, rewards[..., None])
 
 
+# ---- the seeds' and the practitioners' group estimators (docs/design.md §4.9) ----------------
+
+
+def _std1(centred):
+    g = centred.shape[-1]
+    return jnp.sqrt(jnp.sum(centred**2, axis=-1, keepdims=True) / (g - 1))
+
+
+def opo(rewards, weights, eps=0.0):
+    """Length-weighted baseline including the member itself (OPO; Hao et al. 2025, verl `opo`):
+
+        A_i = R_i − Σ_j w_j R_j / (Σ_j w_j + eps),      w_j = response length L_j.
+
+    With w_j = |s(a_j)|² and eps = 1e-8 it is verl's optimal token baseline for one-token
+    responses. The baseline is 0 when Σ_j w_j + eps = 0. Computed about R_0, so an all-equal group
+    gives exact zeros at eps = 0.
+    """
+    shifted = rewards - rewards[..., :1]
+    num = jnp.sum(weights * shifted, axis=-1, keepdims=True)
+    den = jnp.sum(weights, axis=-1, keepdims=True) + eps
+    safe = jnp.where(den > 0, den, 1.0)
+    return jnp.where(den > 0, shifted - num / safe + rewards[..., :1] * eps / safe, rewards)
+
+
+def grpo_passk(rewards, weights, eps=1e-6):
+    """Pass@k advantage (Chen et al. 2025, arXiv 2503.19595; verl `grpo_passk`): only the best
+    member gets a signal,
+
+        A_i = 1[R_i is the unique maximum] · (R_max − R_second) / (std(R, ddof=1) + eps),
+
+    and every other member gets 0 (a tie at the top gives R_max − R_second = 0).
+    """
+    del weights
+    top = jnp.max(rewards, axis=-1, keepdims=True)
+    is_top = rewards == top
+    unique = jnp.sum(is_top, axis=-1, keepdims=True) == 1
+    second = jnp.max(jnp.where(is_top, -jnp.inf, rewards), axis=-1, keepdims=True)
+    gap = jnp.where(unique, top - jnp.where(unique, second, top), 0.0)
+    std = _std1(_shifted_centre(rewards)) + eps
+    return jnp.where(is_top & unique & (std > 0), gap / jnp.where(std > 0, std, 1.0), 0.0)
+
+
+def bnpo(rewards, weights, alpha=1.5, beta=1.5, max_weight=1e6):
+    """BNPO at fixed Beta parameters (Xiao et al. 2025, arXiv 2506.02864; code changyi7231/BNPO):
+
+        A_i = (R_i − p̂) / f(p̂; α, β),   p̂ = mean(R),  f the Beta(α, β) density,
+
+    with 1/f clamped to [0, max_weight] as in the official code. Rewards are pass/fail in [0, 1]
+    (p̂ is clipped to [0, 1] for the density). α = β = 1 is the group mean (Dr. GRPO); α = β = 3/2
+    is (π/8)·(R_i − p̂)/std(R, ddof=0). α < 1 or β < 1 is rejected (the density is unbounded).
+    """
+    del weights
+    centred = _shifted_centre(rewards)
+    p = jnp.clip(jnp.mean(rewards, axis=-1, keepdims=True), 0.0, 1.0)
+    log_f = xlogy(alpha - 1.0, p) + xlogy(beta - 1.0, 1.0 - p) - betaln(alpha, beta)
+    inv_f = jnp.minimum(jnp.exp(-log_f), max_weight)
+    return centred * inv_f
+
+
+def _check_bnpo(params):
+    if params["alpha"] < 1 or params["beta"] < 1:
+        raise InputError("bnpo needs alpha >= 1 and beta >= 1 (the Beta density is unbounded below 1)")
+    if params["max_weight"] <= 0:
+        raise InputError("bnpo's max_weight must be positive")
+
+
+def _check_tau(params):
+    if not params["tau"] > 0:
+        raise InputError("tau must be positive")
+
+
+def dgae(rewards, weights, eps=1e-4):
+    """DGPO's difficulty-balanced group advantage (MathForge, arXiv 2601.20614; AMAP-ML/MathForge):
+
+        A_i = G·(R_i − mean R) / (Σ_j |R_j − mean R| + eps) = (R_i − mean R)/(MAD + eps/G).
+
+    Σ_i |A_i| ≈ G on every non-degenerate group; an all-equal group gives 0 (also at eps = 0).
+    """
+    del weights
+    g = rewards.shape[-1]
+    centred = _shifted_centre(rewards)
+    den = jnp.sum(jnp.abs(centred), axis=-1, keepdims=True) + eps
+    return jnp.where(den > 0, g * centred / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def _labels(rewards):
+    y = (rewards > 0.5).astype(rewards.dtype)
+    return y, jnp.sum(y, axis=-1, keepdims=True)
+
+
+def real(rewards, weights, tau=0.5):
+    """REAL's on-policy effective advantage (Rewards as Labels, arXiv 2602.05630; Red-RL/REAL),
+    reconstructed from its loss L = log(1 + Σ_neg e^{s/τ}) + log(1 + Σ_pos e^{−s/τ}) at s = 0:
+
+        A_i = (G/τ)·[y_i/(1 + k) − (1 − y_i)/(1 + G − k)],   y_i = 1[R_i > 1/2],  k = Σ y,
+
+    on mixed groups (0 < k < G), 0 otherwise. Not zero-sum over the group.
+    """
+    del weights
+    g = rewards.shape[-1]
+    y, k = _labels(rewards)
+    a = (g / tau) * (y / (1.0 + k) - (1.0 - y) / (1.0 + g - k))
+    return jnp.where((k > 0) & (k < g), a, 0.0)
+
+
+def real_product(rewards, weights, tau=0.5):
+    """REAL's product-style (circle-loss) variant, on-policy effective advantage, reconstructed:
+
+        A_i = (G/τ)·[y_i (G − k) − (1 − y_i) k] / (1 + k(G − k)),   y_i = 1[R_i > 1/2].
+
+    Zero-sum over the group; 0 on all-pass and all-fail groups.
+    """
+    del weights
+    g = rewards.shape[-1]
+    y, k = _labels(rewards)
+    return (g / tau) * (y * (g - k) - (1.0 - y) * k) / (1.0 + k * (g - k))
+
+
+def adora(rewards, weights, lam=0.1, eps=1e-6):
+    """ADORA's length-conditioned reweighting of GRPO (arXiv 2602.10019; ShadeCloak/ADORA):
+
+        A_i = w·(R_i − mean R)/(std(R, ddof=1) + eps),
+        w = 1 if max_{R_j > 1/2} L_j > mean_{R_j ≤ 1/2} L_j else λ,
+
+    L_j = weights (response length; |s|² on bandits). No correct member: w = λ; no wrong member:
+    w = 1 (the official LLM code). One w per group.
+    """
+    pos = rewards > 0.5
+    n_neg = jnp.sum(~pos, axis=-1, keepdims=True)
+    max_pos = jnp.max(jnp.where(pos, weights, -jnp.inf), axis=-1, keepdims=True)
+    mean_neg = jnp.sum(jnp.where(pos, 0.0, weights), axis=-1, keepdims=True) / jnp.maximum(n_neg, 1)
+    length_adv = (n_neg == 0) | (max_pos > mean_neg)
+    return jnp.where(length_adv, 1.0, lam) * grpo(rewards, None, eps)
+
+
+def answer_entropy_bits(answers):
+    """Entropy in bits of the empirical distribution of a group's answers (equal values = same
+    answer): H = −(1/G) Σ_i log2(c_i/G), c_i = #{j : answer_j = answer_i}."""
+    g = answers.shape[-1]
+    same = answers[..., :, None] == answers[..., None, :]
+    counts = jnp.sum(same, axis=-1).astype(jnp.result_type(answers, jnp.float32))
+    return -jnp.mean(jnp.log2(counts / g), axis=-1, keepdims=True)
+
+
+def copo_local(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
+    """COPO's local (group) term, soft-blended (arXiv 2508.04138; hijih/copo-code):
+
+        A_i = σ(k_b·(H − b))·(R_i − mean R)/(std(R, ddof=1) + eps),
+
+    H the entropy in bits of the group's final answers. The answer of member i is read from
+    `weights` (equal weights = same answer; on bandits |s(a)|² identifies the arm). The batch
+    term is `sims.batch.copo_global`.
+    """
+    w = jax.nn.sigmoid(k_b * (answer_entropy_bits(weights) - b))
+    return w * grpo(rewards, None, eps)
+
+
+def gtpo(rewards, weights, threshold=0.7, shift=0.1, eps=1e-4):
+    """GTPO's one-step reduction (arXiv 2508.03772; winstonsmith1897/GTPO): TRL's GRPO advantage,
+    zeroed for a high-entropy completion and shifted by its entropy otherwise,
+
+        A_i = 1[H_i ≤ threshold]·((R_i − mean R)/(std(R, ddof=1) + eps) − shift·H_i),
+
+    H_i = weights (mean token entropy of completion i). The conflict-token masks need several
+    tokens and vanish on a one-step bandit.
+    """
+    return jnp.where(weights > threshold, 0.0, grpo(rewards, None, eps) - shift * weights)
+
+
+UNBIASED = "unbiased"  # E[ĝ] = ∇J for every finite reward law
+DIRECTION = "direction-unbiased"  # E[ĝ] = c(G)·∇J for every finite reward law
+BINARY_DIRECTION = "direction-unbiased (binary rewards)"  # E[ĝ] = c(p, G)·∇p for Bernoulli rewards
+BIASED = "biased"  # E[ĝ] is not a multiple of ∇J in general, even for binary rewards
+PROPERTIES = (UNBIASED, DIRECTION, BINARY_DIRECTION, BIASED)
+
+
 @dataclasses.dataclass(frozen=True)
 class Estimator:
     """A registry entry: the advantage function and what is known about it."""
@@ -117,15 +295,34 @@ class Estimator:
     unbiased: bool
     summary: str
     per_coordinate: bool = False  # weights (G, K) = s_k(a_i)², advantages (G, K)
+    source: str = ""  # paper and/or code the formula is taken from
+    declared: str = ""  # UNBIASED, DIRECTION, BINARY_DIRECTION or BIASED; "" = from `unbiased`
+    provenance: str = "paper"  # "paper", "code", or "reconstructed" (a derivation of the lab)
+    peers: tuple = ()  # library functions sharing the formula, e.g. ("verl grpo",)
+    param_help: tuple = ()  # (name, meaning) per parameter, for the CLI and the docs
+    check: Callable | None = None  # params -> None, raising InputError on undefined values
+
+    @property
+    def property(self) -> str:
+        """What the lab declares (and the ledger checks) about E[ĝ]."""
+        return self.declared or (UNBIASED if self.unbiased else BIASED)
 
 
 REGISTRY: dict[str, Estimator] = {
     e.name: e
     for e in [
-        Estimator("reinforce", reinforce, 1, {"baseline": 0.0}, True, "R_i − b"),
-        Estimator("rloo", rloo, 2, {}, True, "R_i − mean_{j≠i} R_j"),
-        Estimator("grpo_mean", grpo_mean, 2, {}, False, "R_i − mean(R)  (E = (1−1/G)∇J)"),
-        Estimator("grpo", grpo, 2, {"eps": 1e-6}, False, "(R_i − mean R)/(std R + eps)"),
+        Estimator("reinforce", reinforce, 1, {"baseline": 0.0}, True, "R_i − b",
+                  source="Williams 1992", param_help=(("baseline", "constant baseline b"),)),
+        Estimator("rloo", rloo, 2, {}, True, "R_i − mean_{j≠i} R_j",
+                  source="Kool et al. 2019; Ahmadian et al. 2024",
+                  peers=("verl rloo", "verl rloo_vectorized")),
+        Estimator("grpo_mean", grpo_mean, 2, {}, False, "R_i − mean(R)  (E = (1−1/G)∇J)",
+                  source="Liu et al. 2025 (Dr. GRPO)", declared=DIRECTION,
+                  peers=("verl grpo, norm_adv_by_std_in_grpo=False", "TRL scale_rewards='none'")),
+        Estimator("grpo", grpo, 2, {"eps": 1e-6}, False, "(R_i − mean R)/(std R + eps)",
+                  source="Shao et al. 2024 (DeepSeekMath)", declared=BINARY_DIRECTION,
+                  peers=("verl grpo (eps 1e-6)", "TRL scale_rewards='group' (eps=1e-4)"),
+                  param_help=(("eps", "added to the ddof=1 std, outside the root"),)),
         Estimator(
             "optimal_baseline_loo",
             optimal_baseline_loo,
@@ -133,6 +330,7 @@ REGISTRY: dict[str, Estimator] = {
             {},
             True,
             "R_i − Σ_{j≠i}|s_j|²R_j / Σ_{j≠i}|s_j|²",
+            source="OBLR-PO framework (docs/design.md §4.2)", provenance="reconstructed",
         ),
         Estimator(
             "optimal_baseline_loo_coord",
@@ -142,7 +340,46 @@ REGISTRY: dict[str, Estimator] = {
             True,
             "R_i − Σ_{j≠i}s_jk²R_j / Σ_{j≠i}s_jk²  (per coordinate k)",
             per_coordinate=True,
+            source="OBLR-PO framework (docs/design.md §4.2)", provenance="reconstructed",
         ),
+        # ---- the atlas (docs/design.md §4.9): seeds' and practitioners' estimators ----
+        Estimator("opo", opo, 2, {"eps": 0.0}, False, "R_i − Σ_j w_j R_j/(Σ_j w_j + eps)  (w = length)",
+                  source="Hao et al. 2025 (OPO, arXiv 2505.23585)", declared=BIASED, provenance="code",
+                  peers=("verl opo (w = lengths)", "verl optimal_token_baseline, one-token (w = |s|², eps=1e-8)"),
+                  param_help=(("eps", "added to Σ_j w_j"),)),
+        Estimator("grpo_passk", grpo_passk, 2, {"eps": 1e-6}, False,
+                  "best member only: (R_max − R_2nd)/(std R + eps)",
+                  source="Chen et al. 2025 (Pass@k training, arXiv 2503.19595)", declared=BINARY_DIRECTION,
+                  provenance="code", peers=("verl grpo_passk",),
+                  param_help=(("eps", "added to the ddof=1 std"),)),
+        Estimator("bnpo", bnpo, 2, {"alpha": 1.5, "beta": 1.5, "max_weight": 1e6}, False,
+                  "(R_i − p̂)/BetaPDF(p̂; α, β)",
+                  source="Xiao et al. 2025 (BNPO, arXiv 2506.02864)", declared=BINARY_DIRECTION,
+                  provenance="code", check=_check_bnpo,
+                  param_help=(("alpha", "Beta α ≥ 1"), ("beta", "Beta β ≥ 1"),
+                              ("max_weight", "clamp of 1/f"))),
+        Estimator("dgae", dgae, 2, {"eps": 1e-4}, False, "G(R_i − mean R)/(Σ_j|R_j − mean R| + eps)",
+                  source="DGPO / MathForge (arXiv 2601.20614)", declared=BINARY_DIRECTION, provenance="code",
+                  param_help=(("eps", "added to Σ_j|R_j − mean R|"),)),
+        Estimator("real", real, 2, {"tau": 0.5}, False, "(G/τ)[y_i/(1+k) − (1−y_i)/(1+G−k)] (mixed groups)",
+                  source="REAL (Rewards as Labels, arXiv 2602.05630)", declared=BINARY_DIRECTION,
+                  provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
+        Estimator("real_product", real_product, 2, {"tau": 0.5}, False,
+                  "(G/τ)[y_i(G−k) − (1−y_i)k]/(1 + k(G−k))",
+                  source="REAL, product-style variant (arXiv 2602.05630)", declared=BINARY_DIRECTION,
+                  provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
+        Estimator("adora", adora, 2, {"lam": 0.1, "eps": 1e-6}, False,
+                  "w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ",
+                  source="ADORA (arXiv 2602.10019)", declared=BIASED, provenance="code",
+                  param_help=(("lam", "attenuation λ"), ("eps", "GRPO's eps"))),
+        Estimator("copo_local", copo_local, 2, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, False,
+                  "σ(k_b(H_ans − b))·A_GRPO",
+                  source="COPO (arXiv 2508.04138)", declared=BIASED, provenance="code",
+                  param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
+        Estimator("gtpo", gtpo, 2, {"threshold": 0.7, "shift": 0.1, "eps": 1e-4}, False,
+                  "1[H_i ≤ 0.7]·(A_GRPO − 0.1·H_i), H = entropy feature",
+                  source="GTPO (arXiv 2508.03772)", declared=BIASED, provenance="code",
+                  param_help=(("threshold", "entropy gate"), ("shift", "entropy penalty"), ("eps", "GRPO's eps"))),
     ]
 }
 
@@ -189,6 +426,8 @@ def resolve_params(estimator: Estimator, group: int, **given) -> dict:
         params[key] = float(value)
     if "eps" in params and params["eps"] < 0:
         raise InputError("eps must be non-negative")
+    if estimator.check is not None:
+        estimator.check(params)
     return params
 
 

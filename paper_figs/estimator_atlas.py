@@ -1,0 +1,82 @@
+"""The estimator atlas: what each registry estimator ascends under pass/fail rewards, c(p, G) against the pass rate p.
+
+For binary rewards E[ĝ_x] = c(p_x, G)·∇p_x per prompt (docs/design.md §4.9), so an estimator ascends the reweighted objective whose slope in p is c. Curves: every registry estimator at G = 8 on the two-armed pass/fail bandit with π_1 = p (exact, G + 1 terms; weight-reading estimators receive |s|² of that bandit, so their curve is that bandit's). Panel (a): c(p, 8) on a log scale (RLOO = 1: unbiased; group mean = 7/8; GRPO ≈ 1/√(p(1−p)); DGAE ≈ 1/(2p(1−p))). Panel (b): the shape c(p, 8)/c(1/2, 8). The small multiples: c(p, G)/c(1/2, G) for G = 2, 4, 8, 16, 32, 64 (2, 8, 32 in quick mode), one panel per estimator. COPO reads answers from the weights, and at p = 1/2 both arms have the same |s|², so its dip there is this bandit's artefact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paper_figs import style
+from sims import atlas, estimators
+
+SEED = 0
+CLAIMS = ["atlas.registry.*", "atlas.large_group_limits", "atlas.bnpo_grpo", "estimators.binary_reward_scale"]
+GROUPS = [2, 4, 8, 16, 32, 64]
+GROUPS_QUICK = [2, 8, 32]
+
+
+def curves(quick: bool) -> dict:
+    ps = np.linspace(0.02, 0.98, 13 if quick else 97)
+    names = list(estimators.REGISTRY)
+    out = {"p": ps, "G8": {}, "by_G": {}}
+    for name in names:
+        out["G8"][name] = atlas.scale_curve(name, ps, 8)
+        out["by_G"][name] = {g: atlas.scale_curve(name, ps, g) for g in (GROUPS_QUICK if quick else GROUPS)
+                             if g >= estimators.get(name).min_group}
+    return out
+
+
+def _at_least_a_decade(ax) -> None:
+    """Flat curves (c ≡ const up to rounding) would otherwise zoom into float64 noise."""
+    lo, hi = ax.get_ylim()
+    if hi / lo < 10:
+        mid = np.sqrt(lo * hi)
+        ax.set_ylim(mid / np.sqrt(10), mid * np.sqrt(10))
+
+
+def make(quick: bool) -> "Path":  # noqa: F821
+    data = curves(quick)
+    ps, names = data["p"], list(data["G8"])
+    ncol = 4
+    nrow = 1 + -(-len(names) // ncol)
+    with style.figure(nrow, ncol, figsize=(16.0, 3.2 * nrow)) as (fig, axes):
+        top = axes[0]
+        gs = top[0].get_gridspec()
+        for ax in top:
+            ax.remove()
+        ax_a, ax_b = fig.add_subplot(gs[0, :2]), fig.add_subplot(gs[0, 2:])
+        for i, name in enumerate(names):
+            c = data["G8"][name]
+            color, ls = style.PALETTE[i % len(style.PALETTE)], ["-", "--", ":"][i // len(style.PALETTE) % 3]
+            ax_a.plot(ps, np.where(c > 0, c, np.nan), color=color, ls=ls, lw=1.4, label=name)
+            mid = c[np.argmin(np.abs(ps - 0.5))]
+            ax_b.plot(ps, c / mid if mid > 0 else np.nan * c, color=color, ls=ls, lw=1.4, label=name)
+        ax_a.set_yscale("log")
+        ax_a.set_xlabel("pass rate p")
+        ax_a.set_ylabel("c(p, 8)")
+        ax_a.set_title("(a) E[ĝ] = c(p, G)·∇p at G = 8")
+        ax_a.legend(fontsize=6, ncol=2)
+        ax_b.set_yscale("log")
+        ax_b.set_ylim(1e-3, 1e3)
+        ax_b.set_xlabel("pass rate p")
+        ax_b.set_ylabel("c(p, 8) / c(1/2, 8)")
+        ax_b.set_title("(b) shape: which prompts each estimator favours")
+        for j, name in enumerate(names):
+            ax = axes[1 + j // ncol][j % ncol]
+            for k, (g, c) in enumerate(data["by_G"][name].items()):
+                mid = c[np.argmin(np.abs(ps - 0.5))]
+                ax.plot(ps, c / mid if mid > 0 else np.nan * c, color=style.PALETTE[k], lw=1.2, label=f"G={g}")
+            ax.set_yscale("log")
+            _at_least_a_decade(ax)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("p", fontsize=8)
+            if j == 0:
+                ax.legend(fontsize=6)
+        for j in range(len(names), (nrow - 1) * ncol):
+            axes[1 + j // ncol][j % ncol].remove()
+        payload = {"seed": SEED, "claims": CLAIMS, "p": style.rounded(ps),
+                   "c_G8": {n: style.rounded(c) for n, c in data["G8"].items()},
+                   "c_by_G": {n: {str(g): style.rounded(c) for g, c in d.items()} for n, d in data["by_G"].items()},
+                   "note": "two-armed pass/fail bandit, exact; c = E[ĝ]_1/∇p_1"}
+        return style.save(fig, "estimator_atlas", payload)

@@ -1,0 +1,195 @@
+"""`pglab audit`: a report card for a user's own advantage function (docs/design.md §4.9).
+
+The function has the registry's signature, `advantages(rewards, weights) -> A` over one group
+(rewards, weights: (G,) JAX arrays; on bandits weights = |s(a_i)|², as the exact engine passes
+them), and must be traceable by JAX. The card checks, without the user writing a test:
+
+- permutation equivariance; behaviour under a reward shift R + c and a scale λR;
+- all-equal and singleton groups; float32 residue on non-dyadic rewards (0.35); NaN/inf;
+- exact E[ĝ] and tr Cov[ĝ] against RLOO on a fixed panel of bandits (`PANEL`);
+- its c(p, G) curve on the two-armed pass/fail bandit (`sims.atlas`);
+
+and gives a verdict: "unbiased" (E[ĝ] = ∇J on every panel bandit), "direction-unbiased"
+(E[ĝ] = c·∇J on every panel bandit, or on the pass/fail ones: `scope` says which), or "biased".
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from bandits import rewards as R
+from bandits.errors import InputError
+from sims import atlas, estimators, exact
+
+PANEL = [  # (label, logits, reward spec); pass/fail bandits first
+    ("bernoulli K=3", (0.3, -0.2, 0.1), "bernoulli:0.8,0.4,0.1"),
+    ("bernoulli K=4", (1.0, 0.0, -0.5, 0.2), "bernoulli:0.9,0.2,0.5,0.05"),
+    ("deterministic K=4", (0.5, -1.0, 0.0, 0.8), "deterministic:1,0,0.35,0.5"),
+    ("categorical K=3", (0.2, 0.0, -0.4), "categorical:0/0.3;1/0.7|0.35/1|-1/0.5;2/0.5"),
+]
+BINARY_PANEL = 2
+PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+TOL = 1e-9
+SHAPE_TOL = 1e-5  # shift/scale behaviour, loose enough for an eps of 1e-6 in a denominator
+
+
+def load(target: str):
+    """MODULE:FUNCTION → the function; every failure is a one-line InputError."""
+    module_name, sep, func_name = target.partition(":")
+    if not sep or not module_name or not func_name:
+        raise InputError(f"expected MODULE:FUNCTION, got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any import failure is the user's to fix
+        raise InputError(f"cannot import {module_name!r}: {type(err).__name__}: {err}") from None
+    fn = getattr(module, func_name, None)
+    if fn is None:
+        raise InputError(f"module {module_name!r} has no function {func_name!r}")
+    if not callable(fn):
+        raise InputError(f"{target} is not callable")
+    try:
+        inspect.signature(fn).bind(jnp.zeros(2), jnp.zeros(2))
+    except TypeError as err:
+        raise InputError(f"{target} must take (rewards, weights): {err}") from None
+    except ValueError:
+        pass  # builtins without a signature: try calling
+    return fn
+
+
+def _call(fn, r, w, what: str):
+    try:
+        a = np.asarray(fn(jnp.asarray(r), jnp.asarray(w)))
+    except Exception as err:  # noqa: BLE001
+        raise InputError(f"the function raised {type(err).__name__} on {what}: {' '.join(str(err).split())[:200]}") from None
+    if a.shape != np.shape(r):
+        raise InputError(f"the function returned shape {a.shape} for a group of shape {np.shape(r)}")
+    return a
+
+
+def _finite(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _groups(rng, g, n=12):
+    for i in range(n):
+        r = rng.choice([0.0, 1.0], size=g) if i % 2 else rng.uniform(-1, 2, size=g)
+        yield r, rng.uniform(0.1, 2.0, size=g)
+
+
+def report(target: str, group: int = 8) -> dict:
+    """The report card of `pglab audit` (one JSON-serialisable dict)."""
+    if not isinstance(group, int) or group < 2:
+        raise InputError(f"--group must be at least 2, got {group!r}")
+    fn = load(target)
+    rng = np.random.default_rng(0)
+    problems = []
+    _call(fn, np.array([1.0, 0.0] * (group // 2) + [1.0] * (group % 2)), np.ones(group), "a pass/fail group")
+
+    perm_err, shift_err, hom_err, inv_err, nonfinite = 0.0, 0.0, 0.0, 0.0, False
+    for r, w in _groups(rng, group):
+        a = _call(fn, r, w, "a random group")
+        nonfinite |= not np.all(np.isfinite(a))
+        p = rng.permutation(group)
+        perm_err = max(perm_err, float(np.max(np.abs(_call(fn, r[p], w[p], "a permuted group") - a[p]))))
+        shift_err = max(shift_err, float(np.max(np.abs(_call(fn, r + 0.7, w, "a shifted group") - a))))
+        scaled = _call(fn, 3.0 * r, w, "a scaled group")
+        hom_err = max(hom_err, float(np.max(np.abs(scaled - 3.0 * a))))
+        inv_err = max(inv_err, float(np.max(np.abs(scaled - a))))
+    if not perm_err <= TOL:
+        problems.append(f"not permutation-equivariant (max error {perm_err:.3g}); the exact engine assumes symmetry")
+    scale = ("invariant" if inv_err <= SHAPE_TOL else "homogeneous of degree 1" if hom_err <= SHAPE_TOL
+             else "neither invariant nor homogeneous")
+    shift = "invariant" if shift_err <= SHAPE_TOL else f"changes (max {shift_err:.3g})"
+
+    all_equal = {}
+    for v in (0.0, 0.35, 1.0):
+        a = _call(fn, np.full(group, v), np.ones(group), "an all-equal group")
+        all_equal[str(v)] = "zeros" if np.all(a == 0) else ("non-finite" if not np.all(np.isfinite(a)) else
+                                                              f"non-zero (max |A| {np.max(np.abs(a)):.3g})")
+        if not np.all(np.isfinite(a)):
+            nonfinite = True
+            problems.append(f"returns NaN/inf on an all-equal group (R = {v})")
+    if any(v.startswith("non-zero") for v in all_equal.values()):
+        problems.append("all-equal groups get non-zero advantages (a baseline that misses the common reward)")
+    try:
+        s = np.asarray(fn(jnp.ones(1), jnp.ones(1)))
+        singleton = "finite" if np.all(np.isfinite(s)) else "non-finite (refuse G = 1)"
+    except Exception as err:  # noqa: BLE001
+        singleton = f"raises {type(err).__name__}"
+    a32 = _call(fn, np.full(group, 0.35, dtype=np.float32), np.ones(group, dtype=np.float32), "a float32 group")
+    a64 = _call(fn, np.full(group, 0.35), np.ones(group), "an all-equal group")
+    residue = float(np.max(np.abs(a32.astype(np.float64) - a64))) if np.all(np.isfinite(a32)) else math.inf
+    if np.all(a64 == 0) and residue != 0.0:
+        problems.append(f"float32 all-equal group of 0.35 gives |A| up to {residue:.3g} instead of 0 "
+                        "(centre about one member, or compare with the std before dividing)")
+    if nonfinite and not any("NaN" in p for p in problems):
+        problems.append("returns NaN/inf on some groups")
+
+    name = f"audit:{target}:{id(fn)}"
+    estimators.register(estimators.Estimator(name, fn, 2, {}, False, "user function"))
+    try:
+        panel = []
+        for label, logits, spec in PANEL:
+            m = exact.moments(name, logits, R.parse_rewards(spec), group)
+            ref = exact.moments("rloo", logits, R.parse_rewards(spec), group)
+            grad = m.true_gradient
+            ok = bool(np.all(np.isfinite(m.mean)) and np.all(np.isfinite(m.cov)))
+            c = float(m.mean @ grad / (grad @ grad)) if ok else math.nan
+            resid = float(np.max(np.abs(m.mean - c * grad))) if ok else math.nan
+            panel.append({
+                "bandit": label, "logits": list(logits), "rewards": spec,
+                "bias_max_abs": _finite(np.max(np.abs(m.bias))) if ok else None,
+                "scale_c": _finite(c), "off_direction_max_abs": _finite(resid),
+                "trace_var": _finite(m.trace_var) if ok else None,
+                "trace_var_rloo": ref.trace_var,
+                "variance_ratio_at_equal_length": _finite(m.trace_var / c**2 / ref.trace_var) if ok and c > 0 else None,
+                **({} if ok else {"reason": "the exact moments are not finite"}),
+            })
+        try:
+            cs = atlas.binary_moments(fn, PS, group)[0]
+            curve = [_finite(x) for x in cs]
+        except Exception:  # noqa: BLE001
+            curve = [None] * len(PS)
+    finally:
+        estimators.unregister(name)
+
+    finite = all(p["bias_max_abs"] is not None for p in panel)
+    unbiased = finite and all(p["bias_max_abs"] <= TOL for p in panel)
+    parallel = [p["off_direction_max_abs"] is not None and p["off_direction_max_abs"] <= TOL
+                and p["scale_c"] > 0 for p in panel]
+    cs = [p["scale_c"] for p in panel]
+    same_c = finite and max(cs) - min(cs) <= 1e-9 * max(1.0, abs(max(cs)))
+    if unbiased:
+        verdict, scope = "unbiased", "all rewards"
+    elif finite and all(parallel) and same_c:
+        verdict, scope = "direction-unbiased", "all rewards"
+        problems.append(f"E[ĝ] = {cs[0]:.6g}·∇J: right direction, wrong length (not unbiased)")
+    elif finite and all(parallel[:BINARY_PANEL]):
+        verdict, scope = "direction-unbiased", "binary rewards"
+        if not all(parallel):
+            problems.append("E[ĝ] leaves the direction of ∇J for rewards with more than two values")
+    else:
+        verdict, scope = "biased", "none"
+        if finite:
+            problems.append("E[ĝ] is not a multiple of ∇J even for pass/fail rewards")
+    return {
+        "function": target, "group": group, "verdict": verdict, "scope": scope, "problems": problems,
+        "checks": {
+            "permutation_max_error": _finite(perm_err),
+            "shift": shift,
+            "scale": scale,
+            "all_equal_groups": all_equal,
+            "singleton_group": singleton,
+            "float32_residue": _finite(residue),
+            "non_finite_outputs": bool(nonfinite),
+        },
+        "panel": panel,
+        "scale_curve": {"p": PS, "c": curve, "G": group,
+                        "note": "E[ĝ] = c·∇p on the two-armed pass/fail bandit (weights |s|²)"},
+    }

@@ -1,0 +1,323 @@
+"""Batch-level advantage estimators (docs/design.md §4.9): statistics across the prompts of a batch.
+
+The unit is `batch_advantages(rewards, weights, **params) -> A`, rewards and weights (P, G) (P
+prompts, G members each; `gdpo` also takes rewards (P, G, C) with C reward components). Weights
+are per-sample features: response lengths for token-weighted statistics, answer identities for
+COPO, or |s(a)|² on bandits.
+
+Moments on prompt ensembles of pass/fail prompts. Prompt x is the two-armed bandit with
+deterministic rewards (1, 0) and π_1 = p_x, so s(a_i) = (R_i − p_x)(1, −1) and the per-prompt
+gradient is ĝ_x = u_x (1, −1), u_x = (1/G) Σ_i A_xi (R_xi − p_x). For an estimator that reads the
+rewards only, E[ĝ_x] = c_x ∇p_x with c_x = E[u_x]/(p_x(1 − p_x)), which depends on every prompt's
+pass rate. `exact_ensemble` enumerates the (G + 1)^P success counts; `mc_ensemble` samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import betaln, xlogy
+from scipy.special import gammaln
+
+from bandits.errors import InputError
+from sims import estimators as E
+
+MAX_ROWS = 300_000
+
+
+def _centre(rewards):
+    """R − group mean, about the group's first member (exact zeros on all-equal groups)."""
+    return E._shifted_centre(rewards)
+
+
+def _std1_all(x):
+    """ddof = 1 std over every element, about the first element."""
+    flat = x.reshape(-1)
+    d = flat - flat[0]
+    d = d - jnp.mean(d)
+    return jnp.sqrt(jnp.sum(d**2) / max(flat.size - 1, 1)), d.reshape(x.shape)
+
+
+def grpo_batch_std(rewards, weights, eps=1e-4):
+    """TRL GRPO with `scale_rewards="batch"`: A = (R − mean_group R)/(std_batch(R, ddof=1) + eps)."""
+    del weights
+    std, _ = _std1_all(rewards)
+    den = std + eps
+    return jnp.where(den > 0, _centre(rewards) / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def reinforce_pp_baseline(rewards, weights, eps=1e-8, token_weighted=1.0):
+    """REINFORCE++ with a group baseline (Hu 2025, arXiv 2501.03262; verl
+    `reinforce_plus_plus_baseline`): D = R − mean_group R, then whitened over the batch,
+
+        A = (D − μ)/sqrt(σ² + eps),   μ, σ² the mean and ddof = 1 variance of D over tokens,
+
+    each response counted L_i = weights times (token_weighted = 1) or once (token_weighted = 0).
+    """
+    d = _centre(rewards)
+    L = jnp.where(token_weighted > 0, weights, jnp.ones_like(weights))
+    n = jnp.sum(L)
+    mu = jnp.sum(L * d) / jnp.where(n > 0, n, 1.0)
+    var = jnp.sum(L * (d - mu) ** 2) / jnp.where(n > 1, n - 1, 1.0)
+    den = jnp.sqrt(var + eps)
+    return jnp.where((n > 1) & (den > 0), (d - mu) / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def gpg(rewards, weights, f_norm=1.0):
+    """GPG (Chu et al. 2025; verl `gpg`): A = α (R − mean_group R)/f_norm with
+    α = (P·G)/max(1, #{non-zero rewards in the batch})."""
+    del weights
+    nonzero = jnp.sum(rewards != 0)
+    alpha = rewards.size / jnp.maximum(nonzero, 1)
+    return alpha * _centre(rewards) / f_norm
+
+
+def gdpo(rewards, weights, eps=1e-4):
+    """GDPO (arXiv 2601.05242; NVlabs/GDPO; TRL `multi_objective_aggregation="normalize_then_sum"`):
+    per-component group z-scores z_k = (r_k − mean r_k)/(std(r_k, ddof=1) + eps), summed with unit
+    weights, S = Σ_k z_k, then whitened over the batch: A = (S − mean S)/(std(S, ddof=1) + eps).
+    rewards (P, G) is one component; (P, G, C) gives C components."""
+    del weights
+    r = rewards if rewards.ndim == 3 else rewards[..., None]
+    r = jnp.moveaxis(r, -1, 0)  # (C, P, G)
+    z = jax.vmap(lambda x: E.grpo(x, None, eps))(r)
+    s = jnp.sum(z, axis=0)
+    std, centred = _std1_all(s)
+    den = std + eps
+    return jnp.where(den > 0, centred / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def bnpo_moments(rewards):
+    """BNPO's method of moments over the batch's pass rates p̂_q (ddof = 1): (α, β, defined).
+
+    c = m(1 − m)/v − 1, a = c·m, b = c·(1 − m), α = max(1, 1 + a/3), β = max(1, 1 + b/3).
+    P = 1 uses m = 0, v = 1 (the official code); v = 0 is undefined (the code gives inf/NaN)."""
+    p = jnp.mean(rewards, axis=-1)
+    q = p.shape[0]
+    m = jnp.mean(p) if q > 1 else jnp.float64(0.0)
+    v = jnp.sum((p - jnp.mean(p)) ** 2) / (q - 1) if q > 1 else jnp.float64(1.0)
+    safe_v = jnp.where(v > 0, v, 1.0)
+    c = m * (1.0 - m) / safe_v - 1.0
+    alpha = jnp.maximum(1.0, 1.0 + c * m / 3.0)
+    beta = jnp.maximum(1.0, 1.0 + c * (1.0 - m) / 3.0)
+    return alpha, beta, v > 0
+
+
+def bnpo_batch(rewards, weights, max_weight=1e6):
+    """BNPO with α, β from the batch (Xiao et al. 2025; changyi7231/BNPO):
+    A_qi = min(1/f(p̂_q; α, β), max_weight)·(R_qi − p̂_q), (α, β) = `bnpo_moments`.
+    When every prompt has the same p̂ (v = 0) the limit v → 0⁺ sends α, β → ∞ and every weight
+    1/f(p̂) → 0: the lab returns A = 0 there (documented limit, never NaN)."""
+    del weights
+    alpha, beta, ok = bnpo_moments(rewards)
+    p = jnp.clip(jnp.mean(rewards, axis=-1, keepdims=True), 0.0, 1.0)
+    log_f = xlogy(alpha - 1.0, p) + xlogy(beta - 1.0, 1.0 - p) - betaln(alpha, beta)
+    inv_f = jnp.minimum(jnp.exp(-log_f), max_weight)
+    return jnp.where(ok, inv_f * _centre(rewards), 0.0)
+
+
+def copo(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
+    """COPO (arXiv 2508.04138; hijih/copo-code): local GRPO term blended with a global term,
+
+        A_qi = w_q·A_GRPO,qi + (1 − w_q)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps),
+        g_q = p̂_q·(1 − λ_G H_q),  λ_G = (1 − 1/G)/log2 G,  w_q = σ(k_b(H_q − b)),
+
+    H_q the entropy in bits of prompt q's answers, read from `weights` (equal = same answer).
+    With one prompt the global term is 0."""
+    g = rewards.shape[-1]
+    h = E.answer_entropy_bits(weights)  # (P, 1)
+    w = jax.nn.sigmoid(k_b * (h - b))
+    lam = (1.0 - 1.0 / g) / np.log2(g) if g > 1 else 0.0
+    gq = jnp.mean(rewards, axis=-1, keepdims=True) * (1.0 - lam * h)
+    if rewards.shape[0] > 1:
+        std, centred = _std1_all(gq)
+        den = std + eps
+        glob = jnp.where(den > 0, centred / jnp.where(den > 0, den, 1.0), 0.0)
+    else:
+        glob = jnp.zeros_like(gq)
+    return w * E.grpo(rewards, None, eps) + (1.0 - w) * glob
+
+
+def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
+    """DGPO: DGAE times difficulty-aware question weighting (MathForge, arXiv 2601.20614):
+
+        A_qi = λ_q·G(R_qi − mean R_q)/(Σ_j |R_qj − mean R_q| + eps),
+        λ_q = N_v·softmax_{q ∈ V}(−mean R_q / T),
+
+    V the prompts whose group is not all-equal (N_v of them), T = 2; λ = 1 elsewhere (where DGAE is
+    0 anyway). The code's token-count ratios are 1 for equal lengths."""
+    del weights
+    centred = _centre(rewards)
+    valid = jnp.any(centred != 0, axis=-1, keepdims=True)
+    logits = jnp.where(valid, -jnp.mean(rewards, axis=-1, keepdims=True) / temperature, -jnp.inf)
+    n_valid = jnp.sum(valid)
+    shifted = logits - jnp.max(jnp.where(valid, logits, -1e300))
+    w = jnp.where(valid, jnp.exp(shifted), 0.0)
+    lam = jnp.where(valid, n_valid * w / jnp.maximum(jnp.sum(w), 1e-300), 1.0)
+    return lam * E.dgae(rewards, None, eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchEstimator:
+    name: str
+    advantages: Callable
+    params: dict
+    summary: str
+    source: str
+    property: str
+    peers: tuple = ()
+    uses_weights: bool = False
+
+
+PER_PROMPT = "per-prompt direction (binary rewards), prompts reweighted by the batch"
+
+REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
+    BatchEstimator("grpo_batch_std", grpo_batch_std, {"eps": 1e-4}, "(R − mean_group R)/(std_batch R + eps)",
+                   "TRL GRPOTrainer", PER_PROMPT, ("TRL scale_rewards='batch'",)),
+    BatchEstimator("reinforce_pp_baseline", reinforce_pp_baseline, {"eps": 1e-8, "token_weighted": 1.0},
+                   "whiten_tokens(R − mean_group R)", "Hu 2025 (REINFORCE++, arXiv 2501.03262)",
+                   E.BIASED + " (token weights); " + PER_PROMPT + " with equal lengths",
+                   ("verl reinforce_plus_plus_baseline",), True),
+    BatchEstimator("gpg", gpg, {"f_norm": 1.0}, "(PG/#nonzero)·(R − mean_group R)/f_norm",
+                   "Chu et al. 2025 (GPG)", PER_PROMPT, ("verl gpg",)),
+    BatchEstimator("gdpo", gdpo, {"eps": 1e-4}, "whiten_batch(Σ_k z_group(r_k))",
+                   "GDPO (arXiv 2601.05242)", PER_PROMPT, ("TRL normalize_then_sum",)),
+    BatchEstimator("bnpo_batch", bnpo_batch, {"max_weight": 1e6}, "(R − p̂)/BetaPDF(p̂; α̂, β̂), α̂, β̂ by moments",
+                   "Xiao et al. 2025 (BNPO)", PER_PROMPT, ()),
+    BatchEstimator("dgpo", dgpo, {"eps": 1e-4, "temperature": 2.0}, "N_v·softmax(−p̂/T)·A_DGAE",
+                   "DGPO / MathForge (arXiv 2601.20614)", PER_PROMPT, ()),
+    BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, "w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH))",
+                   "COPO (arXiv 2508.04138)", E.BIASED, (), True),
+]}
+
+
+def get(name: str) -> BatchEstimator:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown batch estimator {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+POSITIVE = ("f_norm", "temperature", "max_weight")
+
+
+def resolve_params(est: BatchEstimator, **given) -> dict:
+    """Defaults merged with `given`; unknown, non-finite or out-of-range values are InputErrors."""
+    params = dict(est.params)
+    for key, value in given.items():
+        if key not in params:
+            raise InputError(f"batch estimator {est.name!r} takes no parameter {key!r}")
+        if not np.isfinite(value):
+            raise InputError(f"parameter {key!r} must be a finite number, got {value!r}")
+        params[key] = float(value)
+    if params.get("eps", 0.0) < 0:
+        raise InputError("eps must be non-negative")
+    for key in POSITIVE:
+        if key in params and not params[key] > 0:
+            raise InputError(f"{key} must be positive")
+    return params
+
+
+def _weights_for(rewards, ps):
+    """|s(a)|² on the two-armed bandit: 2(1 − p)² for a success, 2p² for a failure."""
+    p = ps[:, None]
+    return jnp.where(rewards > 0.5, 2.0 * (1.0 - p) ** 2, 2.0 * p**2)
+
+
+@functools.partial(jax.jit, static_argnames=("fn",))
+def _u(fn, rewards, ps, params):
+    """u_x = (1/G) Σ_i A_xi (R_xi − p_x) for a batch of reward matrices (N, P, G)."""
+    def one(r):
+        a = fn(r, _weights_for(r, ps), **params)
+        return jnp.mean(a * (r - ps[:, None]), axis=-1)
+
+    return jax.vmap(one)(rewards)
+
+
+def exact_ensemble(name, ps, group: int, **params) -> dict:
+    """Exact per-prompt c_x and Var(u_x) for a batch estimator on pass/fail prompts (enumeration)."""
+    est = get(name) if isinstance(name, str) else name
+    ps = np.asarray(ps, dtype=np.float64)
+    P = ps.size
+    if not np.all((ps > 0) & (ps < 1)):
+        raise InputError("pass rates must lie strictly inside (0, 1)")
+    rows = (group + 1) ** P
+    if rows > MAX_ROWS:
+        raise InputError(f"{rows:,} batch outcomes exceed the exact limit of {MAX_ROWS:,}; use mc_ensemble")
+    ks = np.array(list(itertools.product(range(group + 1), repeat=P)), dtype=np.int64)  # (N, P)
+    rewards = (np.arange(group)[None, None, :] < ks[:, :, None]).astype(np.float64)
+    logw = np.sum(gammaln(group + 1) - gammaln(ks + 1) - gammaln(group - ks + 1)
+                  + ks * np.log(ps) + (group - ks) * np.log1p(-ps), axis=1)
+    w = np.exp(logw)
+    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
+    u = np.asarray(_u(est.advantages, jnp.asarray(rewards), jnp.asarray(ps), p))
+    mean = w @ u
+    var = w @ (u - mean) ** 2
+    return {"c": mean / (ps * (1 - ps)), "mean_u": mean, "var_u": var, "trace_var": float(2 * var.sum()),
+            "rows": int(rows)}
+
+
+def mc_ensemble(name, ps, group: int, samples: int, seed: int = 0, chunk: int = 4096, **params) -> dict:
+    """Monte Carlo per-prompt c_x with standard errors (reproducible from `seed`)."""
+    est = get(name) if isinstance(name, str) else name
+    ps = jnp.asarray(np.asarray(ps, dtype=np.float64))
+    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
+    s1 = np.zeros(ps.shape[0])
+    s2 = np.zeros(ps.shape[0])
+    n, c = 0, 0
+    base = jax.random.key(seed)
+    while n < samples:
+        m = min(chunk, samples - n)
+        r = (jax.random.uniform(jax.random.fold_in(base, c), (chunk, ps.shape[0], group))
+             < ps[None, :, None]).astype(jnp.float64)
+        u = np.asarray(_u(est.advantages, r, ps, p))[:m]
+        s1 += u.sum(0)
+        s2 += (u**2).sum(0)
+        n, c = n + m, c + 1
+    mean = s1 / n
+    var = (s2 - n * mean**2) / (n - 1)
+    pq = np.asarray(ps * (1 - ps))
+    return {"c": mean / pq, "c_se": np.sqrt(var / n) / pq, "mean_u": mean, "var_u": var, "samples": n}
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "shape"))
+def _bandit_batch(fn, logits, success, params, key, shape):
+    """ĝ_x = (1/G) Σ_i A_xi s(a_xi) for `shape` = (N, P, G) batches of K-armed pass/fail prompts."""
+    n, p, g = shape
+    k_arm, k_rew = jax.random.split(key)
+    arms = jax.random.categorical(k_arm, logits[None, :, None, :], shape=shape)
+    q = jnp.take_along_axis(jnp.broadcast_to(success[None, :, None, :], (n, p, g, success.shape[-1])),
+                            arms[..., None], axis=-1)[..., 0]
+    rewards = (jax.random.uniform(k_rew, shape) < q).astype(jnp.float64)
+    a = jax.vmap(lambda r: fn(r, jnp.ones_like(r), **params))(rewards)
+    pi = jax.nn.softmax(logits, axis=-1)
+    onehot = jax.nn.one_hot(arms, logits.shape[-1], dtype=jnp.float64)
+    return jnp.mean(a[..., None] * (onehot - pi[None, :, None, :]), axis=2)  # (N, P, K)
+
+
+def mc_ensemble_bandits(name, logits, success, group: int, samples: int, seed: int = 0,
+                        chunk: int = 2048, **params) -> dict:
+    """Monte Carlo E[ĝ_x] (P, K) with standard errors on K-armed pass/fail prompts (weights = ones)."""
+    est = get(name)
+    logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
+    success = jnp.asarray(np.asarray(success, dtype=np.float64))
+    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
+    s1 = np.zeros(logits.shape)
+    s2 = np.zeros(logits.shape)
+    n, c = 0, 0
+    base = jax.random.key(seed)
+    while n < samples:
+        m = min(chunk, samples - n)
+        g = np.asarray(_bandit_batch(est.advantages, logits, success, p, jax.random.fold_in(base, c),
+                                     (chunk, logits.shape[0], group)))[:m]
+        s1 += g.sum(0)
+        s2 += (g**2).sum(0)
+        n, c = n + m, c + 1
+    mean = s1 / n
+    return {"mean": mean, "se": np.sqrt((s2 / n - mean**2) / (n - 1)), "samples": n}

@@ -1,0 +1,211 @@
+"""The estimator atlas: new formulas against plain references, the two-armed route, generated ledger
+rows with planted defects, batch estimators, and the generated docs/estimators.md."""
+
+import itertools
+import math
+from fractions import Fraction
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from bandits import rewards as R
+from bandits.errors import InputError
+from sims import atlas, batch, exact
+from sims import estimators as E
+from sims.claims import atlas as C
+
+groups = st.integers(2, 7).flatmap(
+    lambda g: st.tuples(st.lists(st.sampled_from([0.0, 1.0, 0.35, 0.5]) | st.floats(0, 1), min_size=g, max_size=g),
+                        st.lists(st.floats(0.1, 3.0), min_size=g, max_size=g)))
+
+
+def adv(name, r, w, **p):
+    e = E.get(name)
+    return np.asarray(e.advantages(jnp.asarray(r, jnp.float64), jnp.asarray(w, jnp.float64), **(e.params | p)))
+
+
+@settings(max_examples=12, deadline=None)
+@given(groups)
+def test_new_formulas_match_plain_references(rw):
+    r, w = np.asarray(rw[0]), np.asarray(rw[1])
+    g = len(r)
+    m, sd1 = r.mean(), r.std(ddof=1)
+    grpo = (r - m) / (sd1 + 1e-6)
+    np.testing.assert_allclose(adv("opo", r, w), r - (w @ r) / w.sum(), atol=1e-12)
+    top = np.sort(r)[::-1]
+    want = np.where((r == top[0]) & (np.sum(r == top[0]) == 1), (top[0] - top[1]) / (sd1 + 1e-6), 0.0)
+    np.testing.assert_allclose(adv("grpo_passk", r, w), want, atol=1e-9)
+    f = sps.beta(2.0, 1.5).pdf(m)
+    np.testing.assert_allclose(adv("bnpo", r, w, alpha=2.0, beta=1.5), (r - m) * min(1 / f, 1e6) if f > 0 else
+                               (r - m) * 1e6, atol=1e-9, rtol=1e-9)
+    mad = np.abs(r - m).sum()
+    np.testing.assert_allclose(adv("dgae", r, w), g * (r - m) / (mad + 1e-4), atol=1e-9)
+    y = (r > 0.5).astype(float)
+    k = y.sum()
+    real = (g / 0.5) * (y / (1 + k) - (1 - y) / (1 + g - k)) if 0 < k < g else np.zeros(g)
+    np.testing.assert_allclose(adv("real", r, w), real, atol=1e-12)
+    prod = (g / 0.5) * (y * (g - k) - (1 - y) * k) / (1 + k * (g - k))
+    np.testing.assert_allclose(adv("real_product", r, w), prod, atol=1e-12)
+    pos, neg = r > 0.5, r <= 0.5
+    length_adv = (not neg.any()) or (pos.any() and w[pos].max() > w[neg].mean())
+    np.testing.assert_allclose(adv("adora", r, w), (1.0 if length_adv else 0.1) * grpo, atol=1e-9)
+    _, counts = np.unique(w, return_counts=True)
+    h = -np.sum(counts / g * np.log2(counts / g))
+    np.testing.assert_allclose(adv("copo_local", r, w), grpo / (1 + np.exp(-(h - 0.5))), atol=1e-9)
+    trl_grpo = (r - m) / (sd1 + 1e-4)
+    np.testing.assert_allclose(adv("gtpo", r, w), np.where(w > 0.7, 0.0, trl_grpo - 0.1 * w), atol=1e-9)
+
+
+def test_real_effective_advantage_is_the_gradient_of_its_loss():
+    """Finite differences of L = log(1 + Σ_neg e^{s/τ}) + log(1 + Σ_pos e^{−s/τ}) at s = 0."""
+    tau, y = 0.5, np.array([1, 0, 0, 1, 0, 0, 0, 1.0])
+    loss = lambda s: np.log1p(np.sum(np.exp(s[y == 0] / tau))) + np.log1p(np.sum(np.exp(-s[y == 1] / tau)))  # noqa: E731
+    h = 1e-6
+    grad = np.array([(loss(h * np.eye(8)[i]) - loss(-h * np.eye(8)[i])) / (2 * h) for i in range(8)])
+    np.testing.assert_allclose(adv("real", y, np.ones(8)), -8 * grad, atol=1e-7)
+
+
+def test_rational_reference_for_dgae_and_bnpo():
+    r = [Fraction(1), Fraction(0), Fraction(0), Fraction(1), Fraction(1)]
+    m = sum(r) / 5
+    mad = sum(abs(x - m) for x in r)
+    np.testing.assert_allclose(adv("dgae", [float(x) for x in r], np.ones(5), eps=0.0),
+                               [float(5 * (x - m) / mad) for x in r], atol=1e-15)
+    # α = 2, β = 1: f(p) = 2p, so A = (R − 3/5)/(6/5)
+    np.testing.assert_allclose(adv("bnpo", [float(x) for x in r], np.ones(5), alpha=2.0, beta=1.0),
+                               [float((x - m) / (2 * m)) for x in r], atol=1e-15)
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("bnpo", {"alpha": 0.5}, "alpha >= 1"), ("bnpo", {"beta": 0.99}, "beta >= 1"),
+    ("dgae", {"eps": -1.0}, "non-negative"), ("real", {"tau": float("inf")}, "finite"),
+    ("real", {"tau": 0.0}, "positive"), ("real_product", {"tau": -1.0}, "positive")])
+def test_undefined_parameters_are_rejected(name, params, message):
+    with pytest.raises(InputError, match=message):
+        E.resolve_params(E.get(name), 4, **params)
+
+
+@pytest.mark.parametrize("name", ["dgae", "grpo_passk", "opo"])
+def test_eps_zero_is_defined_on_all_equal_groups(name):
+    for v in (0.0, 0.35, 1.0):
+        a = adv(name, np.full(5, v), np.ones(5), eps=0.0)
+        assert np.all(a == 0.0), a
+
+
+def test_every_estimator_declares_a_known_property_and_source():
+    for e in E.REGISTRY.values():
+        assert e.property in E.PROPERTIES and e.source and e.provenance in ("paper", "code", "reconstructed")
+
+
+@pytest.mark.parametrize("name", ["rloo", "grpo", "opo", "adora", "copo_local", "optimal_baseline_loo_coord"])
+def test_two_arm_route_equals_the_exact_engine(name):
+    p, g = 0.3, 4
+    m = exact.moments(name, [math.log(p), math.log(1 - p)], R.deterministic([1.0, 0.0]), g)
+    c, v = atlas.binary_moments(name, [p], g)
+    assert c[0] * p * (1 - p) == pytest.approx(m.mean[0], abs=1e-13)
+    assert v[0] == pytest.approx(m.trace_var, abs=1e-13)
+
+
+def test_scale_reference_values():
+    ps = np.array([0.2, 0.5])
+    np.testing.assert_allclose(atlas.scale_curve("rloo", ps, 8), 1.0, atol=1e-13)
+    np.testing.assert_allclose(atlas.scale_curve("grpo_mean", ps, 8), 7 / 8, atol=1e-13)
+    # G = 2 GRPO (eps → 0): A = ±1/√2 on mixed groups, u = 1/(2√2) there, E[u] = p(1−p)/√2, c = 1/√2
+    np.testing.assert_allclose(atlas.scale_curve("grpo", ps, 2, eps=1e-300), 1 / math.sqrt(2), rtol=1e-12)
+
+
+def _leaky(rewards, weights):
+    return rewards - jnp.sum(rewards, axis=-1, keepdims=True) / (rewards.shape[-1] - 1)
+
+
+@pytest.mark.parametrize("fn, declared", [
+    (_leaky, E.UNBIASED),  # own reward in the baseline
+    (E.opo, E.BINARY_DIRECTION),  # reads the weights: not a function of the rewards alone
+    (E.rloo, E.BIASED),  # declared biased but unbiased: no counterexample
+])
+def test_generated_rows_catch_planted_defects(fn, declared):
+    est = E.Estimator("planted", fn, 2, {}, declared == E.UNBIASED, "defect", declared=declared)
+    E.register(est)
+    try:
+        checks = C.registry_checks(est)
+        exact_out = checks[0].run(True)
+        assert not exact_out.holds, exact_out
+        if declared == E.UNBIASED:
+            assert not checks[1].run(True).holds
+    finally:
+        E.unregister("planted")
+
+
+def _brute_batch(name, ps, g):
+    """Ordered tuples of every member's reward, plain numpy."""
+    ps = np.asarray(ps)
+    out_mean = np.zeros(len(ps))
+    for bits in itertools.product([0.0, 1.0], repeat=len(ps) * g):
+        r = np.array(bits).reshape(len(ps), g)
+        w = np.prod(np.where(r == 1, ps[:, None], 1 - ps[:, None]))
+        weights = np.where(r == 1, 2 * (1 - ps[:, None]) ** 2, 2 * ps[:, None] ** 2)
+        a = np.asarray(batch.get(name).advantages(jnp.asarray(r), jnp.asarray(weights), **batch.get(name).params))
+        out_mean += w * np.mean(a * (r - ps[:, None]), axis=1)
+    return out_mean / (ps * (1 - ps))
+
+
+@pytest.mark.parametrize("name", list(batch.REGISTRY))
+def test_batch_enumeration_equals_ordered_tuples(name):
+    ps = [0.3, 0.6]
+    np.testing.assert_allclose(batch.exact_ensemble(name, ps, 3)["c"], _brute_batch(name, ps, 3), atol=1e-12)
+
+
+def test_batch_monte_carlo_passes_and_catches_a_planted_five_percent_error():
+    assert C.batch_mc_check("grpo_batch_std", True).passed
+    assert not C.batch_mc_check("grpo_batch_std", True, shift=0.05).passed
+
+
+def test_bnpo_batch_moments_and_degenerate_batch():
+    r = jnp.asarray([[1.0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]])
+    a, b, ok = batch.bnpo_moments(r)
+    p = np.array([0.25, 0.5, 0.75])
+    m, v = p.mean(), p.var(ddof=1)
+    c = m * (1 - m) / v - 1
+    assert bool(ok) and float(a) == pytest.approx(max(1, 1 + c * m / 3)) and float(b) == pytest.approx(max(1, 1 + c * (1 - m) / 3))
+    same = jnp.asarray([[1.0, 0, 0, 0], [0, 1, 0, 0]])
+    assert np.all(np.asarray(batch.bnpo_batch(same, jnp.ones((2, 4)))) == 0.0)
+
+
+def test_estimators_doc_is_current():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "estimators.md"
+    assert doc.read_text() == atlas.render_markdown(), "run python -m sims.atlas"
+
+
+def test_batch_per_prompt_direction_check_and_its_planted_defect():
+    assert C.batch_direction_check("gpg", True).passed
+    assert not C.batch_direction_check("gpg", True, factor=1.05).passed
+
+
+def test_dgpo_question_weights_against_a_plain_reference():
+    rng = np.random.default_rng(6)
+    for _ in range(5):
+        r = (rng.uniform(size=(4, 5)) < rng.uniform(size=(4, 1))).astype(float)
+        m = r.mean(1)
+        valid = (r.min(1) != r.max(1))
+        lam = np.ones(4)
+        if valid.any():
+            e = np.exp(-m[valid] / 2.0)
+            lam[valid] = valid.sum() * e / e.sum()
+        dgae = 5 * (r - m[:, None]) / (np.abs(r - m[:, None]).sum(1, keepdims=True) + 1e-4)
+        got = np.asarray(batch.dgpo(jnp.asarray(r), jnp.ones((4, 5))))
+        np.testing.assert_allclose(got, lam[:, None] * dgae, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("gpg", {"f_norm": 0.0}, "positive"), ("dgpo", {"temperature": -1.0}, "positive"),
+    ("grpo_batch_std", {"eps": -1e-4}, "non-negative"), ("copo", {"nope": 1.0}, "no parameter"),
+    ("bnpo_batch", {"max_weight": float("nan")}, "finite")])
+def test_batch_parameters_are_validated(name, params, message):
+    with pytest.raises(InputError, match=message):
+        batch.exact_ensemble(name, [0.3, 0.6], 2, **params)
