@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from typing import Optional
@@ -202,6 +203,7 @@ def figures(
 from sims.cli_copg import copg as _copg  # noqa: E402
 
 app.command("copg")(_copg)
+app.command("train")(importlib.import_module("sims.cli_train").train)
 
 
 def _fail(message: str) -> None:
