@@ -179,28 +179,48 @@ def rollout_and_advantages(cfg: TrainConfig, graphdef, params, prompts, targets,
     return completions, mask, rewards, weights, adv
 
 
+def batch_loss_and_grad(cfg: TrainConfig, graphdef, params, t, base_key, pool_prompts, pool_targets,
+                        mesh=None, est_params=None):
+    """Steps 1–5 of a train step: select prompts, sample, score, advantages, surrogate gradient.
+    Returns (loss, grads, aux); with a mesh the prompts are sharded over its "data" axis."""
+    if est_params is None:
+        est_params = {k: jnp.float32(v) for k, v in validate(cfg).items()}
+    k_sel, k_roll = jax.random.split(jax.random.fold_in(base_key, t))
+    idx = _shard(jax.random.randint(k_sel, (cfg.prompts,), 0, pool_prompts.shape[0]), mesh)
+    prompts, targets = pool_prompts[idx], pool_targets[idx]
+    completions, mask, rewards, weights, adv = rollout_and_advantages(
+        cfg, graphdef, params, prompts, targets, k_roll, est_params)
+    mask = mask.astype(rewards.dtype)
+    value, grads = loss_and_grad(graphdef, params, prompts, completions, mask, adv, cfg.loss_agg,
+                                 cfg.micro_batches)
+    aux = {"idx": idx, "rewards": rewards, "mask": mask, "weights": weights, "advantages": adv}
+    return value, grads, aux
+
+
 def make_step(cfg: TrainConfig, graphdef, opt, mesh=None):
     """The compiled train step: (params, opt_state, t, key, pool_prompts, pool_targets) →
     (params, opt_state, metrics)."""
     est_params = {k: jnp.float32(v) for k, v in validate(cfg).items()}
 
     def step(params, opt_state, t, base_key, pool_prompts, pool_targets):
-        k_sel, k_roll = jax.random.split(jax.random.fold_in(base_key, t))
-        idx = _shard(jax.random.randint(k_sel, (cfg.prompts,), 0, pool_prompts.shape[0]), mesh)
-        prompts, targets = pool_prompts[idx], pool_targets[idx]
-        completions, mask, rewards, weights, adv = rollout_and_advantages(
-            cfg, graphdef, params, prompts, targets, k_roll, est_params)
-        value, grads = loss_and_grad(graphdef, params, prompts, completions, mask.astype(rewards.dtype),
-                                     adv, cfg.loss_agg, cfg.micro_batches)
+        value, grads, aux = batch_loss_and_grad(cfg, graphdef, params, t, base_key, pool_prompts,
+                                                pool_targets, mesh, est_params)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: cfg.lr * u, updates))
-        gnorm = optax.tree.norm(grads)
-        metrics = {"reward": jnp.mean(rewards), "pass_rates": jnp.mean(rewards, axis=1), "prompt_idx": idx,
-                   "loss": value, "grad_norm": gnorm, "length": jnp.mean(jnp.sum(mask, axis=-1)),
+        rewards = aux["rewards"]
+        metrics = {"reward": jnp.mean(rewards), "pass_rates": jnp.mean(rewards, axis=1),
+                   "prompt_idx": aux["idx"], "loss": value, "grad_norm": optax.tree.norm(grads),
+                   "length": jnp.mean(jnp.sum(aux["mask"], axis=-1)),
                    "flat_groups": jnp.mean(jnp.all(rewards == rewards[:, :1], axis=1))}
         return params, opt_state, metrics
 
     return jax.jit(step, donate_argnums=(0, 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_step(cfg: TrainConfig, graphdef, mesh):
+    """One compiled step per (shape-relevant) configuration; steps and seed do not change it."""
+    return make_step(cfg, graphdef, optax.adam(1.0), mesh)
 
 
 def target_mask(targets):
@@ -275,8 +295,9 @@ def _save(manager, step, params, opt_state, rewards, wloss):
     import orbax.checkpoint as ocp
 
     leaves = jax.tree_util.tree_leaves((params, opt_state))
-    item = {"leaves": [np.asarray(x) for x in leaves], "rewards": np.asarray(rewards, np.float64),
-            "warmstart_loss": np.asarray(wloss, np.float64)}
+    counted = lambda x: np.concatenate([[len(x)], np.asarray(x, np.float64)])  # never empty
+    item = {"leaves": [np.asarray(x) for x in leaves], "rewards": counted(rewards),
+            "warmstart_loss": counted(wloss)}
     manager.save(step, args=ocp.args.StandardSave(item))
     manager.wait_until_finished()
 
@@ -291,7 +312,8 @@ def _restore(manager, params, opt_state):
     treedef = jax.tree_util.tree_structure((params, opt_state))
     leaves = [jnp.asarray(x) for x in item["leaves"]]
     params, opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
-    return step, params, opt_state, list(item["rewards"]), list(item["warmstart_loss"])
+    uncount = lambda x: [float(v) for v in np.asarray(x)[1:]]
+    return step, params, opt_state, uncount(item["rewards"]), uncount(item["warmstart_loss"])
 
 
 def _log_line(f, record):
@@ -334,7 +356,7 @@ def train(cfg: TrainConfig, *, log_path=None, checkpoint_dir=None, checkpoint_ev
             params, wstate, value = wstep(params, wstate, t, wkey, pool_p, pool_t)
             wloss.append(float(value))
         opt_state = opt.init(params)
-    step = make_step(cfg, graphdef, opt, mesh)
+    step = _compiled_step(dataclasses.replace(cfg, steps=1, seed=0), graphdef, mesh)
     log = open(log_path, "a" if resumed else "w") if log_path else None
     bar = None
     if progress:
