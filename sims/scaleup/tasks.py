@@ -14,6 +14,7 @@ rollout emits PAD after EOS and never samples PAD or BOS).
 | `digitsum`| `3+5=`      | `8` ((a+b) mod 10)| 1 | 1     |
 | `reverse` | `?120=`     | `021` + EOS       | 4 | 2     |
 | `addition`| `07+35=`    | `42` + EOS        | 4 | 3     |
+| `longreverse` | `?` + 15 digits + `=` | reversed + EOS | 16 | 4 (4096 fixed prompts; the bench's larger shape) |
 
 The level grades the tasks by difficulty (0: learnable from random initialisation, since one of
 the 14 sampleable tokens is right; 2–3: learnable after a short supervised warm start). A prompt's
@@ -83,6 +84,12 @@ def _reverse(n=3):
     return [(f"?{s}=", s[::-1]) for s in (f"{i:0{n}d}" for i in range(10**n))]
 
 
+def _long_reverse(n=15, pool=4096):
+    rng = np.random.default_rng(0)
+    strings = ["".join(map(str, rng.integers(0, 10, n))) for _ in range(pool)]
+    return [(f"?{s}=", s[::-1]) for s in strings]
+
+
 def _addition():
     return [(f"{a:02d}+{b:02d}=", str(a + b)) for a in range(100) for b in range(100)]
 
@@ -93,6 +100,7 @@ _SPECS = {
     "digitsum": (1, 1, _digitsum),
     "reverse": (2, 4, _reverse),
     "addition": (3, 4, _addition),
+    "longreverse": (4, 16, _long_reverse),
 }
 NAMES = tuple(_SPECS)
 
