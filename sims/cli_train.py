@@ -6,7 +6,7 @@
                 [--warmstart-steps S] [--log metrics.jsonl] [--checkpoint-dir DIR] [--json]
 
 With `--json` it prints one object: the configuration, the mean reward of every step, the
-initial and final mean reward (first and last 10% of steps), the greedy accuracy on the task's
+first step's reward, the initial and final mean reward (first and last 10% of steps), the greedy accuracy on the task's
 pool, and wall and compile seconds. `--checkpoint-dir` resumes from the latest checkpoint there.
 Bad configurations exit with code 2 and one line.
 """
@@ -33,6 +33,7 @@ def train_report(result) -> dict:
     return {
         "config": dataclasses.asdict(result.config),
         "rewards": [float(x) for x in result.rewards],
+        "first_step_reward": float(result.rewards[0]),
         "initial_reward": first,
         "final_reward": last,
         "greedy_accuracy": result.greedy_accuracy,
@@ -85,7 +86,7 @@ def train(
 
     c = Console()
     c.print(f"[bold]{task}[/bold] {estimator} G={group} P={prompts} steps={steps} seed={seed}")
-    c.print(f"mean reward: first 10% of steps {report['initial_reward']:.3f} → "
+    c.print(f"mean reward: step 1 {report['first_step_reward']:.3f}; first 10% of steps {report['initial_reward']:.3f} → "
             f"last 10% {report['final_reward']:.3f}")
     if report["greedy_accuracy"] is not None:
         c.print(f"greedy accuracy on the task's pool: {report['greedy_accuracy']:.3f}")
