@@ -3,7 +3,8 @@
 
     pglab train --task parity --estimator grpo --group 8 --prompts 8 --steps 300 --seed 0 \\
                 [--devices N] [--loss-agg seq-mean-token-sum] [--micro-batches M] \\
-                [--warmstart-steps S] [--log metrics.jsonl] [--checkpoint-dir DIR] [--json]
+                [--warmstart-steps S] [--step-rule fixed|snr] [--sampler uniform|vas] \\
+                [--log metrics.jsonl] [--checkpoint-dir DIR] [--json]
 
 With `--json` it prints one object: the configuration, the mean reward of every step, the
 first step's reward, the initial and final mean reward (first and last 10% of steps), the greedy accuracy on the task's
@@ -58,6 +59,13 @@ def train(
     micro_batches: int = typer.Option(1, help="split each step's prompts into this many micro-batches"),
     devices: int = typer.Option(1, help="data-parallel devices (prompts must be divisible by it)"),
     warmstart_steps: int = typer.Option(0, help="supervised warm-start steps before RL"),
+    warmstart_lr: float = typer.Option(3e-3, help="Adam learning rate of the warm start"),
+    step_rule: str = typer.Option("fixed", help="fixed (η = lr) or snr (OBLR-PO: η = clip(lr·SNR/(1+SNR), eta_min, lr))"),
+    eta_min: float = typer.Option(0.0, help="smallest SNR step"),
+    sampler: str = typer.Option("uniform", help="uniform or vas (variance-aware prompt sampling)"),
+    vas_lambda: float = typer.Option(0.5, help="VAS: fraction of each batch drawn ∝ VPS"),
+    vas_update_every: int = typer.Option(10, help="VAS: steps between re-scoring the pool"),
+    vas_rollouts: int = typer.Option(8, help="VAS: scoring rollouts per pool prompt"),
     width: int = typer.Option(64, help="model width"),
     layers: int = typer.Option(2, help="transformer layers"),
     heads: int = typer.Option(4, help="attention heads"),
@@ -74,7 +82,10 @@ def train(
     cfg = T.TrainConfig(task=task, estimator=estimator, group=group, prompts=prompts, steps=steps,
                         seed=seed, lr=lr, temperature=temperature, loss_agg=loss_agg,
                         micro_batches=micro_batches, devices=devices, warmstart_steps=warmstart_steps,
-                        width=width, layers=layers, heads=heads)
+                        warmstart_lr=warmstart_lr,
+                        width=width, layers=layers, heads=heads, step_rule=step_rule, eta_min=eta_min,
+                        sampler=sampler, vas_lambda=vas_lambda, vas_update_every=vas_update_every,
+                        vas_rollouts=vas_rollouts)
     T.validate(cfg)
     result = T.train(cfg, log_path=log, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                      progress=not as_json)

@@ -154,6 +154,8 @@ def test_surrogate_gradient_is_the_registry_assembly_and_sq_norms_are_exact():
     s = _per_example_grads(graphdef, params, prompts, comp, mask)
     w = jax.jit(lambda prm, *a: L.sequence_sq_norms(graphdef, prm, *a))(params, prompts, comp, mask)
     np.testing.assert_allclose(np.asarray(w), np.asarray(jnp.sum(s**2, -1)), rtol=1e-10)
+    sc = jax.jit(lambda prm, *a: L.sequence_scores(graphdef, prm, *a))(params, prompts, comp, mask)
+    np.testing.assert_allclose(np.asarray(sc), np.asarray(s), rtol=1e-9, atol=1e-12)
     est = estimators.get("optimal_baseline_loo")
     adv = jax.vmap(est.advantages)(rewards, w)
     _, grads = jax.jit(lambda prm, *a: T.loss_and_grad(graphdef, prm, *a, "seq-mean-token-sum"))(
@@ -175,6 +177,10 @@ def test_surrogate_gradient_is_the_registry_assembly_and_sq_norms_are_exact():
     (["--prompts", "8", "--micro-batches", "3"], "not divisible"),
     (["--estimator", "optimal_baseline_loo_coord"], "per-coordinate"),
     (["--lr", "nan"], "--lr"),
+    (["--sampler", "greedy"], "prompt sampler"),
+    (["--step-rule", "adaptive"], "step rule"),
+    (["--sampler", "vas", "--vas-lambda", "2"], "λ"),
+    (["--step-rule", "snr", "--estimator", "reinforce", "--group", "1"], "at least 2"),
 ])
 def test_bad_config_exits_2_with_one_line(capsys, args, fragment):
     with pytest.raises(SystemExit) as err:
@@ -204,3 +210,28 @@ def test_a_short_run_improves_reward_and_a_negated_estimator_does_not(capsys):
     finally:
         estimators.unregister("negated_grpo")
     assert last_bad < first_bad + 0.02, (first_bad, last_bad)
+
+
+def test_vas_selection_with_lambda_zero_is_uniform_and_refreshes_on_schedule():
+    task = tasks.get("copy")
+    pool_p, pool_t = jnp.asarray(task.prompts), jnp.asarray(task.targets)
+    key = jax.random.key(4)
+    cfg_u = T.TrainConfig(task="copy", prompts=8, width=16, layers=1, heads=2)
+    graphdef, params, _, _ = T.init(cfg_u)
+    state = T.init_sampler(cfg_u, task.size)
+    uni, _, extra = T.select_prompts(cfg_u, graphdef, params, state, 3, key, pool_p, pool_t)
+    cfg_0 = T.TrainConfig(task="copy", prompts=8, width=16, layers=1, heads=2, sampler="vas", vas_lambda=0.0)
+    zero, _, extra0 = T.select_prompts(cfg_0, graphdef, params, state, 3, key, pool_p, pool_t)
+    np.testing.assert_array_equal(np.asarray(uni), np.asarray(zero))
+    assert int(extra) == int(extra0) == 0
+    cfg_v = T.TrainConfig(task="copy", prompts=8, width=16, layers=1, heads=2, sampler="vas", vas_lambda=1.0,
+                          vas_update_every=5, vas_rollouts=4)
+    sel = jax.jit(lambda st, t: T.select_prompts(cfg_v, graphdef, params, st, t, key, pool_p, pool_t))
+    idx, st1, e1 = sel(T.init_sampler(cfg_v, task.size), 0)
+    assert int(e1) == task.size * 4 and int(st1["last"]) == 0
+    scores = np.asarray(st1["scores"])
+    assert np.all(scores >= 0) and np.all(scores <= 0.25 + 1.0) and scores.max() > 0
+    _, st2, e2 = sel(st1, 4)  # not yet due
+    assert int(e2) == 0 and np.array_equal(np.asarray(st2["scores"]), scores)
+    _, st3, e3 = sel(st2, 5)  # due again
+    assert int(e3) == task.size * 4 and int(st3["last"]) == 5

@@ -38,6 +38,7 @@ def jax_row(task, p, g, repeats):
     graphdef, params, opt, opt_state = T.init(cfg)
     step = T.make_step(cfg, graphdef, opt)
     t_ = tasks.get(task)
+    opt_state = {"opt": opt_state, "sampler": T.init_sampler(cfg, t_.size)}
     pool_p, pool_t = jax.numpy.asarray(t_.prompts), jax.numpy.asarray(t_.targets)
     key = jax.random.key(0)
     state = {"params": params, "opt": opt_state, "t": 0}
@@ -66,8 +67,7 @@ def torch_row(task, p, g, repeats):
     import numpy as np
     import torch
 
-    from sims.scaleup import tasks
-    from sims.scaleup import torch_ref
+    from sims.scaleup import tasks, torch_ref
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

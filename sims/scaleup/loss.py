@@ -65,6 +65,22 @@ def surrogate(logp, advantages, mask, mode: str, z):
     return -jnp.sum(coefficients(mask, mode) * a * logp) / z
 
 
+def sequence_scores(graphdef, params, prompts, completions, mask):
+    """s_i = ∇_θ Σ_t m_it log π(y_it | …) flattened → (P, G, K), K the number of parameters."""
+    p, g, t = completions.shape
+
+    def one(prompt, completion, m):
+        def logp(prm):
+            model = nnx.merge(graphdef, prm)
+            return jnp.sum(m * token_logprobs(model, prompt[None], completion[None, None])[0, 0])
+
+        grads = jax.grad(logp)(params)
+        return jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(grads)])
+
+    out = jax.vmap(one)(jnp.repeat(prompts, g, axis=0), completions.reshape(p * g, t), mask.reshape(p * g, t))
+    return out.reshape(p, g, -1)
+
+
 def sequence_sq_norms(graphdef, params, prompts, completions, mask):
     """|s_i|² = |∇_θ Σ_t m_it log π(y_it | …)|² for every sequence → (P, G), exact per-example
     gradients (vmap of grad over the P·G sequences)."""

@@ -2,7 +2,8 @@
 
 One step (`make_step`), compiled as one function:
 
-1. select P prompts uniformly (with replacement) from the task's pool;
+1. select P prompts from the task's pool: uniformly with replacement, or by MMR1's variance-aware
+   sampling (`select_prompts`);
 2. sample G completions each (`rollout.sample`, KV cache, one `lax.scan`);
 3. score them with the task's checker (binary reward);
 4. advantages from the registry, unchanged: A_p = est.advantages(R_p, w_p, **params) per group,
@@ -10,7 +11,10 @@ One step (`make_step`), compiled as one function:
    and ones otherwise;
 5. gradient of the surrogate −(1/N) Σ stop_gradient(A_i)·log π(y_i | x) with the chosen token
    aggregation (`sims.scaleup.loss`), accumulated over micro-batches of prompts;
-6. Adam direction u (optax, unit rate) and θ ← θ − η u.
+6. Adam direction u (optax, unit rate) and θ ← θ − η u, with η = lr (rule "fixed") or OBLR-PO's
+   SNR step η = clip(lr·SNR̂/(1+SNR̂), η_min, lr) (rule "snr"; docs/design.md §4.2), SNR̂ pooled
+   over the batch's groups from the per-sample terms g_i = A_i s_i with exact per-sequence scores
+   (`sims.oblrpo.batch_snr`).
 
 Data parallel: with a `jax.sharding.Mesh` over D devices, the batch of prompts (and everything
 computed from it) is sharded along P with `NamedSharding(mesh, PartitionSpec("data"))` and the
@@ -39,8 +43,10 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
+from bandits import vas as V
 from bandits.errors import InputError
-from sims import estimators
+from bandits.vas import _check as vas_check
+from sims import estimators, oblrpo
 from sims.scaleup import loss as L
 from sims.scaleup import model as M
 from sims.scaleup import rollout, tasks
@@ -64,10 +70,19 @@ class TrainConfig:
     devices: int = 1
     warmstart_steps: int = 0
     warmstart_batch: int = 64
+    warmstart_lr: float = 3e-3
     width: int = 64
     layers: int = 2
     heads: int = 4
     dtype: str = "float32"
+    step_rule: str = "fixed"  # or "snr": OBLR-PO's η = clip(η_max·SNR̂/(1+SNR̂), η_min, η_max), η_max = lr
+    eta_min: float = 0.0
+    sampler: str = "uniform"  # or "vas": MMR1's variance-aware prompt sampling
+    vas_rollouts: int = 8
+    vas_alpha: float = 1.0
+    vas_beta: float = 1.0
+    vas_lambda: float = 0.5
+    vas_update_every: int = 10
 
     def model_config(self) -> M.Config:
         t = tasks.get(self.task)
@@ -102,11 +117,26 @@ def validate(cfg: TrainConfig) -> dict:
     _int(cfg.devices, "--devices", 1)
     _int(cfg.warmstart_steps, "--warmstart-steps", 0)
     _int(cfg.warmstart_batch, "--warmstart-batch", 1)
-    for name in ("lr", "temperature"):
+    for name in ("lr", "temperature", "warmstart_lr"):
         v = getattr(cfg, name)
-        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-            raise InputError(f"--{name} must be a finite number {'> 0' if name == 'lr' else '≥ 0'}, got {v!r}")
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name != "temperature" and v == 0):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number {'≥ 0' if name == 'temperature' else '> 0'}, got {v!r}")
     L.check_mode(cfg.loss_agg)
+    if cfg.step_rule not in ("fixed", "snr"):
+        raise InputError(f"unknown step rule {cfg.step_rule!r}; expected fixed or snr")
+    if cfg.step_rule == "snr":
+        if cfg.group < 2:
+            raise InputError("the SNR step rule needs a group of at least 2 members")
+        oblrpo.validate_step_bounds(cfg.eta_min, cfg.lr)
+    if cfg.sampler not in ("uniform", "vas"):
+        raise InputError(f"unknown prompt sampler {cfg.sampler!r}; expected uniform or vas")
+    if cfg.sampler == "vas":
+        vas_check(cfg.prompts, cfg.vas_rollouts, cfg.vas_alpha, cfg.vas_beta, cfg.vas_lambda,
+                  cfg.vas_update_every)
+        scoring = task.size * cfg.vas_rollouts * (task.prompt_len + task.completion_len)
+        if scoring > MAX_BATCH_TOKENS:
+            raise InputError(f"scoring the pool for VAS takes {scoring} tokens, over the limit of "
+                             f"{MAX_BATCH_TOKENS}")
     cfg.model_config()
     if cfg.prompts % cfg.devices:
         raise InputError(f"--prompts {cfg.prompts} is not divisible by --devices {cfg.devices}")
@@ -180,13 +210,15 @@ def rollout_and_advantages(cfg: TrainConfig, graphdef, params, prompts, targets,
 
 
 def batch_loss_and_grad(cfg: TrainConfig, graphdef, params, t, base_key, pool_prompts, pool_targets,
-                        mesh=None, est_params=None):
+                        mesh=None, est_params=None, idx=None):
     """Steps 1–5 of a train step: select prompts, sample, score, advantages, surrogate gradient.
     Returns (loss, grads, aux); with a mesh the prompts are sharded over its "data" axis."""
     if est_params is None:
         est_params = {k: jnp.float32(v) for k, v in validate(cfg).items()}
     k_sel, k_roll = jax.random.split(jax.random.fold_in(base_key, t))
-    idx = _shard(jax.random.randint(k_sel, (cfg.prompts,), 0, pool_prompts.shape[0]), mesh)
+    if idx is None:
+        idx = jax.random.randint(k_sel, (cfg.prompts,), 0, pool_prompts.shape[0])
+    idx = _shard(idx, mesh)
     prompts, targets = pool_prompts[idx], pool_targets[idx]
     completions, mask, rewards, weights, adv = rollout_and_advantages(
         cfg, graphdef, params, prompts, targets, k_roll, est_params)
@@ -194,25 +226,73 @@ def batch_loss_and_grad(cfg: TrainConfig, graphdef, params, t, base_key, pool_pr
     value, grads = loss_and_grad(graphdef, params, prompts, completions, mask, adv, cfg.loss_agg,
                                  cfg.micro_batches)
     aux = {"idx": idx, "rewards": rewards, "mask": mask, "weights": weights, "advantages": adv}
+    if cfg.step_rule == "snr":
+        scores = L.sequence_scores(graphdef, params, prompts, completions, mask)
+        aux["snr"] = oblrpo.batch_snr(adv[..., None] * scores)
     return value, grads, aux
 
 
+def init_sampler(cfg: TrainConfig, pool_size: int, dtype=jnp.float32):
+    """The prompt sampler's state: VPS scores of the pool and the step of their last refresh."""
+    return {"scores": jnp.zeros((pool_size,), dtype), "last": jnp.asarray(-cfg.vas_update_every, jnp.int32)}
+
+
+def select_prompts(cfg: TrainConfig, graphdef, params, sstate, t, key, pool_prompts, pool_targets):
+    """Prompt indices (P,) for step t, the new sampler state and the extra scoring rollouts.
+
+    Uniform: P indices with replacement. VAS (MMR1; `bandits.vas`, docs/design.md §4.3): every
+    T_update steps all pool prompts get N scoring rollouts, VPS = α·P̂(1−P̂) + β·TDS with TDS the
+    normalised entropy of the N first completion tokens (for one-token tasks exactly the
+    bandit's arm diversity); round(λP) slots are drawn ∝ VPS, the others uniformly."""
+    k_sel = jax.random.split(jax.random.fold_in(key, t))[0]
+    n = pool_prompts.shape[0]
+    if cfg.sampler == "uniform":
+        return jax.random.randint(k_sel, (cfg.prompts,), 0, n), sstate, jnp.int32(0)
+    n_v = V.vps_count(cfg.vas_lambda, cfg.prompts)
+    uniform = jax.random.randint(k_sel, (cfg.prompts - n_v,), 0, n)
+    if n_v == 0:
+        return uniform, sstate, jnp.int32(0)
+    k_score, k_vps = jax.random.fold_in(k_sel, 1), jax.random.fold_in(k_sel, 2)
+    t = jnp.asarray(t, jnp.int32)
+    due = t - sstate["last"] >= cfg.vas_update_every
+    length = pool_targets.shape[-1]
+
+    def refresh(_):
+        model = nnx.merge(graphdef, jax.lax.stop_gradient(params))
+        comp, _ = rollout.sample(model, pool_prompts, k_score, cfg.vas_rollouts, length, cfg.temperature)
+        rate = jnp.mean(tasks.rewards(comp, pool_targets[:, None, :]), axis=-1)
+        tds = V.diversity_score(comp[..., 0], tok.VOCAB)
+        vps = V.variance_promotion_score(V.outcome_variance_score(rate), tds, cfg.vas_alpha, cfg.vas_beta)
+        return {"scores": vps.astype(sstate["scores"].dtype), "last": t}
+
+    sstate = jax.lax.cond(due, refresh, lambda _: sstate, None)
+    probs = V.vps_probabilities(sstate["scores"])
+    vps_idx = jax.random.categorical(k_vps, jnp.log(probs), shape=(n_v,)).astype(uniform.dtype)
+    extra = jnp.where(due, n * cfg.vas_rollouts, 0).astype(jnp.int32)
+    return jnp.concatenate([vps_idx, uniform]), sstate, extra
+
+
 def make_step(cfg: TrainConfig, graphdef, opt, mesh=None):
-    """The compiled train step: (params, opt_state, t, key, pool_prompts, pool_targets) →
-    (params, opt_state, metrics)."""
+    """The compiled train step: (params, state, t, key, pool_prompts, pool_targets) →
+    (params, state, metrics), state = {"opt": optimizer state, "sampler": sampler state}."""
     est_params = {k: jnp.float32(v) for k, v in validate(cfg).items()}
 
-    def step(params, opt_state, t, base_key, pool_prompts, pool_targets):
+    def step(params, state, t, base_key, pool_prompts, pool_targets):
+        idx, sstate, extra = select_prompts(cfg, graphdef, params, state["sampler"], t, base_key,
+                                            pool_prompts, pool_targets)
         value, grads, aux = batch_loss_and_grad(cfg, graphdef, params, t, base_key, pool_prompts,
-                                                pool_targets, mesh, est_params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: cfg.lr * u, updates))
+                                                pool_targets, mesh, est_params, idx)
+        updates, opt_state = opt.update(grads, state["opt"], params)
+        eta = (oblrpo.snr_step(aux["snr"], cfg.eta_min, cfg.lr) if cfg.step_rule == "snr"
+               else jnp.asarray(cfg.lr))
+        params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: (eta * u).astype(u.dtype), updates))
         rewards = aux["rewards"]
         metrics = {"reward": jnp.mean(rewards), "pass_rates": jnp.mean(rewards, axis=1),
                    "prompt_idx": aux["idx"], "loss": value, "grad_norm": optax.tree.norm(grads),
                    "length": jnp.mean(jnp.sum(aux["mask"], axis=-1)),
-                   "flat_groups": jnp.mean(jnp.all(rewards == rewards[:, :1], axis=1))}
-        return params, opt_state, metrics
+                   "flat_groups": jnp.mean(jnp.all(rewards == rewards[:, :1], axis=1)), "eta": eta,
+                   "extra_rollouts": extra}
+        return params, {"opt": opt_state, "sampler": sstate}, metrics
 
     return jax.jit(step, donate_argnums=(0, 1))
 
@@ -245,7 +325,7 @@ def make_warmstart_step(cfg: TrainConfig, graphdef, opt):
 
         value, grads = jax.value_and_grad(nll)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: cfg.lr * u, updates))
+        params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: cfg.warmstart_lr * u, updates))
         return params, opt_state, value
 
     return jax.jit(step, donate_argnums=(0, 1))
@@ -333,6 +413,7 @@ def train(cfg: TrainConfig, *, log_path=None, checkpoint_dir=None, checkpoint_ev
     task = tasks.get(cfg.task)
     mesh = make_mesh(cfg.devices)
     graphdef, params, opt, opt_state = init(cfg)
+    opt_state = {"opt": opt_state, "sampler": init_sampler(cfg, task.size)}
     base_key = jax.random.key(cfg.seed)
     pool_p, pool_t = jnp.asarray(task.prompts), jnp.asarray(task.targets)
     if mesh is not None:
@@ -355,12 +436,18 @@ def train(cfg: TrainConfig, *, log_path=None, checkpoint_dir=None, checkpoint_ev
         for t in range(cfg.warmstart_steps):
             params, wstate, value = wstep(params, wstate, t, wkey, pool_p, pool_t)
             wloss.append(float(value))
-        opt_state = opt.init(params)
+        opt_state = {"opt": opt.init(params), "sampler": opt_state["sampler"]}
     step = _compiled_step(dataclasses.replace(cfg, steps=1, seed=0), graphdef, mesh)
     log = open(log_path, "a" if resumed else "w") if log_path else None
     bar = None
     if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(TextColumn(f"{cfg.task}/{cfg.estimator}"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("reward {task.fields[reward]:.3f}"), TimeRemainingColumn())
@@ -377,9 +464,10 @@ def train(cfg: TrainConfig, *, log_path=None, checkpoint_dir=None, checkpoint_ev
             rewards.append(float(m["reward"]))
             if log:
                 _log_line(log, {"step": t, "samples": (t + 1) * cfg.prompts * cfg.group,
+                                "scoring_rollouts": int(m["extra_rollouts"]),
                                 "reward": float(m["reward"]), "loss": float(m["loss"]),
                                 "grad_norm": float(m["grad_norm"]), "length": float(m["length"]),
-                                "flat_groups": float(m["flat_groups"]),
+                                "flat_groups": float(m["flat_groups"]), "eta": float(m["eta"]),
                                 "prompt_idx": [int(i) for i in m["prompt_idx"]],
                                 "pass_rates": [float(x) for x in m["pass_rates"]],
                                 "seconds": time.perf_counter() - t0})
