@@ -4,6 +4,7 @@
     pglab train --task parity --estimator grpo --group 8 --prompts 8 --steps 300 --seed 0 \\
                 [--devices N] [--loss-agg seq-mean-token-sum] [--micro-batches M] \\
                 [--warmstart-steps S] [--step-rule fixed|snr] [--sampler uniform|vas] \\
+                [--copg-beta B --copg-pairs N] \\
                 [--log metrics.jsonl] [--checkpoint-dir DIR] [--json]
 
 With `--json` it prints one object: the configuration, the mean reward of every step, the
@@ -66,6 +67,9 @@ def train(
     vas_lambda: float = typer.Option(0.5, help="VAS: fraction of each batch drawn ∝ VPS"),
     vas_update_every: int = typer.Option(10, help="VAS: steps between re-scoring the pool"),
     vas_rollouts: int = typer.Option(8, help="VAS: scoring rollouts per pool prompt"),
+    copg_beta: Optional[float] = typer.Option(None, help="train by CoPG on logged pairs from the "
+                                              "starting policy, with this KL temperature β"),
+    copg_pairs: int = typer.Option(4096, help="CoPG: logged pairs"),
     width: int = typer.Option(64, help="model width"),
     layers: int = typer.Option(2, help="transformer layers"),
     heads: int = typer.Option(4, help="attention heads"),
@@ -87,8 +91,13 @@ def train(
                         sampler=sampler, vas_lambda=vas_lambda, vas_update_every=vas_update_every,
                         vas_rollouts=vas_rollouts)
     T.validate(cfg)
-    result = T.train(cfg, log_path=log, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                     progress=not as_json)
+    if copg_beta is not None:
+        from sims.scaleup import copg as CP
+
+        result = CP.train(cfg, copg_beta, copg_pairs)
+    else:
+        result = T.train(cfg, log_path=log, checkpoint_dir=checkpoint_dir,
+                         checkpoint_every=checkpoint_every, progress=not as_json)
     report = train_report(result)
     if as_json:
         print(json.dumps(report, allow_nan=False))

@@ -235,3 +235,24 @@ def test_vas_selection_with_lambda_zero_is_uniform_and_refreshes_on_schedule():
     assert int(e2) == 0 and np.array_equal(np.asarray(st2["scores"]), scores)
     _, st3, e3 = sel(st2, 5)  # due again
     assert int(e3) == task.size * 4 and int(st3["last"]) == 5
+
+
+def test_copg_pair_gradient_is_the_regularised_reward_difference_times_the_score_difference():
+    from sims.scaleup import copg as CP
+
+    graphdef, params = nnx.split(_model())
+    prompts, comp, mask, _ = _batch(seed=2, p=2, g=2)
+    rewards = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    ref = jnp.array([[-3.0, -2.5], [-4.0, -1.0]])
+    beta = 0.3
+
+    def objective(prm):
+        h = CP.sequence_logprob(graphdef, prm, prompts, comp, mask) - ref
+        return jnp.sum(CP.pair_objective(rewards[:, 0] - rewards[:, 1], h[:, 0] - h[:, 1], beta))
+
+    got = jnp.concatenate([x.ravel() for x in jax.tree_util.tree_leaves(jax.jit(jax.grad(objective))(params))])
+    s = _per_example_grads(graphdef, params, prompts, comp, mask)
+    h = jax.jit(lambda prm: CP.sequence_logprob(graphdef, prm, prompts, comp, mask))(params) - ref
+    rb = rewards - beta * h
+    want = jnp.sum((rb[:, 0] - rb[:, 1])[:, None] * (s[:, 0] - s[:, 1]), axis=0)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-9, atol=1e-12)
