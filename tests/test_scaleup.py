@@ -1,6 +1,7 @@
 """The scale-up path: tokenizer, tasks and checkers, the policy's prefix sharing and KV cache, the
 surrogate's gradient against the registry's assembly, |s|² per sequence, the CLI."""
 
+import functools
 import json
 
 import jax
@@ -133,12 +134,17 @@ def _batch(seed=0, p=2, g=3, t=4):
     return prompts, jnp.asarray(comp, jnp.int32), jnp.asarray(mask), jnp.asarray(adv)
 
 
-def _per_example_grads(graphdef, params, prompts, comp, mask):
-    """∇ log π(y_i | x) one sequence at a time (a plain Python loop of jax.grad)."""
+@functools.lru_cache(maxsize=2)
+def _one_grad(graphdef):
     def f(prm, x, y, m):
         return jnp.sum(m * M.token_logprobs(nnx.merge(graphdef, prm), x[None], y[None, None])[0, 0])
 
-    grad = jax.jit(jax.grad(f))
+    return jax.jit(jax.grad(f))
+
+
+def _per_example_grads(graphdef, params, prompts, comp, mask):
+    """∇ log π(y_i | x) one sequence at a time (a plain Python loop of jax.grad)."""
+    grad = _one_grad(graphdef)
     out = []
     for p in range(comp.shape[0]):
         for g in range(comp.shape[1]):
