@@ -201,7 +201,7 @@ def _print_scaleup(result: dict) -> None:
                   f"{r['jax_total_tokens_per_s']:.4g}", f"{r['torch_total_tokens_per_s']:.4g}",
                   f"{r['speedup']:.1f}×", f"{r['target']:.0f}×", f"{100 * r['jax_rollout_fraction']:.0f}%",
                   f"{r['jax_compile_s']:.1f}")
-    Console().print(t)
+    Console(width=140).print(t)
 
 
 if __name__ == "__main__":
