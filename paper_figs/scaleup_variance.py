@@ -56,7 +56,7 @@ def snapshots(steps):
 
 def make(quick: bool) -> "Path":  # noqa: F821
     steps = [0, 10, 20, 30, 45] if quick else [0, 4, 8, 12, 16, 20, 24, 28, 34, 40]
-    groups = 64 if quick else 512
+    groups = 64 if quick else 256
     task = tasks.get("copy")
     prompt, target = task.prompts[PROMPT], task.targets[PROMPT]
     graphdef, snaps = snapshots(steps)
