@@ -262,3 +262,29 @@ def test_copg_pair_gradient_is_the_regularised_reward_difference_times_the_score
     rb = rewards - beta * h
     want = jnp.sum((rb[:, 0] - rb[:, 1])[:, None] * (s[:, 0] - s[:, 1]), axis=0)
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-9, atol=1e-12)
+
+
+def test_the_torch_reference_is_the_same_model():
+    import torch
+
+    from sims.scaleup import torch_ref
+
+    cfg = M.Config(width=16, layers=2, heads=2, max_len=12, dtype="float32")
+    model = M.create(cfg, 1)
+    ref = torch_ref.Policy(16, 2, 2, 12).double()
+    t = lambda x: torch.tensor(np.asarray(x, np.float64))
+    sd = {"tok_emb.weight": t(model.tok_emb.embedding[...]), "pos_emb.weight": t(model.pos_emb.embedding[...]),
+          "ln_f.weight": t(model.ln_f.scale[...]), "ln_f.bias": t(model.ln_f.bias[...]),
+          "head.weight": t(model.head.kernel[...]).T, "head.bias": t(model.head.bias[...])}
+    for i, b in enumerate(model.blocks):
+        for name in ("ln1", "ln2"):
+            sd[f"blocks.{i}.{name}.weight"] = t(getattr(b, name).scale[...])
+            sd[f"blocks.{i}.{name}.bias"] = t(getattr(b, name).bias[...])
+        for name in ("qkv", "proj", "fc", "out"):
+            sd[f"blocks.{i}.{name}.weight"] = t(getattr(b, name).kernel[...]).T
+            sd[f"blocks.{i}.{name}.bias"] = t(getattr(b, name).bias[...])
+    ref.load_state_dict({**sd, "banned": ref.banned})
+    seq = tasks.get("addition").prompts[17]
+    want, _ = ref(torch.as_tensor(seq[None]).long())
+    got = model.prefix(jnp.asarray(seq[None]))[0][0]
+    np.testing.assert_allclose(np.asarray(M.action_logits(got)), want[0, -1].detach().numpy(), rtol=1e-4, atol=1e-4)

@@ -23,7 +23,7 @@ class Block(nn.Module):
     def __init__(self, width, heads):
         super().__init__()
         self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.ln1, self.ln2 = nn.LayerNorm(width, eps=1e-6), nn.LayerNorm(width, eps=1e-6)  # as flax
         self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
         self.fc, self.out = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
 
@@ -47,7 +47,7 @@ class Policy(nn.Module):
         super().__init__()
         self.tok_emb, self.pos_emb = nn.Embedding(vocab, width), nn.Embedding(max_len, width)
         self.blocks = nn.ModuleList([Block(width, heads) for _ in range(layers)])
-        self.ln_f, self.head = nn.LayerNorm(width), nn.Linear(width, vocab)
+        self.ln_f, self.head = nn.LayerNorm(width, eps=1e-6), nn.Linear(width, vocab)
         banned = torch.zeros(vocab, dtype=torch.bool)
         banned[[tok.PAD, tok.BOS]] = True
         self.register_buffer("banned", banned)
