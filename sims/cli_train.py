@@ -59,7 +59,8 @@ def train(
                                  "seq-mean-token-mean | seq-mean-token-sum-norm"),
     micro_batches: int = typer.Option(1, help="split each step's prompts into this many micro-batches"),
     devices: int = typer.Option(1, help="data-parallel devices (prompts must be divisible by it)"),
-    warmstart_steps: int = typer.Option(0, help="supervised warm-start steps before RL"),
+    warmstart_steps: int = typer.Option(0, help="supervised warm-start steps before RL (then use a "
+                                        "smaller --lr, e.g. 3e-4: fresh Adam steps of 3e-3 undo it)"),
     warmstart_lr: float = typer.Option(3e-3, help="Adam learning rate of the warm start"),
     step_rule: str = typer.Option("fixed", help="fixed (η = lr) or snr (OBLR-PO: η = clip(lr·SNR/(1+SNR), eta_min, lr))"),
     eta_min: float = typer.Option(0.0, help="smallest SNR step"),
