@@ -190,7 +190,9 @@ def main() -> None:
             "exact_k4_g16_under_2s": ex[16]["seconds"] < 2.0,
         },
     }
+    report["scaleup_train_step"] = scaleup_rows(quick)
     _print(report)
+    _print_scaleup(report["scaleup_train_step"])
     with open("bench.json", "w") as f:
         json.dump(report, f, indent=1, allow_nan=False)
 
@@ -213,6 +215,31 @@ def _print(report: dict) -> None:
     c.print(f"LQR sampler, scalar, H={lq['H']}: {lq['jax_trajectories_per_s']:.3g} trajectories/s (jit) vs "
             f"{lq['numpy_trajectories_per_s']:.3g} (NumPy), {lq['speedup_vs_numpy']:.1f}×")
     c.print(f"targets: {report['targets']}")
+
+
+def scaleup_rows(quick: bool) -> dict:
+    """The transformer train step (JAX) beside its PyTorch reference, one thread each, measured in
+    a fresh process so the thread settings apply before either library starts."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "sims.scaleup.bench"] + (["--quick"] if quick else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _print_scaleup(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("P×G×T", "JAX compl. tok/s", "torch compl. tok/s", "JAX total tok/s", "torch total tok/s",
+              "× torch", "target", "rollout share", "compile s",
+              title="Transformer train step, 2 layers, width 128 (one thread each)")
+    for r in result["rows"]:
+        t.add_row(r["shape"], f"{r['jax_completion_tokens_per_s']:.4g}", f"{r['torch_completion_tokens_per_s']:.4g}",
+                  f"{r['jax_total_tokens_per_s']:.4g}", f"{r['torch_total_tokens_per_s']:.4g}",
+                  f"{r['speedup']:.1f}×", f"{r['target']:.0f}×", f"{100 * r['jax_rollout_fraction']:.0f}%",
+                  f"{r['jax_compile_s']:.1f}")
+    Console(width=140).print(t)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -326,6 +327,7 @@ from sims import cli_continuous as _continuous  # noqa: E402
 
 app.command("moments-gaussian")(_continuous.moments_gaussian)
 app.command("moments-lqr")(_continuous.moments_lqr)
+app.command("train")(importlib.import_module("sims.cli_train").train)
 
 
 def _fail(message: str) -> None:
