@@ -217,17 +217,19 @@ def test_ledger_step_reruns_when_its_report_was_replaced(tmp_path, monkeypatch):
     untouched output files."""
     claims = _planted_registry(monkeypatch)
     monkeypatch.setenv("PGLAB_FIGURES_DIR", str(tmp_path))  # pipeline.run sets it; restored after
-    logs = []
-    pipeline.run(quick=False, only=["ledger"], out_dir=tmp_path, log=logs.append)
-    pipeline.run(quick=False, only=["ledger"], out_dir=tmp_path, log=logs.append)
-    assert logs[-1] == "ledger: up to date"
+
+    def ledger_step(quick):
+        """The ledger step's own log line in one pipeline run (the run's summary line follows it)."""
+        logs = []
+        pipeline.run(quick=quick, only=["ledger"], out_dir=tmp_path, log=logs.append)
+        return [line for line in logs if line.startswith("ledger")][-1]
+
+    ledger_step(False)
+    assert ledger_step(False) == "ledger: up to date"
     (tmp_path / "ledger.md").write_text("a partial report\n")  # replaced behind the pipeline's back
-    pipeline.run(quick=False, only=["ledger"], out_dir=tmp_path, log=logs.append)
-    assert logs[-1] != "ledger: up to date" and (tmp_path / "ledger.md").read_text().startswith("# The claims")
-    pipeline.run(quick=True, only=["ledger"], out_dir=tmp_path, log=logs.append)
-    assert logs[-1] != "ledger: up to date"  # another mode
-    pipeline.run(quick=True, only=["ledger"], out_dir=tmp_path, log=logs.append)
-    assert logs[-1] == "ledger: up to date"
+    assert ledger_step(False) != "ledger: up to date"
+    assert (tmp_path / "ledger.md").read_text().startswith("# The claims")
+    assert ledger_step(True) != "ledger: up to date"  # another mode
+    assert ledger_step(True) == "ledger: up to date"
     claims.pop("u.alpha_beta")
-    pipeline.run(quick=True, only=["ledger"], out_dir=tmp_path, log=logs.append)
-    assert logs[-1] != "ledger: up to date"  # another claim set
+    assert ledger_step(True) != "ledger: up to date"  # another claim set
