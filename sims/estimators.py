@@ -115,6 +115,9 @@ class Estimator:
     unbiased: bool
     summary: str
     per_coordinate: bool = False  # weights (G, K) = s_k(a_i)², advantages (G, K)
+    # True when A depends on the per-sample weights; False lets the exact engine sum over the
+    # reward alphabet instead of (arm, reward) multisets (docs/design.md §4.11).
+    uses_weights: bool = False
 
 
 REGISTRY: dict[str, Estimator] = {
@@ -131,6 +134,7 @@ REGISTRY: dict[str, Estimator] = {
             {},
             True,
             "R_i − Σ_{j≠i}|s_j|²R_j / Σ_{j≠i}|s_j|²",
+            uses_weights=True,
         ),
         Estimator(
             "optimal_baseline_loo_coord",
@@ -140,6 +144,7 @@ REGISTRY: dict[str, Estimator] = {
             True,
             "R_i − Σ_{j≠i}s_jk²R_j / Σ_{j≠i}s_jk²  (per coordinate k)",
             per_coordinate=True,
+            uses_weights=True,
         ),
     ]
 }

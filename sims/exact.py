@@ -9,6 +9,21 @@ multisets of G outcomes, each weighted by its multinomial probability
 (C(M+G−1, G) multisets of M outcome types instead of M^G ordered tuples: K=4 Bernoulli arms and
 G=16 give 245,157 multisets). Means and covariances are accumulated in float64, two-pass.
 
+The reward-alphabet route (docs/design.md §4.11). When the advantages see a member only through
+its *type* τ — its reward value, or (weight class, reward) for an estimator that uses the weights
+|s(a)|², where arms with equal logits form one class — the members' types are i.i.d. with law
+ρ_τ = Σ_a π_a q(τ | a), and given its type a member's arm is independent of the rest of the group.
+With u_τ = Σ_a π_a q(τ|a) s(a) and S_τ = Σ_a π_a q(τ|a) s(a)s(a)ᵀ, symmetry gives
+
+    E[ĝ]     = Σ_τ h_τ u_τ,                              h_τ  = E[A_1 | τ_1 = τ]
+    E[ĝĝᵀ]  = (1/G) Σ_τ h²_τ S_τ + ((G−1)/G) Σ_{τ,τ'} H_ττ' u_τ u_τ'ᵀ,
+              h²_τ = E[A_1² | τ_1 = τ],  H_ττ' = E[A_1 A_2 | τ_1 = τ, τ_2 = τ'],
+
+where the conditional expectations are sums over the multisets of the other G − 1 (or G − 2)
+members' types: T·C(T+G−2, G−1) + T²·C(T+G−3, G−2) groups for an alphabet of T types, i.e.
+O(G) and O(G²) for binary rewards at any K. Cov[ĝ] = E[ĝĝᵀ] − E[ĝ]E[ĝ]ᵀ. `moments` takes the
+route that enumerates fewer groups and reports it (`Moments.route`).
+
 Shapes are padded to buckets (arms to 8, 16, ...; multisets to powers of two, with zero weight)
 so that the compiled kernel is reused across instances of similar size.
 """
@@ -30,7 +45,9 @@ from bandits.errors import InputError
 from bandits.rewards import RewardModel
 from sims import estimators
 
-MAX_MULTISETS = 3_000_000
+MAX_MULTISETS = 3_000_000  # multiset route: multisets of G (arm, reward) outcomes
+MAX_ALPHABET_ENTRIES = 48_000_000  # reward-alphabet route: groups × G members (same memory)
+ROUTES = ("multiset", "reward-alphabet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +63,8 @@ class Moments:
     mean: np.ndarray
     cov: np.ndarray
     optimal_constant_baseline: float
-    multisets: int
+    multisets: int  # groups enumerated by the route taken
+    route: str = "multiset"
 
     @property
     def bias(self) -> np.ndarray:
@@ -143,14 +161,158 @@ def _moments_kernel(name, logits, arms, rewards, log_cq, params):
     return mean, (d * w[:, None]).T @ d
 
 
-def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Moments:
-    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64)."""
+@dataclasses.dataclass(frozen=True)
+class Alphabet:
+    """The types a member's advantage can see: `values` (T,) reward of each type, `rep` (T,) an
+    arm of its weight class, `q` (K, T) with q[a, τ] = P(type τ | arm a)."""
+
+    values: np.ndarray
+    rep: np.ndarray
+    q: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+
+def type_alphabet(logits, rewards: RewardModel, uses_weights: bool) -> Alphabet:
+    """Types (reward value), or (weight class, reward value) when the advantages use the weights
+    |s(a)|² (arms with equal logits share |s(a)|², hence a class)."""
+    o_arm, o_val, o_prob = rewards.outcomes()
+    k = rewards.num_arms
+    cls = np.unique(np.asarray(logits), return_inverse=True)[1].reshape(-1) if uses_weights \
+        else np.zeros(k, dtype=np.int64)
+    index: dict = {}
+    for a, v in zip(o_arm, o_val):
+        index.setdefault((int(cls[a]), float(v)), (len(index), int(a)))
+    q = np.zeros((k, len(index)))
+    for a, v, p in zip(o_arm, o_val, o_prob):
+        q[a, index[(int(cls[a]), float(v))][0]] += p
+    values = np.array([key[1] for key in index], dtype=np.float64)
+    rep = np.array([r for _, r in index.values()], dtype=np.int32)
+    return Alphabet(values=values, rep=rep, q=q)
+
+
+def alphabet_groups(types: int, group: int) -> int:
+    """Groups the reward-alphabet route enumerates: T·C(T+G−2, G−1) + T²·C(T+G−3, G−2)."""
+    pairs = types**2 * count_multisets(types, group - 2) if group >= 2 else 0
+    return types * count_multisets(types, group - 1) + pairs
+
+
+def _padded_multisets(types: int, size: int):
+    if size == 0:  # one empty multiset
+        rows, log_coef = np.zeros((1, 0), dtype=np.int32), np.zeros(1)
+    else:
+        rows, log_coef = multisets(types, size)
+    pad = _bucket(rows.shape[0], 16) - rows.shape[0]
+    rows = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)])
+    return jnp.asarray(rows), jnp.asarray(np.concatenate([log_coef, np.full(pad, -np.inf)]))
+
+
+@functools.partial(jax.jit, static_argnames=("name", "group"))
+def _alphabet_kernel(name, group, logits, q, values, rep, rows1, logc1, rows2, logc2, params):
+    """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets."""
+    est = estimators.get(name)
+    pi = softmax.policy(logits)
+    pq = pi[:, None] * q  # P(arm a, type τ)
+    rho = jnp.sum(pq, axis=0)
+    log_rho = jnp.log(rho)
+    weights = softmax.score_sq_norms(logits)[rep]
+
+    def conditional(fixed, rows, logc):
+        """P(rest) (N,) and advantages (N, G) of the groups (fixed types, then each row)."""
+        p = jnp.exp(logc + jnp.sum(log_rho[rows], axis=-1))
+        types = jnp.concatenate([jnp.broadcast_to(fixed, (rows.shape[0], fixed.shape[0])), rows], 1)
+        return p, jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(types)
+
+    def single(t):
+        p, a = conditional(t[None], rows1, logc1)
+        return p @ a[:, 0], p @ a[:, 0] ** 2
+
+    num_types = q.shape[1]
+    h, h2 = jax.vmap(single)(jnp.arange(num_types))
+    u = pq - pi[:, None] * rho[None, :]  # column τ: Σ_a π_a q(τ|a) s(a)
+    mean = u @ h
+    y = pq @ h2
+    second = (jnp.diag(y) - jnp.outer(y, pi) - jnp.outer(pi, y) + (rho @ h2) * jnp.outer(pi, pi)) / group
+    if group >= 2:
+        def pair(t, s):
+            p, a = conditional(jnp.stack([t, s]), rows2, logc2)
+            return p @ (a[:, 0] * a[:, 1])
+
+        ts = jnp.arange(num_types)
+        big_h = jax.vmap(lambda t: jax.vmap(lambda s: pair(t, s))(ts))(ts)
+        second = second + (group - 1) / group * (u @ big_h @ u.T)
+    return mean, second - jnp.outer(mean, mean)
+
+
+def plan(name: str, logits, rewards: RewardModel, group: int) -> tuple[str, int]:
+    """The cheapest exact route for this instance and the number of groups it enumerates, or an
+    InputError naming the limit when every applicable route is too large."""
+    est = estimators.get(name)
+    m = len(rewards.outcomes()[0])
+    n_multiset = count_multisets(m, group)
+    options = []
+    if n_multiset <= MAX_MULTISETS:
+        options.append((n_multiset, "multiset"))
+    why = ""
+    if est.per_coordinate:
+        why = f"; the reward-alphabet route does not apply ({name!r} has per-coordinate weights)"
+        n_alpha = None
+    else:
+        types = type_alphabet(logits, rewards, est.uses_weights).size
+        n_alpha = alphabet_groups(types, group)
+        if n_alpha * group <= MAX_ALPHABET_ENTRIES:
+            options.append((n_alpha, "reward-alphabet"))
+        else:
+            why = (f"; the reward-alphabet route needs {n_alpha:,} groups × {group} members "
+                   f"over {types} types, beyond its limit of {MAX_ALPHABET_ENTRIES:,} entries")
+    if not options:
+        raise InputError(
+            f"exact moments of {name!r} at G={group}: the multiset route needs {n_multiset:,} "
+            f"multisets of {m} outcomes, beyond its limit of {MAX_MULTISETS:,}{why}; "
+            f"use Monte Carlo instead"
+        )
+    n, route = min(options)
+    return route, n
+
+
+def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str | None = None,
+            **params) -> Moments:
+    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64), by the cheapest
+    exact route, or by `route` ("multiset" or "reward-alphabet") when given."""
     est = estimators.get(name)
     params = estimators.resolve_params(est, group, **params)
-    e = enumerate_groups(logits, rewards, group)
-    mean, cov = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq,
-                                {key: jnp.float64(v) for key, v in params.items()})
-    logits, k, m = np.asarray(logits, dtype=np.float64), e.num_arms, rewards.means
+    logits = np.asarray(logits, dtype=np.float64)
+    k = logits.shape[0]
+    if rewards.num_arms != k:
+        raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
+    jparams = {key: jnp.float64(v) for key, v in params.items()}
+    if route is None:
+        route, _ = plan(name, logits, rewards, group)
+    elif route not in ROUTES:
+        raise InputError(f"unknown exact route {route!r}; known: {', '.join(ROUTES)}")
+    if route == "multiset":
+        e = enumerate_groups(logits, rewards, group)
+        mean, cov = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq, jparams)
+        count = e.multisets
+    else:
+        if est.per_coordinate:
+            raise InputError(f"the reward-alphabet route does not apply to {name!r} (per-coordinate weights)")
+        alpha = type_alphabet(logits, rewards, est.uses_weights)
+        count = alphabet_groups(alpha.size, group)
+        if count * group > MAX_ALPHABET_ENTRIES:
+            raise InputError(
+                f"the reward-alphabet route needs {count:,} groups × {group} members, beyond its "
+                f"limit of {MAX_ALPHABET_ENTRIES:,} entries; use Monte Carlo instead")
+        k_pad = _bucket(k, 8)
+        rows1, logc1 = _padded_multisets(alpha.size, group - 1)
+        rows2, logc2 = _padded_multisets(alpha.size, max(group - 2, 0))
+        mean, cov = _alphabet_kernel(
+            name, group, jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
+            jnp.asarray(np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))])),
+            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), rows1, logc1, rows2, logc2, jparams)
+    m = rewards.means
     return Moments(
         estimator=name,
         group=group,
@@ -161,5 +323,6 @@ def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Mo
         mean=np.asarray(mean)[:k],
         cov=np.asarray(cov)[:k, :k],
         optimal_constant_baseline=float(softmax.optimal_constant_baseline(logits, m)),
-        multisets=e.multisets,
+        multisets=count,
+        route=route,
     )
