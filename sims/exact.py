@@ -206,42 +206,58 @@ def _padded_multisets(types: int, size: int):
         rows, log_coef = multisets(types, size)
     pad = _bucket(rows.shape[0], 16) - rows.shape[0]
     rows = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)])
-    return jnp.asarray(rows), jnp.asarray(np.concatenate([log_coef, np.full(pad, -np.inf)]))
+    return rows, np.concatenate([log_coef, np.full(pad, -np.inf)])
 
 
-@functools.partial(jax.jit, static_argnames=("name", "group"))
-def _alphabet_kernel(name, group, logits, q, values, rep, rows1, logc1, rows2, logc2, params):
+@functools.lru_cache(maxsize=16)
+def type_groups(types: int, group: int):
+    """Every group the reward-alphabet route evaluates, as type indices: `first` (T, N1, G) = member 1
+    of type τ then a multiset of G − 1 types, `pairs` (T, T, N2, G) = members 1 and 2 of types
+    (τ, τ') then a multiset of G − 2, with the multisets' log multinomial coefficients (padded rows
+    have −inf). For G = 1 `pairs` is empty."""
+    rows1, logc1 = _padded_multisets(types, group - 1)
+    t = np.arange(types, dtype=np.int32)
+    first = np.concatenate([np.broadcast_to(t[:, None, None], (types, len(rows1), 1)),
+                            np.broadcast_to(rows1, (types, *rows1.shape))], axis=-1)
+    if group < 2:
+        return first, logc1, np.zeros((types, types, 0, group), np.int32), np.zeros(0)
+    rows2, logc2 = _padded_multisets(types, group - 2)
+    n2 = len(rows2)
+    pairs = np.concatenate([np.broadcast_to(t[:, None, None, None], (types, types, n2, 1)),
+                            np.broadcast_to(t[None, :, None, None], (types, types, n2, 1)),
+                            np.broadcast_to(rows2, (types, types, *rows2.shape))], axis=-1)
+    return first, logc1, pairs, logc2
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _alphabet_kernel(name, logits, q, values, rep, first, logc1, pairs, logc2, params):
     """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets."""
     est = estimators.get(name)
+    group = first.shape[-1]
     pi = softmax.policy(logits)
     pq = pi[:, None] * q  # P(arm a, type τ)
     rho = jnp.sum(pq, axis=0)
     log_rho = jnp.log(rho)
     weights = softmax.score_sq_norms(logits)[rep]
 
-    def conditional(fixed, rows, logc):
-        """P(rest) (N,) and advantages (N, G) of the groups (fixed types, then each row)."""
-        p = jnp.exp(logc + jnp.sum(log_rho[rows], axis=-1))
-        types = jnp.concatenate([jnp.broadcast_to(fixed, (rows.shape[0], fixed.shape[0])), rows], 1)
-        return p, jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(types)
+    def advantages(types):  # (..., G) type indices → (..., G) advantages, one group per row
+        flat = types.reshape(-1, group)
+        a = jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(flat)
+        return a.reshape(types.shape)
 
-    def single(t):
-        p, a = conditional(t[None], rows1, logc1)
-        return p @ a[:, 0], p @ a[:, 0] ** 2
+    def rest_probability(types, fixed, logc):  # P(the other members' multiset)
+        return jnp.exp(logc + jnp.sum(log_rho[types[..., fixed:]], axis=-1))
 
-    num_types = q.shape[1]
-    h, h2 = jax.vmap(single)(jnp.arange(num_types))
+    a1 = advantages(first)[..., 0]
+    p1 = rest_probability(first, 1, logc1)
+    h, h2 = jnp.sum(p1 * a1, axis=-1), jnp.sum(p1 * a1**2, axis=-1)
     u = pq - pi[:, None] * rho[None, :]  # column τ: Σ_a π_a q(τ|a) s(a)
     mean = u @ h
     y = pq @ h2
     second = (jnp.diag(y) - jnp.outer(y, pi) - jnp.outer(pi, y) + (rho @ h2) * jnp.outer(pi, pi)) / group
     if group >= 2:
-        def pair(t, s):
-            p, a = conditional(jnp.stack([t, s]), rows2, logc2)
-            return p @ (a[:, 0] * a[:, 1])
-
-        ts = jnp.arange(num_types)
-        big_h = jax.vmap(lambda t: jax.vmap(lambda s: pair(t, s))(ts))(ts)
+        a2 = advantages(pairs)
+        big_h = jnp.sum(rest_probability(pairs, 2, logc2) * a2[..., 0] * a2[..., 1], axis=-1)
         second = second + (group - 1) / group * (u @ big_h @ u.T)
     return mean, second - jnp.outer(mean, mean)
 
@@ -306,23 +322,29 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
                 f"the reward-alphabet route needs {count:,} groups × {group} members, beyond its "
                 f"limit of {MAX_ALPHABET_ENTRIES:,} entries; use Monte Carlo instead")
         k_pad = _bucket(k, 8)
-        rows1, logc1 = _padded_multisets(alpha.size, group - 1)
-        rows2, logc2 = _padded_multisets(alpha.size, max(group - 2, 0))
+        first, logc1, pairs, logc2 = type_groups(alpha.size, group)
         mean, cov = _alphabet_kernel(
-            name, group, jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
+            name, jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
             jnp.asarray(np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))])),
-            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), rows1, logc1, rows2, logc2, jparams)
-    m = rewards.means
+            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), first, logc1, pairs, logc2, jparams)
+    pi, objective, true_gradient, b_star = jax.device_get(_reference(logits, rewards.means))
     return Moments(
         estimator=name,
         group=group,
         params=params,
-        pi=np.asarray(softmax.policy(logits)),
-        objective=float(softmax.objective(logits, m)),
-        true_gradient=np.asarray(softmax.gradient(logits, m)),
+        pi=pi,
+        objective=float(objective),
+        true_gradient=true_gradient,
         mean=np.asarray(mean)[:k],
         cov=np.asarray(cov)[:k, :k],
-        optimal_constant_baseline=float(softmax.optimal_constant_baseline(logits, m)),
+        optimal_constant_baseline=float(b_star),
         multisets=count,
         route=route,
     )
+
+
+@jax.jit
+def _reference(logits, means):
+    """π, J, ∇J and b* in one compiled call (one compilation, not one per operation)."""
+    return (softmax.policy(logits), softmax.objective(logits, means),
+            softmax.gradient(logits, means), softmax.optimal_constant_baseline(logits, means))
