@@ -174,3 +174,15 @@ def test_cli_reports_route_at_group_64(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["exact"]["route"] == "reward-alphabet"
     assert len(report["exact"]["cov"]) == 16
+
+
+def test_group_64_on_16_arms_matches_the_difficulty_scale():
+    """Binary rewards: E[ĝ] = c(J, G)·∇J with c from `sims.difficulty` (a sum over the number of
+    successes among the others, derived separately), at K = 16 arms and G = 64."""
+    from sims import difficulty
+
+    logits, p = np.linspace(-1, 1, 16), np.linspace(0.05, 0.95, 16)
+    for name in ["grpo", "grpo_mean"]:
+        m = exact.moments(name, logits, R.bernoulli(p), 64)
+        c = difficulty.binary_reward_scale(name, float(m.pi @ p), 64)
+        np.testing.assert_allclose(m.mean, c * m.true_gradient, rtol=0, atol=1e-13)
