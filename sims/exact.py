@@ -19,9 +19,10 @@ With u_τ = Σ_a π_a q(τ|a) s(a) and S_τ = Σ_a π_a q(τ|a) s(a)s(a)ᵀ, sym
     E[ĝĝᵀ]  = (1/G) Σ_τ h²_τ S_τ + ((G−1)/G) Σ_{τ,τ'} H_ττ' u_τ u_τ'ᵀ,
               h²_τ = E[A_1² | τ_1 = τ],  H_ττ' = E[A_1 A_2 | τ_1 = τ, τ_2 = τ'],
 
-where the conditional expectations are sums over the multisets of the other G − 1 (or G − 2)
-members' types: T·C(T+G−2, G−1) + T²·C(T+G−3, G−2) groups for an alphabet of T types, i.e.
-O(G) and O(G²) for binary rewards at any K. Cov[ĝ] = E[ĝĝᵀ] − E[ĝ]E[ĝ]ᵀ. `moments` takes the
+where the conditional expectations are sums over the multisets of the other members' types.
+All three come from the T²·C(T+G−3, G−2) groups (τ, τ', multiset of G − 2 others), since
+h_τ = Σ_τ' ρ_τ' E[A_1 | τ_1 = τ, τ_2 = τ'] (likewise h²): 4(G − 1) groups for binary rewards
+at any K (O(G) terms for the mean, O(G²) member evaluations in all). Cov[ĝ] = E[ĝĝᵀ] − E[ĝ]E[ĝ]ᵀ. `moments` takes the
 route that enumerates fewer groups and reports it (`Moments.route`).
 
 Shapes are padded to buckets (arms to 8, 16, ...; multisets to powers of two, with zero weight)
@@ -194,9 +195,8 @@ def type_alphabet(logits, rewards: RewardModel, uses_weights: bool) -> Alphabet:
 
 
 def alphabet_groups(types: int, group: int) -> int:
-    """Groups the reward-alphabet route enumerates: T·C(T+G−2, G−1) + T²·C(T+G−3, G−2)."""
-    pairs = types**2 * count_multisets(types, group - 2) if group >= 2 else 0
-    return types * count_multisets(types, group - 1) + pairs
+    """Groups the reward-alphabet route enumerates: T²·C(T+G−3, G−2) (T when G = 1)."""
+    return types**2 * count_multisets(types, group - 2) if group >= 2 else types
 
 
 def _padded_multisets(types: int, size: int):
@@ -211,53 +211,46 @@ def _padded_multisets(types: int, size: int):
 
 @functools.lru_cache(maxsize=16)
 def type_groups(types: int, group: int):
-    """Every group the reward-alphabet route evaluates, as type indices: `first` (T, N1, G) = member 1
-    of type τ then a multiset of G − 1 types, `pairs` (T, T, N2, G) = members 1 and 2 of types
-    (τ, τ') then a multiset of G − 2, with the multisets' log multinomial coefficients (padded rows
-    have −inf). For G = 1 `pairs` is empty."""
-    rows1, logc1 = _padded_multisets(types, group - 1)
+    """Every group the reward-alphabet route evaluates, as type indices (T, T, N, G): members 1 and
+    2 of types (τ, τ'), then a multiset of G − 2 types, with the multisets' log multinomial
+    coefficients (N,) (padded rows have −inf). For G = 1: (T, 1, 1, 1), member 1 alone."""
     t = np.arange(types, dtype=np.int32)
-    first = np.concatenate([np.broadcast_to(t[:, None, None], (types, len(rows1), 1)),
-                            np.broadcast_to(rows1, (types, *rows1.shape))], axis=-1)
     if group < 2:
-        return first, logc1, np.zeros((types, types, 0, group), np.int32), np.zeros(0)
-    rows2, logc2 = _padded_multisets(types, group - 2)
-    n2 = len(rows2)
-    pairs = np.concatenate([np.broadcast_to(t[:, None, None, None], (types, types, n2, 1)),
-                            np.broadcast_to(t[None, :, None, None], (types, types, n2, 1)),
-                            np.broadcast_to(rows2, (types, types, *rows2.shape))], axis=-1)
-    return first, logc1, pairs, logc2
+        return t.reshape(types, 1, 1, 1), np.zeros(1)
+    rows, log_coef = _padded_multisets(types, group - 2)
+    n = len(rows)
+    groups = np.concatenate([np.broadcast_to(t[:, None, None, None], (types, types, n, 1)),
+                             np.broadcast_to(t[None, :, None, None], (types, types, n, 1)),
+                             np.broadcast_to(rows, (types, types, *rows.shape))], axis=-1)
+    return groups, log_coef
 
 
 @functools.partial(jax.jit, static_argnames=("name",))
-def _alphabet_kernel(name, logits, q, values, rep, first, logc1, pairs, logc2, params):
-    """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets."""
+def _alphabet_kernel(name, logits, q, values, rep, groups, log_coef, params):
+    """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets:
+    every group (τ_1, τ_2, rest) is evaluated once; h_τ = Σ_τ' ρ_τ' E[A_1 | τ, τ'], likewise h²."""
     est = estimators.get(name)
-    group = first.shape[-1]
+    group = groups.shape[-1]
     pi = softmax.policy(logits)
     pq = pi[:, None] * q  # P(arm a, type τ)
     rho = jnp.sum(pq, axis=0)
-    log_rho = jnp.log(rho)
     weights = softmax.score_sq_norms(logits)[rep]
-
-    def advantages(types):  # (..., G) type indices → (..., G) advantages, one group per row
-        flat = types.reshape(-1, group)
-        a = jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(flat)
-        return a.reshape(types.shape)
-
-    def rest_probability(types, fixed, logc):  # P(the other members' multiset)
-        return jnp.exp(logc + jnp.sum(log_rho[types[..., fixed:]], axis=-1))
-
-    a1 = advantages(first)[..., 0]
-    p1 = rest_probability(first, 1, logc1)
-    h, h2 = jnp.sum(p1 * a1, axis=-1), jnp.sum(p1 * a1**2, axis=-1)
+    flat = groups.reshape(-1, group)
+    a = jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(flat)
+    a = a.reshape(groups.shape)
+    fixed = min(group, 2)
+    p = jnp.exp(log_coef + jnp.sum(jnp.log(rho)[groups[..., fixed:]], axis=-1))  # P(rest)
+    a1 = a[..., 0]
+    if group >= 2:
+        h, h2 = jnp.sum(p * a1, axis=-1) @ rho, jnp.sum(p * a1**2, axis=-1) @ rho
+    else:
+        h, h2 = a1[:, 0, 0], a1[:, 0, 0] ** 2
     u = pq - pi[:, None] * rho[None, :]  # column τ: Σ_a π_a q(τ|a) s(a)
     mean = u @ h
     y = pq @ h2
     second = (jnp.diag(y) - jnp.outer(y, pi) - jnp.outer(pi, y) + (rho @ h2) * jnp.outer(pi, pi)) / group
     if group >= 2:
-        a2 = advantages(pairs)
-        big_h = jnp.sum(rest_probability(pairs, 2, logc2) * a2[..., 0] * a2[..., 1], axis=-1)
+        big_h = jnp.sum(p * a1 * a[..., 1], axis=-1)
         second = second + (group - 1) / group * (u @ big_h @ u.T)
     return mean, second - jnp.outer(mean, mean)
 
@@ -322,11 +315,11 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
                 f"the reward-alphabet route needs {count:,} groups × {group} members, beyond its "
                 f"limit of {MAX_ALPHABET_ENTRIES:,} entries; use Monte Carlo instead")
         k_pad = _bucket(k, 8)
-        first, logc1, pairs, logc2 = type_groups(alpha.size, group)
+        groups, log_coef = type_groups(alpha.size, group)
         mean, cov = _alphabet_kernel(
             name, jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
             jnp.asarray(np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))])),
-            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), first, logc1, pairs, logc2, jparams)
+            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), groups, log_coef, jparams)
     pi, objective, true_gradient, b_star = jax.device_get(_reference(logits, rewards.means))
     return Moments(
         estimator=name,
