@@ -22,8 +22,9 @@ With u_τ = Σ_a π_a q(τ|a) s(a) and S_τ = Σ_a π_a q(τ|a) s(a)s(a)ᵀ, sym
 where the conditional expectations are sums over the multisets of the other members' types.
 All three come from the T²·C(T+G−3, G−2) groups (τ, τ', multiset of G − 2 others), since
 h_τ = Σ_τ' ρ_τ' E[A_1 | τ_1 = τ, τ_2 = τ'] (likewise h²): 4(G − 1) groups for binary rewards
-at any K (O(G) terms for the mean, O(G²) member evaluations in all). Cov[ĝ] = E[ĝĝᵀ] − E[ĝ]E[ĝ]ᵀ. `moments` takes the
-route that enumerates fewer groups and reports it (`Moments.route`).
+at any K (O(G) terms for the mean, O(G²) member evaluations in all). Cov[ĝ] = E[ĝĝᵀ] − E[ĝ]E[ĝ]ᵀ.
+`moments` takes the route that enumerates fewer groups and reports it (`Moments.route`); each
+route has its own size limit (MAX_MULTISETS, MAX_ALPHABET_ENTRIES), named when refused.
 
 Shapes are padded to buckets (arms to 8, 16, ...; multisets to powers of two, with zero weight)
 so that the compiled kernel is reused across instances of similar size.
