@@ -83,14 +83,42 @@ def uniform_thresholds(cdf):
     return jnp.clip(scaled, 0, 2.0**32 - 1).astype(jnp.uint32)
 
 
+def random_words(key, shape):
+    """Uniform 32-bit words of `shape` from one `jax.random.bits` call.
+
+    Counter-based generators emit words in blocks (XLA's Philox, behind the `rbg` keys, four per
+    counter), so the words are drawn as an (n/4, 4) array and laid out column after column: the
+    same i.i.d. words, but whatever consumes them fuses with the generator instead of first
+    copying out the interleaved block layout (on CPU that copy costs several times the
+    generation itself)."""
+    n = math.prod(shape)
+    if n % 4:
+        return jax.random.bits(key, shape, dtype=jnp.uint32)
+    w = jax.random.bits(key, (n // 4, 4), dtype=jnp.uint32)
+    return jnp.concatenate([w[:, i] for i in range(4)]).reshape(shape)
+
+
+UNROLL = 32  # up to this many thresholds, count with one fused compare each; beyond, a reduction
+
+
+def count_at_or_below(u, thresholds):
+    """#{j : t_j ≤ u}, thresholds (..., J) broadcast against u: the inverse-CDF index."""
+    j = thresholds.shape[-1]
+    if j > UNROLL:
+        return jnp.sum(u[..., None] >= thresholds, axis=-1, dtype=jnp.int32)
+    return sum((u >= thresholds[..., i]).astype(jnp.int32) for i in range(j)) if j else \
+        jnp.zeros(u.shape, jnp.int32)
+
+
 def sample_rewards(tables: dict, key, arms):
     """Draw R | a for every entry of `arms`: one 32-bit word by inverse CDF (finite laws, exact
     to 2⁻³²) or one standard normal (Gaussian laws) per draw. `tables` is `RewardModel.tables()`."""
     if "cdf" in tables:
-        u = jax.random.bits(key, arms.shape, dtype=jnp.uint32)
-        cdf = uniform_thresholds(tables["cdf"][:, :-1])[arms]
-        idx = jnp.sum(u[..., None] >= cdf, axis=-1)
-        return tables["values"][arms, idx]
+        u = random_words(key, arms.shape)
+        thresholds = uniform_thresholds(tables["cdf"][:, :-1])  # (K, V − 1)
+        idx = count_at_or_below(u, thresholds[arms])
+        width = tables["values"].shape[-1]
+        return tables["values"].reshape(-1)[arms * width + idx]
     z = jax.random.normal(key, arms.shape, dtype=tables["mean"].dtype)
     return tables["mean"][arms] + tables["std"][arms] * z
 

@@ -81,8 +81,42 @@ def optimal_constant_baseline(logits, means):
 def sample_arms(key, logits, shape):
     """Draw arms a ~ π by inverse CDF from one 32-bit word per draw (exact to 2⁻³²; cheaper than
     Gumbel-max's K uniforms)."""
-    from bandits.rewards import uniform_thresholds
+    from bandits.rewards import count_at_or_below, random_words, uniform_thresholds
 
-    u = jax.random.bits(key, shape, dtype=jnp.uint32)
-    thresholds = uniform_thresholds(jnp.cumsum(policy(logits))[:-1])
-    return jnp.sum(u[..., None] >= thresholds, axis=-1)
+    u = random_words(key, shape)
+    return count_at_or_below(u, uniform_thresholds(jnp.cumsum(policy(logits))[:-1]))
+
+
+JOINT_MAX_OUTCOMES = 64  # K·V up to this: one word per (arm, reward) draw, by fused compares
+
+
+def sample_outcomes(key, logits, tables: dict, shape):
+    """Draw (arm, reward) pairs, a ~ π and R | a, for `shape` members; `tables` is
+    `RewardModel.tables()`.
+
+    Finite laws with K·V ≤ JOINT_MAX_OUTCOMES outcomes: ONE 32-bit word per member, by inverse CDF
+    over the joint outcomes o = (a, j) in arm-major order, P(o) = π_a q_j(a), with thresholds
+    t_o = ⌊F(o)·2³²⌋ (exact to 2⁻³²; zero-probability outcomes have empty intervals). The arm and
+    the reward are read off by select chains, so no gather breaks the fusion with the generator.
+    Otherwise one word for the arm and one for the reward (`sample_arms`, `sample_rewards`)."""
+    from bandits.rewards import random_words, sample_rewards, uniform_thresholds
+
+    k = logits.shape[-1]
+    if "cdf" not in tables or k * tables["values"].shape[-1] > JOINT_MAX_OUTCOMES:
+        k_arm, k_rew = jax.random.split(key)
+        arms = sample_arms(k_arm, logits, shape)
+        return arms, sample_rewards(tables, k_rew, arms)
+    cdf = tables["cdf"]
+    width = cdf.shape[-1]
+    q = jnp.diff(cdf, axis=-1, prepend=0.0)
+    thresholds = uniform_thresholds(jnp.cumsum((policy(logits)[:, None] * q).reshape(-1))[:-1])
+    values = tables["values"].reshape(-1)
+    u = random_words(key, shape)
+    arms = jnp.zeros(shape, jnp.int32)
+    rewards = jnp.full(shape, values[0])
+    for o in range(1, k * width):
+        past = u >= thresholds[o - 1]  # the draw lies at or beyond outcome o
+        rewards = jnp.where(past, values[o], rewards)
+        if o % width == 0:
+            arms = jnp.where(past, o // width, arms)
+    return arms, rewards

@@ -132,6 +132,8 @@ def report(target: str, group: int = 8) -> dict:
         problems.append("returns NaN/inf on some groups")
 
     name = f"audit:{target}:{id(fn)}"
+    # uses_weights keeps its default (True): the user's function may read the weights, so the exact
+    # engine never sums it over the reward alphabet alone.
     estimators.register(estimators.Estimator(name, fn, 2, {}, False, "user function"))
     try:
         panel = []

@@ -3,9 +3,12 @@
 - Monte Carlo groups/s at K=8, G=8 for every estimator (the engine: sampling, advantages,
   gradient assembly and the streamed mean/covariance);
 - a vectorised NumPy reference of the same computation, timed in the same run;
-- the roofline: the rate at which `jax.random` alone produces the 2G random 32-bit words per
-  group the engine consumes (G arm draws by inverse CDF, G Bernoulli rewards) — the engine cannot beat it;
-- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included;
+- the roofline: the rate at which the engine's own generator (`montecarlo.RNG_IMPL` keys, words
+  laid out by `rewards.random_words`) alone produces the G random 32-bit words per group the engine
+  consumes (one word per (arm, reward) draw, `softmax.sample_outcomes`) — the engine cannot beat it;
+- the same roofline for the default threefry2x32 keys, for comparison;
+- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, and for K=16 Bernoulli
+  arms at G=64 (GRPO, mean and covariance), compilation included.
 - LQR trajectories/s (scalar, H = 50): the jitted `lax.scan` sampler against a vectorised NumPy
   loop over time of the same computation (states, actions, rewards of n trajectories).
 
@@ -24,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bandits import rewards as R
-from sims import exact, montecarlo
+from bandits import softmax
+from sims import estimators, exact, montecarlo
 
 K, G = 8, 8
 LOGITS = np.linspace(-1.0, 1.0, K)
@@ -58,7 +62,20 @@ def _numpy_advantages(name, r, w):
         num = (w * r).sum(1, keepdims=True) - w * r
         den = w.sum(1, keepdims=True) - w
         return r - np.where(den > 0, num / np.where(den > 0, den, 1), 0)
+    if name == "optimal_baseline_loo_coord":  # w: (n, G, K) = s_k(a_i)²
+        rk = r[..., None]
+        num = (w * rk).sum(1, keepdims=True) - w * rk
+        den = w.sum(1, keepdims=True) - w
+        return rk - np.where(den > 0, num / np.where(den > 0, den, 1), 0)
     raise KeyError(name)
+
+
+def _has_numpy_reference(name: str) -> bool:
+    try:
+        _numpy_advantages(name, np.zeros((1, 2)), np.ones((1, 2, 2)))
+        return True
+    except KeyError:
+        return False
 
 
 def numpy_reference(name: str, samples: int, seed: int = 0, chunk: int = 1 << 15):
@@ -73,9 +90,9 @@ def numpy_reference(name: str, samples: int, seed: int = 0, chunk: int = 1 << 15
         arms = np.searchsorted(cdf, rng.random((n, G)), side="right")
         rew = (rng.random((n, G)) < SUCCESS[arms]).astype(np.float64)
         s = np.eye(K)[arms] - pi  # (n, G, K)
-        w = (s**2).sum(-1)
-        a = _numpy_advantages(name, rew, w)
-        g = np.einsum("ng,ngk->nk", a, s) / G
+        coord = name == "optimal_baseline_loo_coord"
+        a = _numpy_advantages(name, rew, s**2 if coord else (s**2).sum(-1))
+        g = np.einsum("ngk,ngk->nk" if coord else "ng,ngk->nk", a, s) / G
         total += n
         s1 += g.sum(0)
         s2 += g.T @ g
@@ -83,26 +100,80 @@ def numpy_reference(name: str, samples: int, seed: int = 0, chunk: int = 1 << 15
     return mean, s2 / total - np.outer(mean, mean)
 
 
-def rng_roofline(samples: int, chunk: int):
-    """A run that only produces the 2G random 32-bit words per group, chunked like the engine
-    (same compiled block size): its rate in groups/s is the engine's ceiling."""
+WORDS_PER_GROUP = G  # one word per member: softmax.sample_outcomes (K·V = 16 joint outcomes)
+
+
+def rng_roofline(samples: int, chunk: int, impl: str = montecarlo.RNG_IMPL):
+    """A run that only produces the words the engine consumes per group, chunked like the engine
+    (same compiled block size, same key derivation): its rate in groups/s is the engine's ceiling."""
     block = montecarlo.BLOCK
 
     @jax.jit
     def draw(base, first):
         def body(acc, c):
-            words = jax.random.bits(jax.random.fold_in(base, c), (chunk, 2 * G), dtype=jnp.uint32)
+            words = R.random_words(jax.random.fold_in(base, c), (chunk, WORDS_PER_GROUP))
             return acc + jnp.sum(words, dtype=jnp.uint32), None
 
         return jax.lax.scan(body, jnp.uint32(0), first + jnp.arange(block))[0]
 
-    base = jax.random.key(0)
+    base = jax.random.key(0, impl=impl)
 
     def run():
         acc = [draw(base, first) for first in range(0, samples // chunk, block)]
         jax.block_until_ready(acc)
 
     return run
+
+
+def stage_runs(samples: int, chunk: int, name: str = "grpo") -> dict:
+    """The engine's chunk kernel cut after each stage (same generator, chunking and blocks), so the
+    cost of each stage is the difference of rates: words → (arm, reward) draws → advantages →
+    ĝ per group → chunk mean and covariance (the last is `montecarlo._one_chunk` itself)."""
+    block, model = montecarlo.BLOCK, R.bernoulli(SUCCESS)
+    logits, tables = jnp.asarray(LOGITS), model.tables()
+    est = estimators.get(name)
+    params = {k: jnp.float64(v) for k, v in est.params.items()}
+
+    def stage(cut):
+        def one(key):
+            if cut == "words":
+                return jnp.sum(R.random_words(key, (chunk, G)), dtype=jnp.uint32).astype(jnp.float64)
+            if cut == "chunk stats":
+                n, mean, m2 = montecarlo._one_chunk(name, chunk, G, logits, tables, params, key, chunk)
+                return n + jnp.sum(mean) + jnp.sum(m2)
+            arms, rew = softmax.sample_outcomes(key, logits, tables, (chunk, G))
+            if cut == "draws":
+                return jnp.sum(arms) + jnp.sum(rew)
+            if cut == "advantages":
+                return jnp.sum(arms) + jnp.sum(est.advantages(rew, rew, **params))
+            g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
+                est.advantages, logits, a, r, params, est.per_coordinate))(arms, rew)
+            return jnp.sum(g)
+
+        @jax.jit
+        def draw(base, first):
+            def body(acc, c):
+                return acc + one(jax.random.fold_in(base, c)), None
+
+            return jax.lax.scan(body, jnp.float64(0), first + jnp.arange(block))[0]
+
+        base = jax.random.key(0, impl=montecarlo.RNG_IMPL)
+        return lambda: jax.block_until_ready(
+            [draw(base, first) for first in range(0, samples // chunk, block)])
+
+    return {f"stage: {cut}": stage(cut)
+            for cut in ["words", "draws", "advantages", "group gradients", "chunk stats"]}
+
+
+def exact_large_group(k: int = 16, group: int = 64) -> dict:
+    """GRPO at K = 16 Bernoulli arms, G = 64: mean and covariance, compilation included."""
+    jax.clear_caches()
+    exact.multisets.cache_clear()
+    t = time.perf_counter()
+    m = exact.moments("grpo", np.linspace(-1.0, 1.0, k), R.bernoulli(np.linspace(0.05, 0.95, k)), group)
+    jax.block_until_ready(m.cov)
+    return {"seconds": time.perf_counter() - t, "route": m.route, "groups": m.multisets,
+            "K": k, "G": group}
 
 
 def exact_wall_times(groups=(4, 8, 16)) -> dict:
@@ -113,7 +184,7 @@ def exact_wall_times(groups=(4, 8, 16)) -> dict:
         exact.multisets.cache_clear()
         t = time.perf_counter()
         m = exact.moments("grpo", [0.3, -0.2, 0.1, 0.5], model, g)
-        out[g] = {"seconds": time.perf_counter() - t, "multisets": m.multisets}
+        out[g] = {"seconds": time.perf_counter() - t, "multisets": m.multisets, "route": m.route}
     return out
 
 
@@ -154,40 +225,59 @@ def main() -> None:
     numpy_samples = 1 << (16 if quick else 18)
     model = R.bernoulli(SUCCESS)
     chunk = montecarlo.chunk_size(samples)
-    names = ["reinforce", "rloo", "grpo_mean", "grpo", "optimal_baseline_loo"]
+    names = list(estimators.REGISTRY)
     runs = {n: (lambda n=n: montecarlo.moments(n, LOGITS, model, G, samples, seed=1, progress=False))
             for n in names}
     runs["roofline"] = rng_roofline(samples, chunk)
+    runs["roofline_threefry"] = rng_roofline(samples, chunk, "threefry2x32")
+    runs.update(stage_runs(samples, chunk))
+    units = dict.fromkeys(runs, samples)
+    for n in names:
+        if _has_numpy_reference(n):
+            runs[f"numpy: {n}"] = lambda n=n: numpy_reference(n, numpy_samples)
+            units[f"numpy: {n}"] = numpy_samples
     for fn in runs.values():  # compile everything first
         fn()
     # Interleaved rounds, best of each: the machine's speed drifts, the ratios should not.
-    best = {n: min(_timed(fn) for _ in range(1)) for n, fn in runs.items()}
-    for _ in range(2):
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(3):
         for n, fn in runs.items():
             best[n] = min(best[n], _timed(fn))
     roof = samples / best["roofline"]
+    roof_threefry = samples / best["roofline_threefry"]
     rows = []
     for name in names:
-        np_rate = _best_rate(lambda name=name: numpy_reference(name, numpy_samples), numpy_samples, repeats=2)
         rate = samples / best[name]
+        ref = f"numpy: {name}"
+        np_rate = units[ref] / best[ref] if ref in runs else None
         rows.append({"estimator": name, "mc_groups_per_s": rate, "numpy_groups_per_s": np_rate,
-                     "speedup_vs_numpy": rate / np_rate, "fraction_of_rng_roofline": rate / roof})
+                     "speedup_vs_numpy": None if np_rate is None else rate / np_rate,
+                     "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
     lqr = lqr_rates(1 << (14 if quick else 17))
+    big = exact_large_group()
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
         "platform": {"jax": jax.__version__, "backend": jax.default_backend(),
                      "devices": [str(d) for d in jax.devices()], "machine": platform.machine(),
                      "python": platform.python_version()},
+        "rng": montecarlo.RNG_IMPL,
+        "words_per_group": WORDS_PER_GROUP,
         "rng_roofline_groups_per_s": roof,
+        "threefry_roofline_groups_per_s": roof_threefry,
         "monte_carlo": rows,
+        "grpo_stages_groups_per_s": {n[len("stage: "):]: samples / t for n, t in best.items()
+                                     if n.startswith("stage: ")},
         "exact_k4_bernoulli": ex,
         "lqr_sampler": lqr,
+        "exact_k16_bernoulli_g64_grpo": big,
         "targets": {
-            "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows),
+            "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows
+                                            if r["speedup_vs_numpy"] is not None),
             "mc_at_least_half_rng_roofline": all(r["fraction_of_rng_roofline"] >= 0.5 for r in rows),
             "exact_k4_g16_under_2s": ex[16]["seconds"] < 2.0,
+            "exact_k16_g64_grpo_under_1s": big["seconds"] < 1.0,
         },
     }
     report["scaleup_train_step"] = scaleup_rows(quick)
@@ -204,13 +294,24 @@ def _print(report: dict) -> None:
     t = Table("estimator", "MC groups/s", "NumPy groups/s", "× NumPy", "of RNG roofline",
               title=f"Monte Carlo, K={K}, G={G} ({report['platform']['backend']})")
     for r in report["monte_carlo"]:
-        t.add_row(r["estimator"], f"{r['mc_groups_per_s']:.3g}", f"{r['numpy_groups_per_s']:.3g}",
-                  f"{r['speedup_vs_numpy']:.1f}×", f"{100 * r['fraction_of_rng_roofline']:.0f}%")
+        ref = r["numpy_groups_per_s"] is not None
+        t.add_row(r["estimator"], f"{r['mc_groups_per_s']:.3g}",
+                  f"{r['numpy_groups_per_s']:.3g}" if ref else "—",
+                  f"{r['speedup_vs_numpy']:.1f}×" if ref else "—",
+                  f"{100 * r['fraction_of_rng_roofline']:.0f}%")
     c = Console()
     c.print(t)
-    c.print(f"RNG roofline (2G random words per group): {report['rng_roofline_groups_per_s']:.3g} groups/s")
+    c.print("grpo kernel cut after each stage (groups/s): " + ", ".join(
+        f"{k} {v:.3g}" for k, v in report["grpo_stages_groups_per_s"].items()))
+    c.print(f"RNG roofline ({report['rng']}, {report['words_per_group']} words per group): "
+            f"{report['rng_roofline_groups_per_s']:.3g} groups/s; with threefry2x32 keys: "
+            f"{report['threefry_roofline_groups_per_s']:.3g} groups/s")
     for g, v in report["exact_k4_bernoulli"].items():
-        c.print(f"exact K=4 Bernoulli G={g}: {v['multisets']:,} multisets, {v['seconds']:.2f} s")
+        c.print(f"exact K=4 Bernoulli G={g} grpo ({v['route']}, {v['multisets']:,} groups): "
+                f"{v['seconds']:.2f} s")
+    b = report["exact_k16_bernoulli_g64_grpo"]
+    c.print(f"exact K={b['K']} Bernoulli G={b['G']} grpo ({b['route']}, {b['groups']:,} groups): "
+            f"{b['seconds']:.2f} s")
     lq = report["lqr_sampler"]
     c.print(f"LQR sampler, scalar, H={lq['H']}: {lq['jax_trajectories_per_s']:.3g} trajectories/s (jit) vs "
             f"{lq['numpy_trajectories_per_s']:.3g} (NumPy), {lq['speedup_vs_numpy']:.1f}×")

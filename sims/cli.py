@@ -69,6 +69,7 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
             "cov": np.asarray(ex.cov).tolist(),
             "trace_var": ex.trace_var,
             "optimal_constant_baseline": ex.optimal_constant_baseline,
+            "route": ex.route,
         }
     elif mc_samples is None:
         raise InputError("gaussian rewards have no exact moments here; add --mc N")

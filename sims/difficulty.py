@@ -26,7 +26,7 @@ from sims import estimators
 def binary_reward_scale(name: str, pass_rate: float, group: int, **params) -> float:
     """c(J, G) for a registry estimator whose advantages ignore the per-sample weights."""
     est = estimators.get(name)
-    if est.per_coordinate or name == "optimal_baseline_loo":
+    if est.per_coordinate or est.uses_weights:
         raise InputError(f"{name!r} uses score weights, so its scale is not a function of J alone")
     params = estimators.resolve_params(est, group, **params)
     j = float(pass_rate)

@@ -301,6 +301,11 @@ class Estimator:
     peers: tuple = ()  # library functions sharing the formula, e.g. ("verl grpo",)
     param_help: tuple = ()  # (name, meaning) per parameter, for the CLI and the docs
     check: Callable | None = None  # params -> None, raising InputError on undefined values
+    # False declares that A reads the rewards only, never the per-sample weights; the exact engine
+    # may then sum over the reward alphabet alone (docs/design.md §4.11). The default, True, is
+    # exact for any function (weights enter through arm classes), so an undeclared user function
+    # is never summed over the wrong law.
+    uses_weights: bool = True
 
     @property
     def property(self) -> str:
@@ -312,15 +317,15 @@ REGISTRY: dict[str, Estimator] = {
     e.name: e
     for e in [
         Estimator("reinforce", reinforce, 1, {"baseline": 0.0}, True, "R_i − b",
-                  source="Williams 1992", param_help=(("baseline", "constant baseline b"),)),
+                  uses_weights=False, source="Williams 1992", param_help=(("baseline", "constant baseline b"),)),
         Estimator("rloo", rloo, 2, {}, True, "R_i − mean_{j≠i} R_j",
-                  source="Kool et al. 2019; Ahmadian et al. 2024",
+                  uses_weights=False, source="Kool et al. 2019; Ahmadian et al. 2024",
                   peers=("verl rloo", "verl rloo_vectorized")),
         Estimator("grpo_mean", grpo_mean, 2, {}, False, "R_i − mean(R)  (E = (1−1/G)∇J)",
-                  source="Liu et al. 2025 (Dr. GRPO)", declared=DIRECTION,
+                  uses_weights=False, source="Liu et al. 2025 (Dr. GRPO)", declared=DIRECTION,
                   peers=("verl grpo, norm_adv_by_std_in_grpo=False", "TRL scale_rewards='none'")),
         Estimator("grpo", grpo, 2, {"eps": 1e-6}, False, "(R_i − mean R)/(std R + eps)",
-                  source="Shao et al. 2024 (DeepSeekMath)", declared=BINARY_DIRECTION,
+                  uses_weights=False, source="Shao et al. 2024 (DeepSeekMath)", declared=BINARY_DIRECTION,
                   peers=("verl grpo (eps 1e-6)", "TRL scale_rewards='group' (eps=1e-4)"),
                   param_help=(("eps", "added to the ddof=1 std, outside the root"),)),
         Estimator(
@@ -349,24 +354,24 @@ REGISTRY: dict[str, Estimator] = {
                   param_help=(("eps", "added to Σ_j w_j"),)),
         Estimator("grpo_passk", grpo_passk, 2, {"eps": 1e-6}, False,
                   "best member only: (R_max − R_2nd)/(std R + eps)",
-                  source="Chen et al. 2025 (Pass@k training, arXiv 2503.19595)", declared=BINARY_DIRECTION,
+                  uses_weights=False, source="Chen et al. 2025 (Pass@k training, arXiv 2503.19595)", declared=BINARY_DIRECTION,
                   provenance="code", peers=("verl grpo_passk",),
                   param_help=(("eps", "added to the ddof=1 std"),)),
         Estimator("bnpo", bnpo, 2, {"alpha": 1.5, "beta": 1.5, "max_weight": 1e6}, False,
                   "(R_i − p̂)/BetaPDF(p̂; α, β)",
-                  source="Xiao et al. 2025 (BNPO, arXiv 2506.02864)", declared=BINARY_DIRECTION,
+                  uses_weights=False, source="Xiao et al. 2025 (BNPO, arXiv 2506.02864)", declared=BINARY_DIRECTION,
                   provenance="code", check=_check_bnpo,
                   param_help=(("alpha", "Beta α ≥ 1"), ("beta", "Beta β ≥ 1"),
                               ("max_weight", "clamp of 1/f"))),
         Estimator("dgae", dgae, 2, {"eps": 1e-4}, False, "G(R_i − mean R)/(Σ_j|R_j − mean R| + eps)",
-                  source="DGPO / MathForge (arXiv 2601.20614)", declared=BINARY_DIRECTION, provenance="code",
+                  uses_weights=False, source="DGPO / MathForge (arXiv 2601.20614)", declared=BINARY_DIRECTION, provenance="code",
                   param_help=(("eps", "added to Σ_j|R_j − mean R|"),)),
         Estimator("real", real, 2, {"tau": 0.5}, False, "(G/τ)[y_i/(1+k) − (1−y_i)/(1+G−k)] (mixed groups)",
-                  source="REAL (Rewards as Labels, arXiv 2602.05630)", declared=BINARY_DIRECTION,
+                  uses_weights=False, source="REAL (Rewards as Labels, arXiv 2602.05630)", declared=BINARY_DIRECTION,
                   provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
         Estimator("real_product", real_product, 2, {"tau": 0.5}, False,
                   "(G/τ)[y_i(G−k) − (1−y_i)k]/(1 + k(G−k))",
-                  source="REAL, product-style variant (arXiv 2602.05630)", declared=BINARY_DIRECTION,
+                  uses_weights=False, source="REAL, product-style variant (arXiv 2602.05630)", declared=BINARY_DIRECTION,
                   provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
         Estimator("adora", adora, 2, {"lam": 0.1, "eps": 1e-6}, False,
                   "w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ",

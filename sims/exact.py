@@ -9,6 +9,23 @@ multisets of G outcomes, each weighted by its multinomial probability
 (C(M+G−1, G) multisets of M outcome types instead of M^G ordered tuples: K=4 Bernoulli arms and
 G=16 give 245,157 multisets). Means and covariances are accumulated in float64, two-pass.
 
+The reward-alphabet route (docs/design.md §4.11). When the advantages see a member only through
+its *type* τ — its reward value, or (weight class, reward) for an estimator that uses the weights
+|s(a)|², where arms with equal logits form one class — the members' types are i.i.d. with law
+ρ_τ = Σ_a π_a q(τ | a), and given its type a member's arm is independent of the rest of the group.
+With u_τ = Σ_a π_a q(τ|a) s(a) and S_τ = Σ_a π_a q(τ|a) s(a)s(a)ᵀ, symmetry gives
+
+    E[ĝ]     = Σ_τ h_τ u_τ,                              h_τ  = E[A_1 | τ_1 = τ]
+    E[ĝĝᵀ]  = (1/G) Σ_τ h²_τ S_τ + ((G−1)/G) Σ_{τ,τ'} H_ττ' u_τ u_τ'ᵀ,
+              h²_τ = E[A_1² | τ_1 = τ],  H_ττ' = E[A_1 A_2 | τ_1 = τ, τ_2 = τ'],
+
+where the conditional expectations are sums over the multisets of the other members' types.
+All three come from the T²·C(T+G−3, G−2) groups (τ, τ', multiset of G − 2 others), since
+h_τ = Σ_τ' ρ_τ' E[A_1 | τ_1 = τ, τ_2 = τ'] (likewise h²): 4(G − 1) groups for binary rewards
+at any K (O(G) terms for the mean, O(G²) member evaluations in all). Cov[ĝ] = E[ĝĝᵀ] − E[ĝ]E[ĝ]ᵀ.
+`moments` takes the route that enumerates fewer groups and reports it (`Moments.route`); each
+route has its own size limit (MAX_MULTISETS, MAX_ALPHABET_ENTRIES), named when refused.
+
 Shapes are padded to buckets (arms to 8, 16, ...; multisets to powers of two, with zero weight)
 so that the compiled kernel is reused across instances of similar size.
 """
@@ -30,8 +47,10 @@ from bandits.errors import InputError
 from bandits.rewards import RewardModel
 from sims import estimators
 
-MAX_MULTISETS = 3_000_000
-MAX_ENTRIES = 1 << 26  # multisets × (G + K): the enumeration tables and per-multiset gradients
+MAX_MULTISETS = 3_000_000  # multiset route: multisets of G (arm, reward) outcomes
+MAX_ENTRIES = 1 << 26  # multiset route: multisets × (G + K), the enumeration tables and gradients
+MAX_ALPHABET_ENTRIES = 48_000_000  # reward-alphabet route: groups × G members (same memory)
+ROUTES = ("multiset", "reward-alphabet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +66,8 @@ class Moments:
     mean: np.ndarray
     cov: np.ndarray
     optimal_constant_baseline: float
-    multisets: int
+    multisets: int  # groups enumerated by the route taken
+    route: str = "multiset"
 
     @property
     def bias(self) -> np.ndarray:
@@ -152,23 +172,183 @@ def _moments_kernel(name, logits, arms, rewards, log_cq, params):
     return mean, (d * w[:, None]).T @ d
 
 
-def moments(name: str, logits, rewards: RewardModel, group: int, **params) -> Moments:
-    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64)."""
+@dataclasses.dataclass(frozen=True)
+class Alphabet:
+    """The types a member's advantage can see: `values` (T,) reward of each type, `rep` (T,) an
+    arm of its weight class, `q` (K, T) with q[a, τ] = P(type τ | arm a)."""
+
+    values: np.ndarray
+    rep: np.ndarray
+    q: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+
+def type_alphabet(logits, rewards: RewardModel, uses_weights: bool) -> Alphabet:
+    """Types (reward value), or (weight class, reward value) when the advantages use the weights
+    |s(a)|² (arms with equal logits share |s(a)|², hence a class)."""
+    o_arm, o_val, o_prob = rewards.outcomes()
+    k = rewards.num_arms
+    cls = np.unique(np.asarray(logits), return_inverse=True)[1].reshape(-1) if uses_weights \
+        else np.zeros(k, dtype=np.int64)
+    index: dict = {}
+    for a, v in zip(o_arm, o_val):
+        index.setdefault((int(cls[a]), float(v)), (len(index), int(a)))
+    q = np.zeros((k, len(index)))
+    for a, v, p in zip(o_arm, o_val, o_prob):
+        q[a, index[(int(cls[a]), float(v))][0]] += p
+    values = np.array([key[1] for key in index], dtype=np.float64)
+    rep = np.array([r for _, r in index.values()], dtype=np.int32)
+    return Alphabet(values=values, rep=rep, q=q)
+
+
+def alphabet_groups(types: int, group: int) -> int:
+    """Groups the reward-alphabet route enumerates: T²·C(T+G−3, G−2) (T when G = 1)."""
+    return types**2 * count_multisets(types, group - 2) if group >= 2 else types
+
+
+def _padded_multisets(types: int, size: int):
+    if size == 0:  # one empty multiset
+        rows, log_coef = np.zeros((1, 0), dtype=np.int32), np.zeros(1)
+    else:
+        rows, log_coef = multisets(types, size)
+    pad = _bucket(rows.shape[0], 16) - rows.shape[0]
+    rows = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)])
+    return rows, np.concatenate([log_coef, np.full(pad, -np.inf)])
+
+
+@functools.lru_cache(maxsize=16)
+def type_groups(types: int, group: int):
+    """Every group the reward-alphabet route evaluates, as type indices (T, T, N, G): members 1 and
+    2 of types (τ, τ'), then a multiset of G − 2 types, with the multisets' log multinomial
+    coefficients (N,) (padded rows have −inf). For G = 1: (T, 1, 1, 1), member 1 alone."""
+    t = np.arange(types, dtype=np.int32)
+    if group < 2:
+        return t.reshape(types, 1, 1, 1), np.zeros(1)
+    rows, log_coef = _padded_multisets(types, group - 2)
+    n = len(rows)
+    groups = np.concatenate([np.broadcast_to(t[:, None, None, None], (types, types, n, 1)),
+                             np.broadcast_to(t[None, :, None, None], (types, types, n, 1)),
+                             np.broadcast_to(rows, (types, types, *rows.shape))], axis=-1)
+    return groups, log_coef
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _alphabet_kernel(name, logits, q, values, rep, groups, log_coef, params):
+    """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets:
+    every group (τ_1, τ_2, rest) is evaluated once; h_τ = Σ_τ' ρ_τ' E[A_1 | τ, τ'], likewise h²."""
+    est = estimators.get(name)
+    group = groups.shape[-1]
+    pi = softmax.policy(logits)
+    pq = pi[:, None] * q  # P(arm a, type τ)
+    rho = jnp.sum(pq, axis=0)
+    weights = softmax.score_sq_norms(logits)[rep]
+    flat = groups.reshape(-1, group)
+    a = jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(flat)
+    a = a.reshape(groups.shape)
+    fixed = min(group, 2)
+    p = jnp.exp(log_coef + jnp.sum(jnp.log(rho)[groups[..., fixed:]], axis=-1))  # P(rest)
+    a1 = a[..., 0]
+    if group >= 2:
+        h, h2 = jnp.sum(p * a1, axis=-1) @ rho, jnp.sum(p * a1**2, axis=-1) @ rho
+    else:
+        h, h2 = a1[:, 0, 0], a1[:, 0, 0] ** 2
+    u = pq - pi[:, None] * rho[None, :]  # column τ: Σ_a π_a q(τ|a) s(a)
+    mean = u @ h
+    y = pq @ h2
+    second = (jnp.diag(y) - jnp.outer(y, pi) - jnp.outer(pi, y) + (rho @ h2) * jnp.outer(pi, pi)) / group
+    if group >= 2:
+        big_h = jnp.sum(p * a1 * a[..., 1], axis=-1)
+        second = second + (group - 1) / group * (u @ big_h @ u.T)
+    return mean, second - jnp.outer(mean, mean)
+
+
+def plan(name: str, logits, rewards: RewardModel, group: int) -> tuple[str, int]:
+    """The cheapest exact route for this instance and the number of groups it enumerates, or an
+    InputError naming the limit when every applicable route is too large."""
+    est = estimators.get(name)
+    m = len(rewards.outcomes()[0])
+    n_multiset = count_multisets(m, group)
+    options = []
+    if n_multiset <= MAX_MULTISETS and n_multiset * (group + len(logits)) <= MAX_ENTRIES:
+        options.append((n_multiset, "multiset"))
+    why = ""
+    if est.per_coordinate:
+        why = f"; the reward-alphabet route does not apply ({name!r} has per-coordinate weights)"
+        n_alpha = None
+    else:
+        types = type_alphabet(logits, rewards, est.uses_weights).size
+        n_alpha = alphabet_groups(types, group)
+        if n_alpha * group <= MAX_ALPHABET_ENTRIES:
+            options.append((n_alpha, "reward-alphabet"))
+        else:
+            why = (f"; the reward-alphabet route needs {n_alpha:,} groups × {group} members "
+                   f"over {types} types, beyond its limit of {MAX_ALPHABET_ENTRIES:,} entries")
+    if not options:
+        raise InputError(
+            f"exact moments of {name!r} at G={group}: the multiset route needs {n_multiset:,} "
+            f"multisets of {m} outcomes, beyond its limits of {MAX_MULTISETS:,} multisets and "
+            f"{MAX_ENTRIES:,} table entries{why}; "
+            f"use Monte Carlo instead"
+        )
+    n, route = min(options)
+    return route, n
+
+
+def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str | None = None,
+            **params) -> Moments:
+    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64), by the cheapest
+    exact route, or by `route` ("multiset" or "reward-alphabet") when given."""
     est = estimators.get(name)
     params = estimators.resolve_params(est, group, **params)
-    e = enumerate_groups(logits, rewards, group)
-    mean, cov = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq,
-                                {key: jnp.float64(v) for key, v in params.items()})
-    logits, k, m = np.asarray(logits, dtype=np.float64), e.num_arms, rewards.means
+    logits = np.asarray(logits, dtype=np.float64)
+    k = logits.shape[0]
+    if rewards.num_arms != k:
+        raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
+    jparams = {key: jnp.float64(v) for key, v in params.items()}
+    if route is None:
+        route, _ = plan(name, logits, rewards, group)
+    elif route not in ROUTES:
+        raise InputError(f"unknown exact route {route!r}; known: {', '.join(ROUTES)}")
+    if route == "multiset":
+        e = enumerate_groups(logits, rewards, group)
+        mean, cov = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq, jparams)
+        count = e.multisets
+    else:
+        if est.per_coordinate:
+            raise InputError(f"the reward-alphabet route does not apply to {name!r} (per-coordinate weights)")
+        alpha = type_alphabet(logits, rewards, est.uses_weights)
+        count = alphabet_groups(alpha.size, group)
+        if count * group > MAX_ALPHABET_ENTRIES:
+            raise InputError(
+                f"the reward-alphabet route needs {count:,} groups × {group} members, beyond its "
+                f"limit of {MAX_ALPHABET_ENTRIES:,} entries; use Monte Carlo instead")
+        k_pad = _bucket(k, 8)
+        groups, log_coef = type_groups(alpha.size, group)
+        mean, cov = _alphabet_kernel(
+            name, jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
+            jnp.asarray(np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))])),
+            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), groups, log_coef, jparams)
+    pi, objective, true_gradient, b_star = jax.device_get(_reference(logits, rewards.means))
     return Moments(
         estimator=name,
         group=group,
         params=params,
-        pi=np.asarray(softmax.policy(logits)),
-        objective=float(softmax.objective(logits, m)),
-        true_gradient=np.asarray(softmax.gradient(logits, m)),
+        pi=pi,
+        objective=float(objective),
+        true_gradient=true_gradient,
         mean=np.asarray(mean)[:k],
         cov=np.asarray(cov)[:k, :k],
-        optimal_constant_baseline=float(softmax.optimal_constant_baseline(logits, m)),
-        multisets=e.multisets,
+        optimal_constant_baseline=float(b_star),
+        multisets=count,
+        route=route,
     )
+
+
+@jax.jit
+def _reference(logits, means):
+    """π, J, ∇J and b* in one compiled call (one compilation, not one per operation)."""
+    return (softmax.policy(logits), softmax.objective(logits, means),
+            softmax.gradient(logits, means), softmax.optimal_constant_baseline(logits, means))

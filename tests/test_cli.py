@@ -37,7 +37,8 @@ def test_json_schema_with_monte_carlo(capsys):
     assert code == 0
     r = json.loads(out)
     assert set(r) == {"estimator", "group", "params", "pi", "true_gradient", "exact", "mc"}
-    assert set(r["exact"]) == {"mean", "bias", "cov", "trace_var", "optimal_constant_baseline"}
+    assert set(r["exact"]) == {"mean", "bias", "cov", "trace_var", "optimal_constant_baseline",
+                                  "route"}
     assert set(r["mc"]) == {"samples", "seed", "mean", "mean_se", "trace_var", "trace_var_se"}
     assert r["params"] == {"eps": 1e-6} and r["mc"]["samples"] == 20000 and r["mc"]["seed"] == 3
     assert len(r["exact"]["cov"]) == 3 and all(len(row) == 3 for row in r["exact"]["cov"])
@@ -62,7 +63,7 @@ def test_table_output(capsys):
     ([*BASE, "--estimator", "rloo"], "--group"),
     ([*BASE, "--estimator", "rloo", "--group", "2", "--baseline", "0.1"], "does not apply"),
     ([*BASE, "--estimator", "rloo", "--group", "2", "--mc", "1"], "at least 2 samples"),
-    ([*BASE, "--estimator", "rloo", "--group", "60"], "use Monte Carlo"),
+    ([*BASE, "--estimator", "optimal_baseline_loo", "--group", "60"], "use Monte Carlo"),
     ([*BASE[:4], "gaussian:0/1,1/1,0/1", "--estimator", "rloo", "--group", "2"], "--mc"),
 ])
 def test_bad_input_one_line_exit_2(capsys, args, message):

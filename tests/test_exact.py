@@ -98,16 +98,19 @@ def test_hypothesis_sized_instances_reuse_compiled_kernels():
     """Similar-size instances hit the same compiled kernel (padded arms and multisets)."""
     rng = np.random.default_rng(0)
     exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3)
-    before = exact._moments_kernel._cache_size()
+    exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3, route="multiset")
+    sizes = lambda: exact._moments_kernel._cache_size() + exact._alphabet_kernel._cache_size()  # noqa: E731
+    before = sizes()
     for _ in range(20):
         k = int(rng.integers(2, 5))
-        exact.moments("rloo", rng.normal(size=k), R.bernoulli(rng.uniform(size=k)), 3)
-    assert exact._moments_kernel._cache_size() - before <= 3
+        for route in exact.ROUTES:
+            exact.moments("rloo", rng.normal(size=k), R.bernoulli(rng.uniform(size=k)), 3, route=route)
+    assert sizes() - before <= 3
 
 
 def test_too_large_enumeration_is_refused():
     with pytest.raises(InputError, match="use Monte Carlo"):
-        exact.moments("rloo", np.zeros(8), R.bernoulli(np.full(8, 0.5)), 40)
+        exact.moments("optimal_baseline_loo", np.linspace(0, 1, 8), R.bernoulli(np.full(8, 0.5)), 40)
 
 
 def test_logit_count_must_match_arms():

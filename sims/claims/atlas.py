@@ -84,6 +84,14 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
             return _mc_outcome(checks.mc_matches_exact(name, _LOGITS, _BERN, g0, _samples(quick), 32),
                                "MC vs exact (mean, tr Cov)")
 
+    elif prop == estimators.BINARY_DIRECTION and (est.uses_weights or est.per_coordinate):
+        def ex(quick):
+            return Outcome(False, "reads the per-sample weights", "advantages from the rewards alone",
+                           f"{name!r} is declared direction-unbiased for binary rewards with c(J, G) from "
+                           "the rewards alone, but it reads the per-sample weights (uses_weights)")
+
+        mc = ex
+
     elif prop == estimators.BINARY_DIRECTION:
         def residual(lg, m, g):
             g = max(g, est.min_group)

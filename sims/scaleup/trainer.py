@@ -91,7 +91,9 @@ class TrainConfig:
 
     @property
     def needs_weights(self) -> bool:
-        return self.estimator == "optimal_baseline_loo" or self.estimator.startswith("optimal_baseline")
+        """Weights w = |s(y_i)|² per sequence, as the bandit engines pass them, for every estimator
+        the registry does not declare reward-only (`uses_weights`)."""
+        return estimators.get(self.estimator).uses_weights
 
 
 def _int(x, what, minimum):

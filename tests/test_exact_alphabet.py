@@ -1,0 +1,188 @@
+"""The exact engine's reward-alphabet route: against the multiset route, against a brute force in
+exact rational arithmetic written here, and its route choice and limits."""
+
+import itertools
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bandits import rewards as R
+from bandits.errors import InputError
+from sims import estimators as E
+from sims import exact
+from tests.strategies import reward_models
+
+
+def _alphabet_estimators():
+    return [e.name for e in E.REGISTRY.values() if not e.per_coordinate]
+
+
+@st.composite
+def instances(draw, k=4, g_max=16, max_multisets=5_000):
+    """K = 4 arms; logits from a small set half the time, so that arms share weight classes."""
+    shared = draw(st.booleans())
+    logit = st.sampled_from([-1.0, 0.0, 0.5]) if shared else st.floats(-3, 3, width=64)
+    logits = np.asarray(draw(st.lists(logit, min_size=k, max_size=k)))
+    model = draw(reward_models(k, ("bernoulli", "deterministic", "categorical")))
+    m = len(model.outcomes()[0])
+    g_top = max(g for g in range(2, g_max + 1) if math.comb(m + g - 1, g) <= max_multisets or g == 2)
+    return logits, model, draw(st.integers(2, g_top))
+
+
+@settings(max_examples=4)
+@given(instances())
+def test_alphabet_route_equals_multiset_route(case):
+    logits, model, group = case
+    for name in _alphabet_estimators():
+        if group < E.get(name).min_group:
+            continue
+        a = exact.moments(name, logits, model, group, route="multiset")
+        b = exact.moments(name, logits, model, group, route="reward-alphabet")
+        assert b.route == "reward-alphabet" and a.route == "multiset"
+        np.testing.assert_allclose(b.mean, a.mean, rtol=0, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(b.cov, a.cov, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_alphabet_route_equals_multiset_route_at_group_64():
+    """Two Bernoulli arms: 47,905 multisets of G = 64, against 4·63 reward groups."""
+    logits, model = [0.4, -0.3], R.bernoulli([0.15, 0.6])
+    for name in ["grpo", "rloo"]:
+        a = exact.moments(name, logits, model, 64, route="multiset")
+        b = exact.moments(name, logits, model, 64)
+        assert (a.multisets, b.multisets, b.route) == (47_905, 4 * 63, "reward-alphabet")
+        np.testing.assert_allclose(b.mean, a.mean, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b.cov, a.cov, rtol=0, atol=1e-12)
+
+
+def test_weight_free_declarations_hold():
+    """An estimator declared weight-free returns the same advantages whatever the weights."""
+    rng = np.random.default_rng(0)
+    r = rng.choice([0.0, 1.0, 0.35], size=(5, 6))
+    for e in E.REGISTRY.values():
+        if e.uses_weights or e.per_coordinate:
+            continue
+        params = E.resolve_params(e, 6)
+        ones = np.asarray(e.advantages(r, np.ones_like(r), **params))
+        other = np.asarray(e.advantages(r, rng.uniform(0.1, 2.0, size=r.shape), **params))
+        np.testing.assert_array_equal(ones, other, err_msg=e.name)
+
+
+# --- Brute force over ordered tuples in rational arithmetic (no lab code) -------------------------
+# π = (1/4, 1/2, 1/4) from logits log(1, 2, 1); arm a pays 1 with probability P[a], else 0.
+PI = [Fraction(1, 4), Fraction(1, 2), Fraction(1, 4)]
+P = [Fraction(4, 5), Fraction(2, 5), Fraction(1, 10)]
+LOGITS = [0.0, math.log(2), 0.0]
+
+
+def _advantages(name, rs):
+    g = len(rs)
+    mean = sum(rs, Fraction(0)) / g
+    if name == "reinforce":
+        return [r - Fraction(1, 2) for r in rs]  # baseline 1/2
+    if name == "rloo":
+        return [r - (sum(rs, Fraction(0)) - r) / (g - 1) for r in rs]
+    if name == "grpo_mean":
+        return [r - mean for r in rs]
+    if name == "grpo":  # eps = 1e-6; the square root is the one irrational step
+        std = math.sqrt(sum((r - mean) ** 2 for r in rs) / (g - 1))
+        return [Fraction(float(r - mean) / (std + 1e-6)) for r in rs]
+    raise KeyError(name)
+
+
+def _brute_force(name, group):
+    k = len(PI)
+    outcomes = [(a, r, PI[a] * (P[a] if r else 1 - P[a])) for a in range(k) for r in (0, 1)]
+    mean = [Fraction(0)] * k
+    second = [[Fraction(0)] * k for _ in range(k)]
+    for tup in itertools.product(outcomes, repeat=group):
+        p = math.prod((o[2] for o in tup), start=Fraction(1))
+        adv = _advantages(name, [Fraction(o[1]) for o in tup])
+        ghat = [sum(adv[i] * ((1 if tup[i][0] == j else 0) - PI[j]) for i in range(group)) / group
+                for j in range(k)]
+        for j in range(k):
+            mean[j] += p * ghat[j]
+            for m in range(k):
+                second[j][m] += p * ghat[j] * ghat[m]
+    cov = [[second[j][m] - mean[j] * mean[m] for m in range(k)] for j in range(k)]
+    return np.array(mean, dtype=float), np.array(cov, dtype=float)
+
+
+@pytest.mark.parametrize("name,group", [("reinforce", 3), ("rloo", 4), ("grpo_mean", 3), ("grpo", 4)])
+def test_alphabet_route_pinned_to_rational_brute_force(name, group):
+    params = {"baseline": 0.5} if name == "reinforce" else {}
+    m = exact.moments(name, LOGITS, R.bernoulli([float(p) for p in P]), group, **params)
+    assert m.route == "reward-alphabet"
+    mean, cov = _brute_force(name, group)
+    np.testing.assert_allclose(m.mean, mean, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(m.cov, cov, rtol=0, atol=1e-14)
+
+
+def test_group_64_pinned_to_rational_values():
+    """G = 64: RLOO is unbiased, Dr. GRPO's mean is (1 − 1/G)∇J and REINFORCE's covariance is the
+    single-sample one over G, all in rational arithmetic from ∇J = π∘(m − J)."""
+    g = 64
+    j = sum(pi * p for pi, p in zip(PI, P))
+    grad = [pi * (p - j) for pi, p in zip(PI, P)]
+    b = Fraction(1, 2)
+    # single sample: E[(R − b)² s sᵀ] − ∇J∇Jᵀ, with E[(R − b)² | a] = p(1 − b)² + (1 − p)b²
+    e2 = [p * (1 - b) ** 2 + (1 - p) * b**2 for p in P]
+    s = lambda a, i: (1 if a == i else 0) - PI[i]  # noqa: E731
+    cov1 = [[sum(PI[a] * e2[a] * s(a, i) * s(a, l) for a in range(3)) - grad[i] * grad[l]
+             for l in range(3)] for i in range(3)]
+    model = R.bernoulli([float(p) for p in P])
+    rloo = exact.moments("rloo", LOGITS, model, g)
+    dr = exact.moments("grpo_mean", LOGITS, model, g)
+    rf = exact.moments("reinforce", LOGITS, model, g, baseline=0.5)
+    assert {rloo.route, dr.route, rf.route} == {"reward-alphabet"}
+    np.testing.assert_allclose(rloo.mean, np.array(grad, dtype=float), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(dr.mean, np.array([x * Fraction(g - 1, g) for x in grad], dtype=float),
+                               rtol=0, atol=1e-14)
+    np.testing.assert_allclose(rf.cov, np.array(cov1, dtype=float) / g, rtol=0, atol=1e-14)
+
+
+def test_route_choice_and_limits():
+    k16 = np.linspace(-1, 1, 16), R.bernoulli(np.linspace(0.05, 0.95, 16))
+    assert exact.plan("grpo", *k16, 64) == ("reward-alphabet", 4 * 63)
+    m = exact.moments("grpo", *k16, 64)
+    assert m.route == "reward-alphabet" and np.all(np.isfinite(m.cov))
+    # optimal_baseline_loo sees |s|²: with 16 distinct logits it has 32 types, and both routes refuse
+    with pytest.raises(InputError, match="limit of 3,000,000.*limit of 48,000,000 entries"):
+        exact.moments("optimal_baseline_loo", *k16, 64)
+    # ... but with every logit equal there is one weight class and the alphabet route is cheap
+    assert exact.plan("optimal_baseline_loo", np.zeros(16), k16[1], 64)[0] == "reward-alphabet"
+    with pytest.raises(InputError, match="per-coordinate"):
+        exact.moments("optimal_baseline_loo_coord", *k16, 32)
+    with pytest.raises(InputError, match="unknown exact route"):
+        exact.moments("grpo", *k16, 4, route="tuples")
+
+
+def test_cli_reports_route_at_group_64(capsys):
+    from sims.cli import main
+
+    logits = ",".join(f"{x:g}" for x in np.linspace(-1, 1, 16))
+    probs = ",".join(f"{x:g}" for x in np.linspace(0.05, 0.95, 16))
+    try:
+        main(["moments", "--logits", logits, "--rewards", f"bernoulli:{probs}",
+              "--estimator", "grpo", "--group", "64", "--json"])
+    except SystemExit as e:
+        assert e.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["exact"]["route"] == "reward-alphabet"
+    assert len(report["exact"]["cov"]) == 16
+
+
+def test_group_64_on_16_arms_matches_the_difficulty_scale():
+    """Binary rewards: E[ĝ] = c(J, G)·∇J with c from `sims.difficulty` (a sum over the number of
+    successes among the others, derived separately), at K = 16 arms and G = 64."""
+    from sims import difficulty
+
+    logits, p = np.linspace(-1, 1, 16), np.linspace(0.05, 0.95, 16)
+    for name in ["grpo", "grpo_mean"]:
+        m = exact.moments(name, logits, R.bernoulli(p), 64)
+        c = difficulty.binary_reward_scale(name, float(m.pi @ p), 64)
+        np.testing.assert_allclose(m.mean, c * m.true_gradient, rtol=0, atol=1e-13)
