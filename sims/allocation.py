@@ -36,7 +36,7 @@ from bandits import allocation as A
 from bandits import ensemble as ens
 from bandits import softmax
 from bandits.errors import InputError
-from bandits.rewards import bernoulli, sample_rewards
+from bandits.rewards import bernoulli
 from sims import estimators, exact, montecarlo
 from sims.vas import objective_change
 
@@ -227,18 +227,24 @@ def reweighting(logits, success, counts, estimator: str = "grpo", aggregation: s
 
 
 @functools.partial(jax.jit, static_argnames=("name", "group", "samples"))
-def _mc_kernel(name, group, samples, key, logits, success, step, params):
-    tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (logits.shape[0], 2)),
-              "cdf": jnp.stack([1.0 - success, jnp.ones_like(success)], axis=-1)}
-    g = montecarlo.sample_group_gradients(name, logits, tables, params, key, (samples, group))
-    dj = jax.vmap(lambda x: objective_change(logits, success, step * x))(g)
-    return jnp.mean(dj), jnp.var(dj, ddof=1)
+def _mc_kernel(name, group, samples, keys, logits, success, steps, params):
+    """Mean and variance over `samples` groups of J_p(θ_p + step_p ĝ) − J_p(θ_p), per prompt."""
+
+    def one(key, lg, q, step):
+        tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
+                  "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
+        g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, group))
+        dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(g)
+        return jnp.mean(dj), jnp.var(dj, ddof=1)
+
+    return jax.lax.map(lambda a: one(*a), (keys, logits, success, steps))
 
 
 def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int = 0,
                    estimator: str = "grpo", aggregation: str = "rollout", **params) -> dict:
-    """Monte Carlo estimate of E[ΔJ] (independent groups per prompt from the Monte Carlo engine's
-    `sample_group_gradients`): {"mean", "se", "samples", "seed"}; one integer seed."""
+    """Monte Carlo estimate of E[ΔJ]: `samples` independent groups per selected prompt drawn by the
+    Monte Carlo engine's `sample_group_gradients` (prompt p's key is fold_in(key(seed), p)):
+    {"mean", "se", "samples", "seed"}."""
     lg, q, n = _validate(logits, success, counts, estimator)
     if not isinstance(samples, int) or samples < 2:
         raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
@@ -246,13 +252,14 @@ def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int 
     est = estimators.get(estimator)
     base = jax.random.key(seed)
     mean, var = 0.0, 0.0
-    for p in np.flatnonzero(n > 0):
-        prm = estimators.resolve_params(est, int(n[p]), **params)
-        m, v = _mc_kernel(estimator, int(n[p]), samples, jax.random.fold_in(base, int(p)),
-                          jnp.asarray(lg[p]), jnp.asarray(q[p]), jnp.float64(eta * w[p]),
-                          {k: jnp.float64(x) for k, x in prm.items()})
-        mean += float(m) / q.shape[0]
-        var += float(v) / q.shape[0] ** 2
+    for g in np.unique(n[n > 0]):
+        idx = np.flatnonzero(n == g)
+        prm = estimators.resolve_params(est, int(g), **params)
+        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
+        m, v = _mc_kernel(estimator, int(g), samples, keys, jnp.asarray(lg[idx]), jnp.asarray(q[idx]),
+                          jnp.asarray(eta * w[idx]), {k: jnp.float64(x) for k, x in prm.items()})
+        mean += float(np.sum(m)) / q.shape[0]
+        var += float(np.sum(v)) / q.shape[0] ** 2
     return {"mean": mean, "se": math.sqrt(var / samples), "samples": samples, "seed": seed}
 
 
@@ -388,3 +395,51 @@ def rule_improvement(rule: str, logits, success, budget: int, group: int, eta: f
     se = float(g.std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else 0.0
     return {"rule": rule, "gain": float(g.mean()), "gain_se": se, "per_rollout": float(g.mean()) / budget,
             "nonzero_fraction": float(np.mean(frac)), "draws": len(g)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Study: every rule at equal budget on easy, mixed and hard ensembles
+# ---------------------------------------------------------------------------------------------
+
+KINDS = {"easy": (3.0, 1.0), "mixed": (1.0, 1.0), "hard": (1.0, 3.0)}
+STUDY = {"prompts": 12, "arms": 3, "group": 4, "eta": 2.0, "history": 8, "ensemble_seed": 0}
+
+
+def study_ensemble(kind: str, setup: dict | None = None):
+    """(logits, success) of a study ensemble: success ~ Beta(a, b) of `KINDS[kind]`, logits 0."""
+    s = dict(STUDY, **(setup or {}))
+    if kind not in KINDS:
+        raise InputError(f"unknown ensemble kind {kind!r}; expected one of {', '.join(KINDS)}")
+    e = ens.make_ensemble(s["ensemble_seed"], s["prompts"], s["arms"], *KINDS[kind])
+    return np.zeros_like(e.success), np.asarray(e.success)
+
+
+def rank_rules(kind: str, budget: int, *, draws: int = 16, seed: int = 0, rules=RULES,
+               setup: dict | None = None) -> list[dict]:
+    """`rule_improvement` of every rule on one study ensemble at one budget, best first."""
+    s = dict(STUDY, **(setup or {}))
+    lg, q = study_ensemble(kind, s)
+    out = [rule_improvement(r, lg, q, budget, s["group"], s["eta"], draws=draws, seed=seed,
+                            history=s["history"]) for r in rules]
+    return sorted(out, key=lambda d: -d["gain"])
+
+
+def main(argv=None) -> None:
+    """`python -m sims.allocation [--quick]`: the rules ranked by exact E[ΔJ] at equal budget on
+    the easy, mixed and hard study ensembles, as JSON."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--budget", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    report = {"setup": dict(STUDY, budget=a.budget, seed=a.seed), "ranking": {}}
+    for kind in KINDS:
+        report["ranking"][kind] = rank_rules(kind, a.budget, draws=4 if a.quick else 32, seed=a.seed)
+    print(json.dumps(report, indent=1, allow_nan=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,9 @@
 - a vectorised NumPy reference of the same computation, timed in the same run;
 - the roofline: the rate at which `jax.random` alone produces the 2G random 32-bit words per
   group the engine consumes (G arm draws by inverse CDF, G Bernoulli rewards) — the engine cannot beat it;
-- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included.
+- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included;
+- allocation: the exact E[ΔJ] of one allocation of 256 prompts (K=4 Bernoulli arms, group sizes
+  2..16) beside a Monte Carlo estimate of the same quantity at 1% relative error.
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -115,6 +117,30 @@ def exact_wall_times(groups=(4, 8, 16)) -> dict:
     return out
 
 
+def allocation_times(prompts: int = 256, arms: int = 4, seed: int = 0) -> dict:
+    """Exact E[ΔJ] of one allocation (counts cycling 2, 4, 8, 16; GRPO, η = 2) against Monte
+    Carlo with enough groups per prompt for a 1% relative standard error (sized by a pilot run);
+    both wall times include compilation."""
+    from sims import allocation as SA
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(prompts, arms))
+    success = rng.uniform(size=(prompts, arms))
+    counts = np.resize(np.array([2, 4, 8, 16]), prompts)
+    t = time.perf_counter()
+    value = SA.expected_improvement(logits, success, counts, 2.0)
+    t_exact = time.perf_counter() - t
+    pilot = SA.mc_improvement(logits, success, counts, 2.0, 1 << 12, seed=seed)
+    samples = int(np.ceil(4096 * (pilot["se"] / (0.01 * abs(pilot["mean"]))) ** 2))
+    samples = max(samples, 64)
+    t = time.perf_counter()
+    mc = SA.mc_improvement(logits, success, counts, 2.0, samples, seed=seed + 1)
+    t_mc = time.perf_counter() - t
+    return {"prompts": prompts, "arms": arms, "max_group": 16, "exact": value, "exact_seconds": t_exact,
+            "mc": mc["mean"], "mc_se": mc["se"], "mc_relative_se": mc["se"] / abs(mc["mean"]),
+            "mc_groups_per_prompt": samples, "mc_seconds": t_mc, "exact_speedup": t_mc / t_exact}
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     samples = 1 << (19 if quick else 22)
@@ -140,6 +166,7 @@ def main() -> None:
         rows.append({"estimator": name, "mc_groups_per_s": rate, "numpy_groups_per_s": np_rate,
                      "speedup_vs_numpy": rate / np_rate, "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
+    alloc = allocation_times()
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -149,6 +176,7 @@ def main() -> None:
         "rng_roofline_groups_per_s": roof,
         "monte_carlo": rows,
         "exact_k4_bernoulli": ex,
+        "allocation_256_prompts": alloc,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows),
             "mc_at_least_half_rng_roofline": all(r["fraction_of_rng_roofline"] >= 0.5 for r in rows),
@@ -174,6 +202,10 @@ def _print(report: dict) -> None:
     c.print(f"RNG roofline (2G random words per group): {report['rng_roofline_groups_per_s']:.3g} groups/s")
     for g, v in report["exact_k4_bernoulli"].items():
         c.print(f"exact K=4 Bernoulli G={g}: {v['multisets']:,} multisets, {v['seconds']:.2f} s")
+    a = report["allocation_256_prompts"]
+    c.print(f"allocation E[ΔJ], {a['prompts']} prompts, K={a['arms']}, G ≤ {a['max_group']}: exact "
+            f"{a['exact_seconds']:.2f} s; Monte Carlo at {100 * a['mc_relative_se']:.2g}% relative SE "
+            f"({a['mc_groups_per_prompt']:,} groups per prompt) {a['mc_seconds']:.2f} s")
     c.print(f"targets: {report['targets']}")
 
 

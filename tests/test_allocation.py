@@ -212,3 +212,16 @@ def test_rule_improvement_runs():
     lg, q = C.random_instance(0, 4)
     out = S.rule_improvement("knapsack", lg, q, 16, 4, 2.0, draws=2)
     assert np.isfinite(out["gain"]) and 0 <= out["nonzero_fraction"] <= 1
+
+
+def test_claims_registered():
+    from sims import ledger
+
+    claims = ledger.load_all()
+    want = {"allocation.knapsack_dp_optimal": "holds", "allocation.oracle_is_best": "holds",
+            "allocation.knapsack_no_additional_bias": "refuted",
+            "allocation.reweighting_conditions": "holds",
+            "allocation.nonzero_fraction_ranks_gain": "refuted",
+            "allocation.d3s_selection_bias": "holds", "allocation.exact_matches_mc": "holds"}
+    got = {k: c.expected for k, c in claims.items() if k.startswith("allocation.")}
+    assert got == want
