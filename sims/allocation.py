@@ -443,3 +443,114 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning curves at equal rollout budget
+# ---------------------------------------------------------------------------------------------
+
+CURVE_RULES = ("uniform", "vas", "knapsack", "vade", "sec")
+
+
+def _group_gradient(lg, arms, rewards, name="grpo"):
+    est = estimators.get(name)
+    prm = estimators.resolve_params(est, len(arms))
+    return np.asarray(estimators.bandit_group_gradient(
+        est.advantages, jnp.asarray(lg), jnp.asarray(arms), jnp.asarray(rewards, jnp.float64), prm))
+
+
+def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: float, steps: int,
+               seed: int, warmup: int = 2, refresh: int = 10, estimator: str = "grpo") -> dict:
+    """One run of `rule` on an ensemble: every step the rule allocates `budget` rollouts from what
+    it has observed, the groups are drawn, and Θ_p += η (n_p/N) ĝ_p. Every rollout is counted:
+    a warm-up pass of `warmup` rollouts per prompt gives the history-based rules their first
+    estimates (all rules but uniform), and VAS re-scores every prompt with `warmup` rollouts every
+    `refresh` steps (MMR1's refresh). Histories: Knapsack RL and VAS use each prompt's latest
+    group; VADE a Beta posterior (decay 0.1 toward Beta(1, 1)); SEC mean |A| per difficulty
+    tercile (of the warm-up estimate). Returns {"rollouts", "objective"}: cumulative rollouts and J(Θ) after the warm-up and every step."""
+    rng = np.random.default_rng(seed)
+    lg = np.array(logits, dtype=np.float64)
+    q = np.asarray(success, dtype=np.float64)
+    prompts = q.shape[0]
+
+    def draw(p, n):
+        pi = np.asarray(softmax.policy(jnp.asarray(lg[p])))
+        arms = rng.choice(q.shape[1], size=n, p=pi / pi.sum())
+        return arms, (rng.uniform(size=n) < q[p, arms]).astype(np.float64)
+
+    spent = 0
+    succ, trials = np.zeros(prompts, np.int64), np.zeros(prompts, np.int64)
+    a_post, b_post = np.ones(prompts), np.ones(prompts)
+
+    def score_all():
+        nonlocal spent
+        for p in range(prompts):
+            _, r = draw(p, warmup)
+            succ[p], trials[p] = int(r.sum()), warmup
+        spent += prompts * warmup
+
+    if rule != "uniform":
+        score_all()
+        a_post += succ
+        b_post += trials - succ
+    cats = categories_by_difficulty(np.where(trials > 0, succ / np.maximum(trials, 1), 0.5))
+    q_sec = np.zeros(3)
+    j0 = float(ens.objective(jnp.asarray(lg), jnp.asarray(q)))
+    rollouts, objective = ([0, spent], [j0, j0]) if spent else ([0], [j0])  # warm-up moves nothing
+    for t in range(steps):
+        if rule == "uniform":
+            n = A.uniform_rule(rng, prompts, budget, group)
+        elif rule == "vas":
+            if t > 0 and t % refresh == 0:
+                score_all()
+            n = A.vas_rule(rng, succ, trials, budget, group, lam=1.0)
+        elif rule == "knapsack":
+            n = A.knapsack_rule(succ, trials, budget, n_min=2, n_max=min(128, budget), default_n=group)
+        elif rule == "vade":
+            n = A.vade_rule(rng, a_post, b_post, budget, group)
+        elif rule == "sec":
+            n = A.sec_rule(rng, q_sec, cats, budget, group, tau=0.4)
+        else:
+            raise InputError(f"unknown rule {rule!r}; expected one of {', '.join(CURVE_RULES)}")
+        total = n.sum()
+        new = lg.copy()
+        k_step = np.zeros(prompts)
+        abs_adv = [[] for _ in range(3)]
+        for p in np.flatnonzero(n > 0):
+            arms, r = draw(p, int(n[p]))
+            if n[p] >= 2:
+                new[p] += eta * n[p] / total * _group_gradient(lg[p], arms, r, estimator)
+                est = estimators.get(estimator)
+                adv = np.asarray(est.advantages(jnp.asarray(r), jnp.ones(len(r)),
+                                                **estimators.resolve_params(est, len(r))))
+                abs_adv[cats[p]].extend(np.abs(adv).tolist())
+            k_step[p] = r.sum()
+            succ[p], trials[p] = int(r.sum()), int(n[p])
+        a_post, b_post = A.vade_update(a_post, b_post, n, k_step, decay=0.1)
+        q_sec = A.sec_update(q_sec, [x if x else None for x in abs_adv], lr=0.5)
+        lg = new
+        spent += int(total)
+        rollouts.append(spent)
+        objective.append(float(ens.objective(jnp.asarray(lg), jnp.asarray(q))))
+    return {"rollouts": np.array(rollouts), "objective": np.array(objective)}
+
+
+def learning_curves(kind: str, *, seeds: int, steps: int, budget: int = 32, seed: int = 0,
+                    rules=CURVE_RULES, grid_points: int = 41, setup: dict | None = None) -> dict:
+    """Mean J(Θ) over seeds with a normal 95% band for every rule, on a common grid of
+    cumulative rollouts (every rollout counted) up to the smallest final total."""
+    s = dict(STUDY, **(setup or {}))
+    lg, q = study_ensemble(kind, s)
+    runs = {r: [train_rule(r, lg, q, budget=budget, group=s["group"], eta=s["eta"], steps=steps,
+                           seed=seed * 1000 + i) for i in range(seeds)] for r in rules}
+    end = min(run["rollouts"][-1] for rs in runs.values() for run in rs)
+    grid = np.linspace(0, end, grid_points)
+    out = {"grid": grid, "rules": {}}
+    for r, rs in runs.items():
+        ys = np.stack([np.interp(grid, run["rollouts"], run["objective"]) for run in rs])
+        mean = ys.mean(axis=0)
+        se = ys.std(axis=0, ddof=1) / math.sqrt(seeds) if seeds > 1 else np.zeros_like(mean)
+        out["rules"][r] = {"mean": mean, "lo": mean - 1.96 * se, "hi": mean + 1.96 * se,
+                           "final": [float(mean[-1]), float(mean[-1] - 1.96 * se[-1]),
+                                     float(mean[-1] + 1.96 * se[-1])]}
+    return out

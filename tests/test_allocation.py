@@ -225,3 +225,14 @@ def test_claims_registered():
             "allocation.d3s_selection_bias": "holds", "allocation.exact_matches_mc": "holds"}
     got = {k: c.expected for k, c in claims.items() if k.startswith("allocation.")}
     assert got == want
+
+
+def test_train_rule_counts_every_rollout_and_is_reproducible():
+    lg, q = S.study_ensemble("mixed")
+    a = S.train_rule("vas", lg, q, budget=32, group=4, eta=2.0, steps=3, seed=7, refresh=2)
+    b = S.train_rule("vas", lg, q, budget=32, group=4, eta=2.0, steps=3, seed=7, refresh=2)
+    np.testing.assert_array_equal(a["objective"], b["objective"])
+    # warm-up 12·2, three steps of 32, one re-scoring of 12·2 at step 2
+    assert a["rollouts"].tolist() == [0, 24, 56, 88, 144]
+    u = S.train_rule("uniform", lg, q, budget=32, group=4, eta=2.0, steps=2, seed=7)
+    assert u["rollouts"].tolist() == [0, 32, 64]
