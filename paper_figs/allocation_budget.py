@@ -4,7 +4,8 @@ Ensembles of 12 prompts × 3 answers with success probabilities ~ Beta(3, 1) (ea
 (mixed) and Beta(1, 3) (hard), uniform policy; one GRPO step with η = 2 and rollout-mean
 aggregation (docs/design.md §4.10). Rules: uniform, VAS (OVS only, λ = 1), Knapsack RL (the
 paper's value and n_min = 2), VADE (Thompson sampling, IG = p(1 − p)), SEC (difficulty terciles,
-τ = 0.4), each on a history of 8 past rollouts per prompt, G = 4 per selected prompt; and the
+τ = 0.4), each on a history of 8 past rollouts per prompt, G = 4 per selected prompt; D³S
+(uniformly drawn prompts, G = 4 rollouts each, GRPO on the 2 kept of largest variance); and the
 oracle (the knapsack programme on the exact per-prompt gains, n_p ≤ 16). Each point is the exact
 E[ΔJ] given the allocation, averaged over independent histories and draws of the rule (±1 SE,
 often smaller than the marker). The JSON holds every number, with the expected fraction of

@@ -330,11 +330,69 @@ def _random_subset_gradient(est, prm, scores, vals, keep):
     return total / len(combos)
 
 
+def _sub_multisets(counts, total):
+    """Every d ≤ counts (elementwise) with Σ d = total, with Π_t C(counts_t, d_t)."""
+    counts = list(counts)
+    if not counts:
+        if total == 0:
+            yield (), 1
+        return
+    for d0 in range(min(counts[0], total) + 1):
+        for rest, ways in _sub_multisets(counts[1:], total - d0):
+            yield (d0, *rest), math.comb(counts[0], d0) * ways
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _kept_gain_kernel(name, logits, success, arms, rewards, weights, step, params):
+    est = estimators.get(name)
+    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
+        est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
+    dj = jax.vmap(lambda x: objective_change(logits, success, step * x))(g)
+    return jnp.sum(weights * dj)
+
+
+def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimator: str = "grpo",
+                    **params) -> float:
+    """E[J(θ + step·ĝ_kept) − J(θ)] for one prompt when D³S draws G rollouts and keeps the
+    max-variance subset of m = `keep` (j = `d3s_split` successes, chosen uniformly among the
+    group's successes, likewise the failures), with the estimator recomputed on the kept ones.
+    Exact: multisets of G outcomes × the multivariate-hypergeometric sub-multisets kept."""
+    lg = np.asarray(logits, dtype=np.float64)
+    q = np.asarray(success, dtype=np.float64)
+    k_arms = q.shape[0]
+    est = estimators.get(estimator)
+    prm = estimators.resolve_params(est, keep, **params)
+    if not 2 <= keep <= group:
+        raise InputError(f"D³S keeps between 2 and G = {group} rollouts, got {keep}")
+    rows, log_coef = exact.multisets(2 * k_arms, group)
+    pi = np.asarray(softmax.policy(lg))
+    p_type = np.stack([pi * (1 - q), pi * q], axis=1).reshape(-1)  # type t = 2a + v
+    arms_out, vals_out, w_out = [], [], []
+    for r in range(rows.shape[0]):
+        c = np.bincount(rows[r], minlength=2 * k_arms)
+        prob = math.exp(log_coef[r]) * float(np.prod(p_type ** c))
+        if prob == 0.0:
+            continue
+        c_succ, c_fail = c[1::2], c[0::2]
+        k = int(c_succ.sum())
+        j = A.d3s_split(k, group, keep)
+        for d, wd in _sub_multisets(c_succ, j):
+            for e, we in _sub_multisets(c_fail, keep - j):
+                arms = np.concatenate([np.repeat(np.arange(k_arms), d), np.repeat(np.arange(k_arms), e)])
+                vals = np.concatenate([np.ones(j), np.zeros(keep - j)])
+                arms_out.append(arms)
+                vals_out.append(vals)
+                w_out.append(prob * wd * we / (math.comb(k, j) * math.comb(group - k, keep - j)))
+    return float(_kept_gain_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(np.array(arms_out)),
+                                   jnp.asarray(np.array(vals_out)), jnp.asarray(np.array(w_out)),
+                                   jnp.float64(step), {k_: jnp.float64(v) for k_, v in prm.items()}))
+
+
 # ---------------------------------------------------------------------------------------------
 # Rules on an ensemble: history → allocation → exact E[ΔJ]
 # ---------------------------------------------------------------------------------------------
 
-RULES = ("uniform", "vas", "knapsack", "vade", "sec", "oracle")
+RULES = ("uniform", "vas", "knapsack", "vade", "sec", "d3s", "oracle")
 
 
 def ensemble_pass_rates(logits, success) -> np.ndarray:
@@ -380,12 +438,31 @@ def rule_allocation(rule: str, rng: np.random.Generator, logits, success, budget
     raise InputError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
 
 
+def _d3s_improvement(logits, success, budget, group, eta, estimator):
+    """D³S on uniformly drawn prompts: m = ⌊budget/G⌋ prompts get G rollouts, each keeps G/2
+    (rounded down, at least 2), w_p = 1/m. Exact over the uniform draw as well:
+    E[ΔJ] = (1/P)·(m/P)·Σ_p gain_p."""
+    lg = np.asarray(logits, dtype=np.float64)
+    q = np.asarray(success, dtype=np.float64)
+    prompts = q.shape[0]
+    m = budget // group
+    keep = max(2, group // 2)
+    gains = [d3s_prompt_gain(lg[p], q[p], group, keep, eta / m, estimator) for p in range(prompts)]
+    rates = ensemble_pass_rates(lg, q)
+    frac = float(np.mean(1.0 - rates**group - (1.0 - rates) ** group))
+    total = float(np.sum(gains)) * m / prompts / prompts
+    return {"rule": "d3s", "gain": total, "gain_se": 0.0, "per_rollout": total / budget,
+            "nonzero_fraction": frac, "draws": 0}
+
+
 def rule_improvement(rule: str, logits, success, budget: int, group: int, eta: float, *,
                      draws: int = 16, seed: int = 0, history: int = 8, estimator: str = "grpo") -> dict:
     """E[ΔJ] of a rule: exact given each allocation, averaged over `draws` independent histories
     and draws of the rule (mean, SE over draws), with the expected non-zero-gradient fraction."""
     rng = np.random.default_rng(seed)
     rates = ensemble_pass_rates(logits, success)
+    if rule == "d3s":
+        return _d3s_improvement(logits, success, budget, group, eta, estimator)
     gains, frac = [], []
     for _ in range(1 if rule == "oracle" else draws):
         n = rule_allocation(rule, rng, logits, success, budget, group, eta, history, estimator)

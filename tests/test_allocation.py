@@ -236,3 +236,17 @@ def test_train_rule_counts_every_rollout_and_is_reproducible():
     assert a["rollouts"].tolist() == [0, 24, 56, 88, 144]
     u = S.train_rule("uniform", lg, q, budget=32, group=4, eta=2.0, steps=2, seed=7)
     assert u["rollouts"].tolist() == [0, 32, 64]
+
+
+def test_d3s_gain_keeps_all_equals_group_and_first_order_matches_mean():
+    from bandits import rewards as R
+    from bandits import softmax
+    from sims import vas as V
+
+    lg, q = np.array([0.3, -0.2]), np.array([0.7, 0.2])
+    assert S.d3s_prompt_gain(lg, q, 4, 4, 1.5) == pytest.approx(
+        V.expected_step_gain("grpo", lg, R.bernoulli(q), 4, 1.5), rel=1e-12)
+    h = 1e-5
+    grad = np.asarray(softmax.gradient(lg, q))
+    first = S.d3s_expected_gradient(lg, q, 4, 2) @ grad
+    assert S.d3s_prompt_gain(lg, q, 4, 2, h) / h == pytest.approx(first, rel=1e-4)
