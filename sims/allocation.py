@@ -383,6 +383,10 @@ def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimat
                 arms_out.append(arms)
                 vals_out.append(vals)
                 w_out.append(prob * wd * we / (math.comb(k, j) * math.comb(group - k, keep - j)))
+    pad = max(16, 1 << (len(w_out) - 1).bit_length()) - len(w_out)  # shape buckets: reuse the kernel
+    arms_out += [arms_out[0]] * pad
+    vals_out += [vals_out[0]] * pad
+    w_out += [0.0] * pad
     return float(_kept_gain_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(np.array(arms_out)),
                                    jnp.asarray(np.array(vals_out)), jnp.asarray(np.array(w_out)),
                                    jnp.float64(step), {k_: jnp.float64(v) for k_, v in prm.items()}))
