@@ -11,6 +11,8 @@
   arms at G=64 (GRPO, mean and covariance), compilation included.
 - LQR trajectories/s (scalar, H = 50): the jitted `lax.scan` sampler against a vectorised NumPy
   loop over time of the same computation (states, actions, rewards of n trajectories).
+- allocation: the exact E[ΔJ] of one allocation of 256 prompts (K=4 Bernoulli arms, group sizes
+  2..16) beside a Monte Carlo estimate of the same quantity at 1% relative error.
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -217,6 +219,31 @@ def lqr_rates(n: int) -> dict:
     numpy_rate = _best_rate(numpy_run, n)
     return {"H": LQR_H, "trajectories": n, "jax_trajectories_per_s": jax_rate,
             "numpy_trajectories_per_s": numpy_rate, "speedup_vs_numpy": jax_rate / numpy_rate}
+def allocation_times(prompts: int = 256, arms: int = 4, seed: int = 0) -> dict:
+    """Exact E[ΔJ] of one allocation (counts cycling 2, 4, 8, 16; GRPO, η = 2) against Monte
+    Carlo with enough groups per prompt for a 1% relative standard error (sized by a pilot run);
+    the first wall times include compilation, the "_compiled" ones are a second call."""
+    from sims import allocation as SA
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(prompts, arms))
+    success = rng.uniform(size=(prompts, arms))
+    counts = np.resize(np.array([2, 4, 8, 16]), prompts)
+    t = time.perf_counter()
+    value = SA.expected_improvement(logits, success, counts, 2.0)
+    t_exact = time.perf_counter() - t
+    pilot = SA.mc_improvement(logits, success, counts, 2.0, 1 << 12, seed=seed)
+    samples = int(np.ceil(4096 * (pilot["se"] / (0.01 * abs(pilot["mean"]))) ** 2))
+    samples = max(samples, 8)
+    t = time.perf_counter()
+    mc = SA.mc_improvement(logits, success, counts, 2.0, samples, seed=seed + 1)
+    t_mc = time.perf_counter() - t
+    t_exact_warm = _timed(lambda: SA.expected_improvement(logits, success, counts, 2.0))
+    t_mc_warm = _timed(lambda: SA.mc_improvement(logits, success, counts, 2.0, samples, seed=seed + 1))
+    return {"exact_seconds_compiled": t_exact_warm, "mc_seconds_compiled": t_mc_warm,
+            "prompts": prompts, "arms": arms, "max_group": 16, "exact": value, "exact_seconds": t_exact,
+            "mc": mc["mean"], "mc_se": mc["se"], "mc_relative_se": mc["se"] / abs(mc["mean"]),
+            "mc_groups_per_prompt": samples, "mc_seconds": t_mc, "exact_speedup": t_mc / t_exact}
 
 
 def main() -> None:
@@ -256,6 +283,7 @@ def main() -> None:
     ex = exact_wall_times()
     lqr = lqr_rates(1 << (14 if quick else 17))
     big = exact_large_group()
+    alloc = allocation_times()
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -272,6 +300,7 @@ def main() -> None:
         "exact_k4_bernoulli": ex,
         "lqr_sampler": lqr,
         "exact_k16_bernoulli_g64_grpo": big,
+        "allocation_256_prompts": alloc,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows
                                             if r["speedup_vs_numpy"] is not None),
@@ -315,6 +344,11 @@ def _print(report: dict) -> None:
     lq = report["lqr_sampler"]
     c.print(f"LQR sampler, scalar, H={lq['H']}: {lq['jax_trajectories_per_s']:.3g} trajectories/s (jit) vs "
             f"{lq['numpy_trajectories_per_s']:.3g} (NumPy), {lq['speedup_vs_numpy']:.1f}×")
+    a = report["allocation_256_prompts"]
+    c.print(f"allocation E[ΔJ], {a['prompts']} prompts, K={a['arms']}, G ≤ {a['max_group']}: exact "
+            f"{a['exact_seconds']:.2f} s; Monte Carlo at {100 * a['mc_relative_se']:.2g}% relative SE "
+            f"({a['mc_groups_per_prompt']:,} groups per prompt) {a['mc_seconds']:.2f} s; compiled: exact "
+            f"{a['exact_seconds_compiled']:.2f} s, Monte Carlo {a['mc_seconds_compiled']:.2f} s")
     c.print(f"targets: {report['targets']}")
 
 
