@@ -175,12 +175,12 @@ def select(only: str | None) -> list[str]:
     `a,,b`) is an error, and so is a set of patterns that matches no claim."""
     from bandits.errors import InputError
 
-    ids = sorted(load_all())
     if only is None:
-        return ids
+        return sorted(load_all())
     patterns = [p.strip() for p in str(only).split(",")]
     if not patterns or any(not p for p in patterns):
         raise InputError(f"--only {only!r}: empty pattern; give comma-separated globs of claim ids")
+    ids = sorted(load_all())
     chosen = [i for i in ids if any(fnmatch.fnmatchcase(i, p) for p in patterns)]
     if not chosen:
         raise InputError(f"no claim matches {only!r} (globs over whole ids, e.g. 'copg.*')")

@@ -144,7 +144,12 @@ def test_optimum_and_regret(case):
     np.testing.assert_allclose(float(C.objective(star, p)), float(C.optimal_value(p)), atol=1e-10)
     gap = float(C.optimal_value(p) - C.objective(theta, p))
     np.testing.assert_allclose(float(C.regret(theta, p)), gap, atol=1e-10)
-    assert float(C.regret(theta, p)) >= 0
+    # β KL(π‖π*) by hand in numpy, π* = softmax(ln π_ref + R/β)
+    lp = np.asarray(theta) - np.log(np.sum(np.exp(np.asarray(theta))))
+    ls = np.asarray(p.log_ref) + np.asarray(p.rewards) / float(p.beta)
+    ls = ls - np.log(np.sum(np.exp(ls)))
+    np.testing.assert_allclose(float(C.regret(theta, p)), float(p.beta) * np.sum(np.exp(lp) * (lp - ls)),
+                               atol=1e-10)
 
 
 @given(problems())

@@ -18,17 +18,31 @@ from sims import exact
 from tests.strategies import ESTIMATORS, bandits
 
 
+def numpy_group_gradients(est, params, logits, arms, rewards):
+    """ĝ = (1/G) Σ_i A_i s(a_i) for groups (N, G), assembled here in numpy from s(a) = e_a − π
+    and |s|² (or s_k² per coordinate): only the registry's advantage function is shared."""
+    logits = np.asarray(logits, dtype=np.float64)
+    e = np.exp(logits - logits.max())
+    pi = e / e.sum()
+    s = np.eye(len(pi))[arms] - pi  # (N, G, K)
+    w = s**2 if est.per_coordinate else np.sum(s**2, axis=-1)
+    a = np.asarray(jax.vmap(lambda r, x: est.advantages(r, x, **params))(jnp.asarray(rewards), jnp.asarray(w)))
+    if a.ndim == 2:
+        a = a[..., None]
+    return np.mean(a * s, axis=1)
+
+
 def brute_force(name, logits, model, group, **params):
     """E[ĝ], Cov[ĝ] by summing over all M^G ordered tuples of outcomes (small cases only)."""
     est = E.get(name)
     params = E.resolve_params(est, group, **params)
     o_arm, o_val, o_prob = model.outcomes()
-    pi = np.asarray(softmax.policy(jnp.asarray(logits)))
+    e = np.exp(np.asarray(logits) - np.max(logits))
+    pi = e / e.sum()
     p = pi[o_arm] * o_prob
     tuples = np.array(list(itertools.product(range(len(o_arm)), repeat=group)))
     w = np.prod(p[tuples], axis=1)
-    g = np.asarray(jax.vmap(lambda a, r: E.bandit_group_gradient(est.advantages, jnp.asarray(logits), a, r, params, est.per_coordinate))(
-        jnp.asarray(o_arm[tuples]), jnp.asarray(o_val[tuples])))
+    g = numpy_group_gradients(est, params, logits, o_arm[tuples], o_val[tuples])
     mean = w @ g
     d = g - mean
     return mean, (d * w[:, None]).T @ d

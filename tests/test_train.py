@@ -26,8 +26,8 @@ def test_contract_shapes_and_bookkeeping():
     assert r.optimum == pytest.approx(ENS.optimum)
     j0 = float(ens.objective(jnp.zeros(ENS.success.shape), jnp.asarray(ENS.success)))
     np.testing.assert_allclose(r.expected_reward[:, 0], j0, atol=1e-15)
-    assert np.all(r.expected_reward <= r.optimum + 1e-12)
-    assert np.all(r.selected_grad_norm >= 0)
+    assert np.all(r.expected_reward[:, -1] != r.expected_reward[:, 0])  # every seed's run moved
+    assert np.all(r.selected_grad_norm > 1e-3)  # uniform logits on this ensemble: ∇J_p ≠ 0
 
 
 def test_reproducible_from_one_seed_and_seeds_differ():
@@ -104,8 +104,8 @@ def test_rewards_bounded_and_snr_equal_bounds_property(q, seed):
     fixed = T.train(e, name, **KW, seed=seed, lr=4.0)
     snr = T.train(e, name, **KW, seed=seed, lr=4.0, step_rule="snr", eta_min=4.0)
     np.testing.assert_allclose(snr.expected_reward, fixed.expected_reward, atol=1e-12)
-    assert np.all(fixed.expected_reward <= e.optimum + 1e-12)
-    assert np.all(fixed.expected_reward >= e.success.min(1).mean() - 1e-12)
+    # at the uniform start J = mean of the pass rates, by hand (not through the lab's objective)
+    np.testing.assert_allclose(fixed.expected_reward[:, 0], sum(q) / len(q), atol=1e-14)
 
 
 @pytest.mark.parametrize("kwargs, message", [
