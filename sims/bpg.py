@@ -1,0 +1,221 @@
+"""Bayesian policy gradients: the closed-form Gaussian-process posterior of ∇J (docs/design.md §4.6).
+
+Ghavamzadeh, Engel & Valko (2016), "Bayesian Policy Gradient and Actor-Critic Algorithms", JMLR 17.
+The gradient is an integral, ∇J = ∫ R(ξ) u(ξ) p(ξ; θ) dξ, with u the score and G = E[u uᵀ] the
+Fisher matrix. From M samples with scores U = [u_1 … u_M] (n × M) and returns y = (R_1 … R_M),
+Bayesian quadrature with a kernel whose integrals against p are analytic gives a Gaussian
+posterior N(mean, cov) of ∇J. With C = (K + σ²I)⁻¹:
+
+* Model 1 (vector GP on R·u, quadratic Fisher kernel k(u, u') = (1 + uᵀG⁻¹u')²):
+  z_i = 1 + u_iᵀG⁻¹u_i, z_0 = 1 + n; mean = Y C z with Y = [R_i u_i], cov = (z_0 − zᵀCz)·I.
+* Model 2 (scalar GP on R, Fisher kernel k(u, u') = uᵀG⁻¹u', K = UᵀG⁻¹U):
+  mean = U C y, cov = G − U C Uᵀ. By the push-through identity mean = G (UUᵀ + σ²G)⁻¹ U y and
+  cov = σ² G (UUᵀ + σ²G)⁻¹ G.
+* Natural gradient: G⁻¹·mean. Unknown G: the empirical Fisher Ĝ = UUᵀ/M is plugged in
+  (`fisher=None`); with Ĝ, Model 2's mean is exactly the Monte Carlo estimate shrunk by M/(M + σ²).
+
+Every solve is a Cholesky solve (K + σ²I and G), never an explicit inverse. If K + σ²I is
+ill-conditioned (its Cholesky fails, or the condition estimate from the factor's diagonal exceeds
+`COND_LIMIT`), the smallest jitter from a ladder that fixes it is added to the diagonal and
+reported: `gradient_posterior` returns it in `Posterior.jitter`, and `posterior` warns with
+`JitterWarning`. Bad input raises `bandits.errors.InputError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+
+from bandits.errors import InputError
+
+MODELS = (1, 2)
+COND_LIMIT = 1e10  # relative error of a solve is about cond · 2.2e-16, so at most ~2e-6
+MAX_SAMPLES = 20_000  # K is M × M float64: 3.2 GB at the limit
+JITTER_LADDER = tuple(10.0 ** k for k in range(-12, 1))  # times the mean diagonal of K
+SYMMETRY_TOL = 1e-10
+
+
+class JitterWarning(UserWarning):
+    """K + σ²I was ill-conditioned and jitter was added to its diagonal."""
+
+
+class Posterior(NamedTuple):
+    """The posterior N(mean, cov) of ∇J and how it was computed."""
+
+    mean: jax.Array  # (n,)
+    cov: jax.Array  # (n, n)
+    natural: jax.Array  # (n,) G⁻¹·mean
+    fisher: jax.Array  # (n, n) the G used (given, or the empirical Fisher)
+    jitter: float  # added to the diagonal of K + σ²I (0.0 when none was needed)
+    condition: float  # condition estimate of the factored K + (σ² + jitter)I
+    model: int
+    noise: float
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels and the posterior (pure JAX)
+# ---------------------------------------------------------------------------------------------
+
+
+def whiten(scores, fisher_chol):
+    """Rows w_i = L⁻¹u_i for G = L Lᵀ, so that u_iᵀG⁻¹u_j = w_i·w_j."""
+    return jsl.solve_triangular(fisher_chol, scores.T, lower=True).T
+
+
+def kernel_matrix(scores, fisher, model: int):
+    """K (M × M): u_iᵀG⁻¹u_j (Model 2, Fisher kernel) or (1 + u_iᵀG⁻¹u_j)² (Model 1)."""
+    scores = jnp.asarray(scores, jnp.float64)
+    w = whiten(scores, jnp.linalg.cholesky(jnp.asarray(fisher, jnp.float64)))
+    gram = w @ w.T
+    return (1.0 + gram) ** 2 if model == 1 else gram
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _posterior(scores, returns, fisher, noise, jitter, model: int):
+    n = scores.shape[1]
+    lg = jnp.linalg.cholesky(fisher)
+    w = whiten(scores, lg)
+    gram = w @ w.T
+    k = (1.0 + gram) ** 2 if model == 1 else gram
+    a = k + (noise + jitter) * jnp.eye(k.shape[0], dtype=k.dtype)
+    la = jnp.linalg.cholesky(a)
+    d = jnp.diag(la)
+    condition = (jnp.max(d) / jnp.min(d)) ** 2  # a lower bound on cond(K + σ²I), from the factor
+    if model == 1:
+        z = 1.0 + jnp.sum(w * w, axis=1)
+        cz = jsl.cho_solve((la, True), z)
+        mean = (scores * returns[:, None]).T @ cz
+        var = (1.0 + n) - jnp.dot(z, cz)
+        cov = var * jnp.eye(n, dtype=scores.dtype)
+    else:
+        mean = scores.T @ jsl.cho_solve((la, True), returns)
+        b = jsl.solve_triangular(la, scores, lower=True)  # L_A⁻¹ Uᵀ, so U C Uᵀ = bᵀb
+        cov = fisher - b.T @ b
+        cov = 0.5 * (cov + cov.T)
+    natural = jsl.cho_solve((lg, True), mean)
+    return mean, cov, natural, condition
+
+
+def empirical_fisher(scores):
+    """Ĝ = (1/M) Σ_i u_i u_iᵀ, the plug-in Fisher matrix."""
+    s = jnp.asarray(scores, jnp.float64)
+    return s.T @ s / s.shape[0]
+
+
+def mc_gradient(scores, returns):
+    """The Monte Carlo (REINFORCE) estimate (1/M) Σ_i R_i u_i, the baseline BPG is compared with."""
+    s = jnp.asarray(scores, jnp.float64)
+    return s.T @ jnp.asarray(returns, jnp.float64) / s.shape[0]
+
+
+def gradient_posterior(scores, returns, fisher, model: int, noise: float) -> Posterior:
+    """The posterior of ∇J under Model 1 or 2 (module docstring), with the natural gradient, the
+    Fisher matrix used (`fisher=None`: the empirical Fisher), and the jitter that was needed."""
+    s, r, g, model, noise = _validate(scores, returns, fisher, model, noise)
+    args = (jnp.asarray(s), jnp.asarray(r), jnp.asarray(g), noise)
+    scale = None
+    for t in (0.0, *JITTER_LADDER):
+        if t and scale is None:  # the ladder is relative to the mean diagonal of K
+            scale = float(np.mean(np.diag(np.asarray(kernel_matrix(s, g, model))))) or 1.0
+        jitter = t * scale if t else 0.0
+        mean, cov, natural, condition = _posterior(*args, jitter, model=model)
+        condition = float(condition)
+        if math.isfinite(condition) and condition <= COND_LIMIT and bool(jnp.all(jnp.isfinite(mean))):
+            return Posterior(mean, cov, natural, jnp.asarray(g), jitter, condition, model, noise)
+    raise InputError(f"K + σ²I stays singular with jitter up to {scale:.3g} (M={s.shape[0]}): "
+                     "the scores are degenerate")
+
+
+def posterior(scores, returns, fisher, model: int, noise: float):
+    """(mean (n,), cov (n, n)) of the posterior of ∇J from scores (M, n), returns (M,) and the
+    Fisher matrix (n, n) (or None: the empirical Fisher), under `model` 1 or 2 with noise σ² ≥ 0.
+    Warns `JitterWarning` when K + σ²I needed jitter (see `gradient_posterior` for its size)."""
+    post = gradient_posterior(scores, returns, fisher, model, noise)
+    if post.jitter > 0:
+        warnings.warn(f"K + σ²I is ill-conditioned (M={np.shape(scores)[0]}, "
+                      f"σ²={post.noise:g}); added jitter {post.jitter:.3g} to its diagonal "
+                      f"(condition estimate now {post.condition:.3g})", JitterWarning, stacklevel=2)
+    return post.mean, post.cov
+
+
+def natural_gradient(mean, fisher):
+    """G⁻¹·mean by a Cholesky solve."""
+    g = jnp.asarray(fisher, jnp.float64)
+    return jsl.cho_solve((jnp.linalg.cholesky(g), True), jnp.asarray(mean, jnp.float64))
+
+
+def mahalanobis(mean, cov, point) -> float:
+    """(x − mean)ᵀ cov⁻¹ (x − mean): x lies in the level-q credible ellipsoid iff this is at most
+    the χ²_n quantile q. Cholesky solve; inf when cov is singular in the direction of x − mean."""
+    cov = np.asarray(cov, np.float64)
+    d = np.asarray(point, np.float64) - np.asarray(mean, np.float64)
+    try:
+        lc = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return math.inf
+    v = np.linalg.solve(lc, d)  # triangular system; numpy has no triangular solver of its own
+    return float(v @ v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _validate(scores, returns, fisher, model, noise):
+    if model not in MODELS:
+        raise InputError(f"model must be 1 or 2, got {model!r}")
+    s = _array(scores, "scores")
+    r = _array(returns, "returns")
+    if s.ndim != 2:
+        raise InputError(f"scores must be a 2-D array (M, n), got shape {s.shape}")
+    m, n = s.shape
+    if m < 1 or n < 1:
+        raise InputError(f"scores must have at least one sample and one parameter, got shape {s.shape}")
+    if m > MAX_SAMPLES:
+        raise InputError(f"M={m} samples is over the limit of {MAX_SAMPLES}: K would be an "
+                         f"{m} × {m} float64 matrix ({8 * m * m / 1e9:.1f} GB)")
+    if r.shape != (m,):
+        raise InputError(f"returns must have shape ({m},) to match scores {s.shape}, got {r.shape}")
+    try:
+        noise = float(noise)
+    except (TypeError, ValueError):
+        raise InputError(f"noise must be a number, got {noise!r}") from None
+    if not math.isfinite(noise):
+        raise InputError(f"noise must be finite, got {noise}")
+    if noise < 0:
+        raise InputError(f"noise must be ≥ 0 (it is the variance σ²), got {noise}")
+    if fisher is None or (isinstance(fisher, str) and fisher == "empirical"):
+        g = s.T @ s / m
+        what = f"the empirical Fisher (1/M)Σ u uᵀ of M={m} scores"
+    else:
+        g = _array(fisher, "fisher")
+        if g.shape != (n, n):
+            raise InputError(f"fisher must have shape ({n}, {n}) to match scores {s.shape}, got {g.shape}")
+        what = "fisher"
+        if np.max(np.abs(g - g.T)) > SYMMETRY_TOL * max(1.0, np.max(np.abs(g))):
+            raise InputError("fisher is not symmetric")
+        g = 0.5 * (g + g.T)
+    try:
+        np.linalg.cholesky(g)
+    except np.linalg.LinAlgError:
+        hint = " (need M ≥ n linearly independent scores)" if fisher is None or isinstance(fisher, str) else ""
+        raise InputError(f"{what} is not positive definite{hint}") from None
+    return s, r, g, int(model), noise
+
+
+def _array(x, name):
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numeric") from None
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{name} contains NaN or infinity")
+    return a
