@@ -118,7 +118,7 @@ def mc_gradient(scores, returns):
 def gradient_posterior(scores, returns, fisher, model: int, noise: float) -> Posterior:
     """The posterior of ∇J under Model 1 or 2 (module docstring), with the natural gradient, the
     Fisher matrix used (`fisher=None`: the empirical Fisher), and the jitter that was needed."""
-    s, r, g, model, noise = _validate(scores, returns, fisher, model, noise)
+    s, r, g, model, noise = check_inputs(scores, returns, fisher, model, noise)
     args = (jnp.asarray(s), jnp.asarray(r), jnp.asarray(g), noise)
     scale = None
     for t in (0.0, *JITTER_LADDER):
@@ -169,7 +169,9 @@ def mahalanobis(mean, cov, point) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _validate(scores, returns, fisher, model, noise):
+def check_inputs(scores, returns, fisher, model, noise):
+    """Validated float64 (scores, returns, fisher, model, noise), `fisher=None` or "empirical"
+    replaced by the empirical Fisher; raises `InputError` naming the first problem found."""
     if model not in MODELS:
         raise InputError(f"model must be 1 or 2, got {model!r}")
     s = _array(scores, "scores")
