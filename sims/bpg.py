@@ -23,7 +23,6 @@ reported: `gradient_posterior` returns it in `Posterior.jitter`, and `posterior`
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -77,28 +76,43 @@ def kernel_matrix(scores, fisher, model: int):
     return (1.0 + gram) ** 2 if model == 1 else gram
 
 
-@functools.partial(jax.jit, static_argnames="model")
-def _posterior(scores, returns, fisher, noise, jitter, model: int):
+def bucket(m: int) -> int:
+    """The padded sample count: the smallest 2^k or 3·2^(k−1) ≥ m (at least 4), so that a sweep
+    over M compiles a handful of shapes, at most 4/3 times the samples."""
+    size = 4
+    while size < m:
+        size = size * 3 // 2 if size & (size - 1) == 0 else size * 4 // 3
+    return size
+
+
+@jax.jit
+def _posterior(scores, returns, mask, fisher, noise, jitter, model):
+    """The posterior from padded inputs: rows with mask 0 are padding, made independent of the
+    data (zero kernel row and column, unit diagonal, zero return and zero embedding z), so they
+    leave the mean, the covariance and the condition estimate unchanged. `model` is traced (one
+    compilation serves both models): one Cholesky of the chosen K, then each model's solves."""
     n = scores.shape[1]
     lg = jnp.linalg.cholesky(fisher)
     w = whiten(scores, lg)
     gram = w @ w.T
-    k = (1.0 + gram) ** 2 if model == 1 else gram
-    a = k + (noise + jitter) * jnp.eye(k.shape[0], dtype=k.dtype)
+    one = model == 1
+    k = jnp.where(one, (1.0 + gram) ** 2, gram)
+    a = k * (mask[:, None] * mask[None, :]) + jnp.diag((noise + jitter) * mask + (1.0 - mask))
     la = jnp.linalg.cholesky(a)
     d = jnp.diag(la)
-    condition = (jnp.max(d) / jnp.min(d)) ** 2  # a lower bound on cond(K + σ²I), from the factor
-    if model == 1:
-        z = 1.0 + jnp.sum(w * w, axis=1)
-        cz = jsl.cho_solve((la, True), z)
-        mean = (scores * returns[:, None]).T @ cz
-        var = (1.0 + n) - jnp.dot(z, cz)
-        cov = var * jnp.eye(n, dtype=scores.dtype)
-    else:
-        mean = scores.T @ jsl.cho_solve((la, True), returns)
-        b = jsl.solve_triangular(la, scores, lower=True)  # L_A⁻¹ Uᵀ, so U C Uᵀ = bᵀb
-        cov = fisher - b.T @ b
-        cov = 0.5 * (cov + cov.T)
+    # a lower bound on cond(K + σ²I) from the factor's diagonal, over the real samples only
+    condition = (jnp.max(jnp.where(mask > 0, d, 0.0)) / jnp.min(jnp.where(mask > 0, d, jnp.inf))) ** 2
+    # Model 1: mean Y C z, cov (z_0 − zᵀCz)·I
+    z = (1.0 + jnp.sum(w * w, axis=1)) * mask
+    cz = jsl.cho_solve((la, True), z)
+    mean1 = (scores * (returns * mask)[:, None]).T @ cz
+    cov1 = ((1.0 + n) - jnp.dot(z, cz)) * jnp.eye(n, dtype=scores.dtype)
+    # Model 2: mean U C y, cov G − U C Uᵀ
+    mean2 = scores.T @ jsl.cho_solve((la, True), returns * mask)
+    b = jsl.solve_triangular(la, scores * mask[:, None], lower=True)  # U C Uᵀ = bᵀb
+    cov2 = fisher - b.T @ b
+    mean = jnp.where(one, mean1, mean2)
+    cov = jnp.where(one, cov1, 0.5 * (cov2 + cov2.T))
     natural = jsl.cho_solve((lg, True), mean)
     return mean, cov, natural, condition
 
@@ -119,13 +133,16 @@ def gradient_posterior(scores, returns, fisher, model: int, noise: float) -> Pos
     """The posterior of ∇J under Model 1 or 2 (module docstring), with the natural gradient, the
     Fisher matrix used (`fisher=None`: the empirical Fisher), and the jitter that was needed."""
     s, r, g, model, noise = check_inputs(scores, returns, fisher, model, noise)
-    args = (jnp.asarray(s), jnp.asarray(r), jnp.asarray(g), noise)
+    m, size = s.shape[0], bucket(s.shape[0])
+    pad = ((0, size - m), (0, 0))
+    args = (jnp.asarray(np.pad(s, pad)), jnp.asarray(np.pad(r, pad[0])),
+            jnp.asarray(np.pad(np.ones(m), pad[0])), jnp.asarray(g), noise)
     scale = None
     for t in (0.0, *JITTER_LADDER):
         if t and scale is None:  # the ladder is relative to the mean diagonal of K
             scale = float(np.mean(np.diag(np.asarray(kernel_matrix(s, g, model))))) or 1.0
         jitter = t * scale if t else 0.0
-        mean, cov, natural, condition = _posterior(*args, jitter, model=model)
+        mean, cov, natural, condition = _posterior(*args, jitter, model)
         condition = float(condition)
         if math.isfinite(condition) and condition <= COND_LIMIT and bool(jnp.all(jnp.isfinite(mean))):
             return Posterior(mean, cov, natural, jnp.asarray(g), jitter, condition, model, noise)
