@@ -5,7 +5,11 @@
 - a vectorised NumPy reference of the same computation, timed in the same run;
 - the roofline: the rate at which `jax.random` alone produces the 2G random 32-bit words per
   group the engine consumes (G arm draws by inverse CDF, G Bernoulli rewards) — the engine cannot beat it;
-- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included.
+- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included;
+- Bayesian policy gradient: the posterior's time at M = 10, 100, 1000 sample paths, the JAX
+  closed form (`sims.bpg.posterior`, compiled) against the gpytorch path (`sims.bpg_gpytorch`,
+  one torch thread), both at a fixed noise, n = 2 parameters, Models 1 and 2. JAX's LAPACK
+  follows OpenBLAS's threads: `OPENBLAS_NUM_THREADS=1 make bench` makes it one thread each.
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -115,6 +119,33 @@ def exact_wall_times(groups=(4, 8, 16)) -> dict:
     return out
 
 
+def bpg_posterior_times(sizes=(10, 100, 1000), repeats: int = 3) -> list[dict]:
+    """Best-of-`repeats` seconds per posterior, JAX closed form vs gpytorch, in one run."""
+    import torch
+
+    from sims import bpg, bpg_gpytorch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    fisher = np.diag([1.0, 2.0])  # a ~ N(0, 1), θ = (μ, log s): u = (a, a² − 1)
+    rows = []
+    for m in sizes:
+        a = rng.normal(size=m)
+        s, r = np.stack([a, a**2 - 1], axis=1), a + a**2 + rng.normal(size=m)
+        for model in (1, 2):
+            def jax_run():
+                jax.block_until_ready(bpg.posterior(s, r, fisher, model, 0.5))
+
+            def torch_run():
+                bpg_gpytorch.posterior(s, r, fisher, model, 0.5)
+
+            jax_s = 1.0 / _best_rate(jax_run, 1, repeats)
+            torch_s = 1.0 / _best_rate(torch_run, 1, repeats)
+            rows.append({"M": m, "model": model, "jax_s": jax_s, "gpytorch_s": torch_s,
+                         "gpytorch_over_jax": torch_s / jax_s})
+    return rows
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     samples = 1 << (19 if quick else 22)
@@ -140,6 +171,7 @@ def main() -> None:
         rows.append({"estimator": name, "mc_groups_per_s": rate, "numpy_groups_per_s": np_rate,
                      "speedup_vs_numpy": rate / np_rate, "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
+    bpg_rows = bpg_posterior_times()
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -149,6 +181,7 @@ def main() -> None:
         "rng_roofline_groups_per_s": roof,
         "monte_carlo": rows,
         "exact_k4_bernoulli": ex,
+        "bpg_posterior": bpg_rows,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows),
             "mc_at_least_half_rng_roofline": all(r["fraction_of_rng_roofline"] >= 0.5 for r in rows),
@@ -174,6 +207,12 @@ def _print(report: dict) -> None:
     c.print(f"RNG roofline (2G random words per group): {report['rng_roofline_groups_per_s']:.3g} groups/s")
     for g, v in report["exact_k4_bernoulli"].items():
         c.print(f"exact K=4 Bernoulli G={g}: {v['multisets']:,} multisets, {v['seconds']:.2f} s")
+    b = Table("M", "model", "JAX closed form (s)", "gpytorch (s)", "gpytorch / JAX",
+              title="Bayesian PG posterior, n = 2, fixed noise (torch: 1 thread)")
+    for r in report["bpg_posterior"]:
+        b.add_row(str(r["M"]), str(r["model"]), f"{r['jax_s']:.3g}", f"{r['gpytorch_s']:.3g}",
+                  f"{r['gpytorch_over_jax']:.1f}×")
+    c.print(b)
     c.print(f"targets: {report['targets']}")
 
 
