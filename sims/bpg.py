@@ -181,6 +181,19 @@ def mahalanobis(mean, cov, point) -> float:
     return float(v @ v)
 
 
+def credible_ellipse(mean, cov, level: float = 0.95, points: int = 200):
+    """Boundary (points, 2) of the level-q credible ellipse of a 2-D Gaussian N(mean, cov):
+    mean + √(χ²_2 quantile) · L (cos t, sin t) with cov = L Lᵀ; χ²_2's quantile is −2 log(1 − q)."""
+    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    if mean.shape != (2,) or cov.shape != (2, 2):
+        raise InputError(f"credible_ellipse needs a 2-D posterior, got mean {mean.shape}, cov {cov.shape}")
+    if not 0 < level < 1:
+        raise InputError(f"level must be in (0, 1), got {level}")
+    t = np.linspace(0.0, 2.0 * np.pi, points)
+    radius = math.sqrt(-2.0 * math.log1p(-level))
+    return mean + radius * (np.linalg.cholesky(cov) @ np.stack([np.cos(t), np.sin(t)])).T
+
+
 # ---------------------------------------------------------------------------------------------
 # Input validation
 # ---------------------------------------------------------------------------------------------

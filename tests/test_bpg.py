@@ -122,6 +122,17 @@ def test_mahalanobis():
     assert bpg.mahalanobis([0, 0], np.zeros((2, 2)), d) == float("inf")
 
 
+def test_credible_ellipse_lies_on_the_mahalanobis_level():
+    cov = np.array([[2.0, 0.5], [0.5, 1.0]])
+    pts = bpg.credible_ellipse([1.0, -1.0], cov, 0.95, points=7)
+    q = 5.991464547107979  # χ²_2 0.95 quantile (tables): −2 log 0.05
+    for p in pts:
+        d = p - [1.0, -1.0]
+        assert d @ np.linalg.inv(cov) @ d == pytest.approx(q, rel=1e-12)
+    with pytest.raises(InputError, match="2-D posterior"):
+        bpg.credible_ellipse([0.0], [[1.0]])
+
+
 S3 = np.array([[-1.0], [0.5], [2.0]])
 R3 = np.array([-1.0, 0.5, 2.0])
 
