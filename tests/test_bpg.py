@@ -6,6 +6,8 @@ from fractions import Fraction as F
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandits.errors import InputError
 from sims import bpg
@@ -155,3 +157,23 @@ R3 = np.array([-1.0, 0.5, 2.0])
 def test_bad_input_is_refused_by_name(args, msg):
     with pytest.raises(InputError, match=msg):
         bpg.posterior(*args)
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_posterior_is_covariant_under_linear_reparameterisation(seed):
+    """θ' = Aθ gives u' = A⁻ᵀu and G' = A⁻ᵀGA⁻¹; the kernels uᵀG⁻¹u' do not change, so the
+    means transform as gradients (A⁻ᵀ·), the natural gradient as a direction (A·), and Model 2's
+    covariance as A⁻ᵀ cov A⁻¹. Model 1's (z_0 − zᵀCz)·I does not (it is not a tensor)."""
+    s, r, g = _random_instance(seed % 1000, m=6, n=2)
+    a = np.random.default_rng(seed).normal(size=(2, 2)) + 2 * np.eye(2)
+    ait = np.linalg.inv(a).T
+    s2, g2 = s @ ait.T, ait @ g @ ait.T
+    for model in (1, 2):
+        p, q = bpg.gradient_posterior(s, r, g, model, 0.4), bpg.gradient_posterior(s2, r, g2, model, 0.4)
+        np.testing.assert_allclose(q.mean, ait @ p.mean, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(q.natural, a @ p.natural, rtol=1e-8, atol=1e-10)
+        if model == 2:
+            np.testing.assert_allclose(q.cov, ait @ p.cov @ ait.T, rtol=1e-8, atol=1e-10)
+        else:  # the same scalar variance times I in both parameterisations
+            np.testing.assert_allclose(q.cov, p.cov, rtol=1e-8)
