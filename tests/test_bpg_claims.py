@@ -76,3 +76,13 @@ def test_outside_span_counterexample_is_the_hand_value():
     # U y/(U Uᵀ + σ²) = (Σa² + Σa³)/(Σa² + σ²) = (21/4 + 57/8)/(21/4 + σ²) → 33/14 as σ² → 0
     assert out.counterexample["mean"] == pytest.approx(12.375 / (5.25 + C.OUTSIDE_NOISE), rel=1e-9)
     assert out.counterexample["true_gradient"] == 1.0
+
+
+def test_reparameterisation_checks():
+    assert C.verify_reparameterisation(True, "means").holds
+    assert C.verify_reparameterisation(True, "model2_cov").holds
+    out = C.verify_reparameterisation(True, "model1_cov")
+    assert not out.holds and out.counterexample["model"] == 1
+    # planted: a Model 2 whose kernel ignores G is not covariant
+    assert not C.verify_reparameterisation(True, "means", numpy_posterior("kernel_without_G")).holds
+    assert C.verify_reparameterisation(True, "model2_cov", numpy_posterior()).holds

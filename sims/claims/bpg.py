@@ -355,3 +355,51 @@ def _show(x) -> str:
     """An exact rational as text when it is short, else its value to 12 significant digits."""
     text = str(x)
     return text if len(text) <= 24 else f"{float(x):.12g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear reparameterisation θ' = Aθ
+# ---------------------------------------------------------------------------------------------
+
+
+def verify_reparameterisation(quick: bool, part: str, posterior_fn=bpg.posterior, seed: int = 3) -> Outcome:
+    """θ' = Aθ: u' = A⁻ᵀu, G' = A⁻ᵀGA⁻¹, and a gradient transforms as A⁻ᵀ·. `part` is "means"
+    (both models' means), "model2_cov" (A⁻ᵀ cov A⁻¹) or "model1_cov" (the same, for Model 1)."""
+    rng = np.random.default_rng(seed)
+    worst, where = 0.0, None
+    for _ in range(3 if quick else 20):
+        s, r, g = _random_problem(rng, 6, 2)
+        a = rng.normal(size=(2, 2)) + 2.0 * np.eye(2)
+        ait = np.linalg.inv(a).T
+        for model in (1, 2) if part == "means" else (int(part[5]),):
+            mean, cov = posterior_fn(s, r, g, model, 0.4)
+            mean2, cov2 = posterior_fn(s @ ait.T, r, ait @ g @ ait.T, model, 0.4)
+            if part == "means":
+                err = _relative(mean2, ait @ np.asarray(mean))
+            else:
+                err = _relative(cov2, ait @ np.asarray(cov) @ ait.T)
+            if err > worst:
+                worst, where = err, {"model": model, "A": a.tolist(), "cov": np.asarray(cov).tolist(),
+                                     "cov_reparameterised": np.asarray(cov2).tolist()}
+    holds = worst <= PUSH_TOL
+    return Outcome(holds, {"max_relative_error": worst}, f"≤ {PUSH_TOL:g}",
+                   f"{part}: posterior in θ' = Aθ against the transformed posterior in θ",
+                   counterexample=None if holds or part == "means" else where)
+
+
+@claim("bpg.reparameterisation_means", source=f"{SOURCE}; derived here (docs/design.md §4.6)",
+       statement="Under θ' = Aθ both models' posterior means transform as a gradient (A⁻ᵀ·) and "
+                 "Model 2's covariance as A⁻ᵀ cov A⁻¹: the kernels uᵀG⁻¹u' are invariant",
+       conditions="A invertible; the Fisher matrix transformed with it (G' = A⁻ᵀGA⁻¹)")
+def _reparameterisation():
+    return [Check("exact", lambda quick: verify_reparameterisation(quick, "means")),
+            Check("exact", lambda quick: verify_reparameterisation(quick, "model2_cov"))]
+
+
+@claim("bpg.reparameterisation_model1_cov", source=f"{SOURCE}; derived here (docs/design.md §4.6)",
+       statement="Model 1's posterior covariance transforms as A⁻ᵀ cov A⁻¹ under θ' = Aθ",
+       expected="refuted",
+       conditions="refuted: Model 1's covariance (z_0 − zᵀCz)·I is a multiple of the identity in "
+                  "every parameterisation, so its credible ellipsoid is a ball in whichever θ is used")
+def _reparameterisation_model1():
+    return [Check("exact", lambda quick: verify_reparameterisation(quick, "model1_cov"))]
