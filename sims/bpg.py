@@ -36,7 +36,7 @@ from bandits.errors import InputError
 
 MODELS = (1, 2)
 COND_LIMIT = 1e10  # relative error of a solve is about cond · 2.2e-16, so at most ~2e-6
-MAX_SAMPLES = 20_000  # K is M × M float64: 3.2 GB at the limit
+MAX_SAMPLES = 16_384  # K is M × M float64 (M padded to `bucket(M)`): 2.1 GB at the limit
 JITTER_LADDER = tuple(10.0 ** k for k in range(-12, 1))  # times the mean diagonal of K
 SYMMETRY_TOL = 1e-10
 
@@ -212,8 +212,9 @@ def check_inputs(scores, returns, fisher, model, noise):
     if m < 1 or n < 1:
         raise InputError(f"scores must have at least one sample and one parameter, got shape {s.shape}")
     if m > MAX_SAMPLES:
-        raise InputError(f"M={m} samples is over the limit of {MAX_SAMPLES}: K would be an "
-                         f"{m} × {m} float64 matrix ({8 * m * m / 1e9:.1f} GB)")
+        size = bucket(m)
+        raise InputError(f"M={m} samples is over the limit of {MAX_SAMPLES}: K would be a "
+                         f"{size} × {size} float64 matrix ({8 * size * size / 1e9:.1f} GB)")
     if r.shape != (m,):
         raise InputError(f"returns must have shape ({m},) to match scores {s.shape}, got {r.shape}")
     try:
