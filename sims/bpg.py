@@ -16,8 +16,8 @@ posterior N(mean, cov) of ∇J. With C = (K + σ²I)⁻¹:
 
 Every solve is a Cholesky solve (K + σ²I and G), never an explicit inverse. If K + σ²I is
 ill-conditioned (its Cholesky fails, or the condition estimate from the factor's diagonal exceeds
-`COND_LIMIT`), the smallest jitter from a ladder that fixes it is added to the diagonal and
-reported: `gradient_posterior` returns it in `Posterior.jitter`, and `posterior` warns with
+`COND_LIMIT` = 1e10), the smallest jitter from a ladder (10⁻¹², 10⁻¹¹, … times the mean diagonal)
+that brings the estimate below `JITTERED_COND` = 1e8 is added to the diagonal and reported: `gradient_posterior` returns it in `Posterior.jitter`, and `posterior` warns with
 `JitterWarning`. Bad input raises `bandits.errors.InputError` naming the problem.
 """
 
@@ -35,7 +35,8 @@ import numpy as np
 from bandits.errors import InputError
 
 MODELS = (1, 2)
-COND_LIMIT = 1e10  # relative error of a solve is about cond · 2.2e-16, so at most ~2e-6
+COND_LIMIT = 1e10  # no jitter below this condition estimate (a solve loses ~log10(cond) digits)
+JITTERED_COND = 1e8  # once jitter is needed, enough of it to bring the estimate below this
 MAX_SAMPLES = 16_384  # K is M × M float64 (M padded to `bucket(M)`): 2.1 GB at the limit
 JITTER_LADDER = tuple(10.0 ** k for k in range(-12, 1))  # times the mean diagonal of K
 SYMMETRY_TOL = 1e-10
@@ -144,7 +145,8 @@ def gradient_posterior(scores, returns, fisher, model: int, noise: float) -> Pos
         jitter = t * scale if t else 0.0
         mean, cov, natural, condition = _posterior(*args, jitter, model)
         condition = float(condition)
-        if math.isfinite(condition) and condition <= COND_LIMIT and bool(jnp.all(jnp.isfinite(mean))):
+        limit = JITTERED_COND if jitter else COND_LIMIT
+        if math.isfinite(condition) and condition <= limit and bool(jnp.all(jnp.isfinite(mean))):
             return Posterior(mean, cov, natural, jnp.asarray(g), jitter, condition, model, noise)
     raise InputError(f"K + σ²I stays singular with jitter up to {scale:.3g} (M={s.shape[0]}): "
                      "the scores are degenerate")
@@ -160,6 +162,52 @@ def posterior(scores, returns, fisher, model: int, noise: float):
                       f"σ²={post.noise:g}); added jitter {post.jitter:.3g} to its diagonal "
                       f"(condition estimate now {post.condition:.3g})", JitterWarning, stacklevel=2)
     return post.mean, post.cov
+
+
+_posterior_many = jax.jit(jax.vmap(_posterior, in_axes=(0, 0, None, 0, None, 0, None)))
+
+
+def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Posterior:
+    """`gradient_posterior` for B independent data sets at once (one compiled, vmapped call):
+    scores (B, M, n), returns (B, M), one Fisher matrix (n, n) for all, or None for each data
+    set's own empirical Fisher. The fields of the result carry a leading B axis (`jitter` and
+    `condition` are (B,) arrays); jitter is added only to the data sets that need it."""
+    s = _array(scores, "scores")
+    r = _array(returns, "returns")
+    if s.ndim != 3 or r.ndim != 2 or r.shape != s.shape[:2]:
+        raise InputError(f"scores must be (B, M, n) and returns (B, M), got {s.shape} and {r.shape}")
+    b, m, n = s.shape
+    if b < 1:
+        raise InputError("posterior_batch needs at least one data set")
+    if b * bucket(m) ** 2 > MAX_SAMPLES**2:
+        raise InputError(f"B={b} data sets of M={m} samples need {8 * b * bucket(m) ** 2 / 1e9:.1f} GB "
+                         f"of kernels, over the limit of {8 * MAX_SAMPLES**2 / 1e9:.1f} GB")
+    if fisher is None or (isinstance(fisher, str) and fisher == "empirical"):
+        for i in range(b):
+            check_inputs(s[i], r[i], None, model, noise)
+        g = np.einsum("bmi,bmj->bij", s, s) / m
+    else:
+        _, _, g, _, _ = check_inputs(s[0], r[0], fisher, model, noise)
+        g = np.broadcast_to(g, (b, n, n))
+    _, _, _, model, noise = check_inputs(s[0], r[0], g[0], model, noise)
+    size = bucket(m)
+    pad = ((0, 0), (0, size - m))
+    args = (jnp.asarray(np.pad(s, (*pad, (0, 0)))), jnp.asarray(np.pad(r, pad)),
+            jnp.asarray(np.pad(np.ones(m), pad[1])), jnp.asarray(g), noise)
+    jitter = np.zeros(b)
+    for step in (0.0, *JITTER_LADDER):
+        mean, cov, natural, condition = _posterior_many(*args, jnp.asarray(jitter), model)
+        cond = np.asarray(condition)
+        limit = np.where(jitter > 0, JITTERED_COND, COND_LIMIT)
+        bad = ~(np.isfinite(cond) & (cond <= limit) & np.all(np.isfinite(np.asarray(mean)), axis=1))
+        if not bad.any():
+            return Posterior(mean, cov, natural, jnp.asarray(g), jitter, cond, model, noise)
+        if step:
+            scale = np.array([np.mean(np.diag(np.asarray(kernel_matrix(s[i], g[i], model)))) or 1.0
+                              for i in np.flatnonzero(bad)])
+            jitter[bad] = step * scale
+    raise InputError(f"K + σ²I stays singular with the largest jitter for data sets "
+                     f"{np.flatnonzero(bad)[:5].tolist()}: their scores are degenerate")
 
 
 def natural_gradient(mean, fisher):

@@ -112,7 +112,7 @@ def test_jitter_is_added_only_when_needed_and_reported():
     with pytest.warns(bpg.JitterWarning, match="added jitter"):
         mean, _ = bpg.posterior(s, r, g, 2, 0.0)
     post = bpg.gradient_posterior(s, r, g, 2, 0.0)
-    assert post.jitter > 0 and post.condition <= bpg.COND_LIMIT
+    assert post.jitter > 0 and post.condition <= bpg.JITTERED_COND
     # the jittered answer is the σ² → 0 limit G (UUᵀ)⁻¹ U y up to the jitter's effect
     np.testing.assert_allclose(mean, g @ np.linalg.solve(s.T @ s, s.T @ r), rtol=1e-5)
 
@@ -177,3 +177,25 @@ def test_posterior_is_covariant_under_linear_reparameterisation(seed):
             np.testing.assert_allclose(q.cov, ait @ p.cov @ ait.T, rtol=1e-8, atol=1e-10)
         else:  # the same scalar variance times I in both parameterisations
             np.testing.assert_allclose(q.cov, p.cov, rtol=1e-8)
+
+
+def test_posterior_batch_equals_one_by_one():
+    rng = np.random.default_rng(7)
+    s = rng.normal(size=(5, 9, 2))
+    r = rng.normal(size=(5, 9)) + s[..., 0] ** 2
+    g = np.array([[1.0, 0.3], [0.3, 2.0]])
+    for fisher, model in ((g, 1), (g, 2), (None, 2)):
+        batch = bpg.posterior_batch(s, r, fisher, model, 0.0 if model == 2 else 0.2)
+        for i in range(5):
+            one = bpg.gradient_posterior(s[i], r[i], fisher, model, 0.0 if model == 2 else 0.2)
+            # a jittered system has condition up to JITTERED_COND = 1e8
+            tol = 1e-9 if one.jitter == 0 else 1e-6
+            np.testing.assert_allclose(batch.mean[i], one.mean, rtol=0, atol=tol * np.abs(one.mean).max())
+            np.testing.assert_allclose(batch.cov[i], one.cov, rtol=tol, atol=tol * np.abs(one.cov).max())
+            assert batch.jitter[i] == pytest.approx(one.jitter, rel=1e-12)
+    assert np.all(bpg.posterior_batch(s, r, g, 2, 0.0).jitter > 0)  # σ² = 0, rank K = 2 < M = 9
+    assert np.all(bpg.posterior_batch(s, r, g, 2, 0.1).jitter == 0)
+    with pytest.raises(InputError, match="scores must be"):
+        bpg.posterior_batch(s[0], r, g, 2, 0.1)
+    with pytest.raises(InputError, match="noise must be ≥ 0"):
+        bpg.posterior_batch(s, r, g, 2, -1.0)
