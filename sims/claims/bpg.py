@@ -208,7 +208,7 @@ def symbolic_exact_in_span(quick: bool) -> Outcome:
                           "Model 1: mean − c1 (σ² = 0)": m1 - c1}, "posterior means in the span")
 
 
-@claim("bpg.exact_in_span", source=f"{SOURCE}, §3 (Bayesian quadrature is exact on its kernel's span)",
+@claim("bpg.exact_in_span", source=f"{SOURCE} (Bayesian quadrature is exact on its kernel's span)",
        statement="As σ² → 0 the posterior mean equals ∇J when R lies in the span of the Fisher kernel's "
                  "features (Model 2) or R·u in the span of the quadratic Fisher kernel's (Model 1)",
        conditions="Gaussian policy N(0, 1) with θ = μ (u = a) and θ = (μ, log s) (u = (a, a² − 1)); "
