@@ -10,6 +10,8 @@
   closed form (`sims.bpg.posterior`, compiled) against the gpytorch path (`sims.bpg_gpytorch`,
   one torch thread), both at a fixed noise, n = 2 parameters, Models 1 and 2. JAX's LAPACK
   follows OpenBLAS's threads: `OPENBLAS_NUM_THREADS=1 make bench` makes it one thread each.
+- LQR trajectories/s (scalar, H = 50): the jitted `lax.scan` sampler against a vectorised NumPy
+  loop over time of the same computation (states, actions, rewards of n trajectories).
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -144,6 +146,35 @@ def bpg_posterior_times(sizes=(10, 100, 1000), repeats: int = 3) -> list[dict]:
             rows.append({"M": m, "model": model, "jax_s": jax_s, "gpytorch_s": torch_s,
                          "gpytorch_over_jax": torch_s / jax_s})
     return rows
+LQR_H = 50
+
+
+def lqr_rates(n: int) -> dict:
+    """Trajectories/s of `bandits.lqr.sample_trajectories` and of the same rollout in NumPy."""
+    from bandits import lqr as L
+
+    a, b, q, r, k, sigma, gamma = 0.9, 0.5, 1.0, 0.1, -0.6, 0.5, 0.95
+    lqr = L.make(a, b, q, r, LQR_H, gamma, noise_cov=0.05)
+    theta = jnp.array([k])
+    key = jax.random.key(0)
+
+    def jax_run():
+        jax.block_until_ready(L.sample_trajectories(key, theta, lqr, n, sigma))
+
+    def numpy_run(seed=0):
+        rng = np.random.default_rng(seed)
+        xs, us, rs = np.empty((n, LQR_H)), np.empty((n, LQR_H)), np.empty((n, LQR_H))
+        x = rng.standard_normal(n)
+        for t in range(LQR_H):
+            u = k * x + sigma * rng.standard_normal(n)
+            xs[:, t], us[:, t], rs[:, t] = x, u, -(q * x * x + r * u * u)
+            x = a * x + b * u + np.sqrt(0.05) * rng.standard_normal(n)
+        return xs, us, rs
+
+    jax_rate = _best_rate(jax_run, n)
+    numpy_rate = _best_rate(numpy_run, n)
+    return {"H": LQR_H, "trajectories": n, "jax_trajectories_per_s": jax_rate,
+            "numpy_trajectories_per_s": numpy_rate, "speedup_vs_numpy": jax_rate / numpy_rate}
 
 
 def main() -> None:
@@ -172,6 +203,7 @@ def main() -> None:
                      "speedup_vs_numpy": rate / np_rate, "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
     bpg_rows = bpg_posterior_times()
+    lqr = lqr_rates(1 << (14 if quick else 17))
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -182,6 +214,7 @@ def main() -> None:
         "monte_carlo": rows,
         "exact_k4_bernoulli": ex,
         "bpg_posterior": bpg_rows,
+        "lqr_sampler": lqr,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows),
             "mc_at_least_half_rng_roofline": all(r["fraction_of_rng_roofline"] >= 0.5 for r in rows),
@@ -213,6 +246,9 @@ def _print(report: dict) -> None:
         b.add_row(str(r["M"]), str(r["model"]), f"{r['jax_s']:.3g}", f"{r['gpytorch_s']:.3g}",
                   f"{r['gpytorch_over_jax']:.1f}×")
     c.print(b)
+    lq = report["lqr_sampler"]
+    c.print(f"LQR sampler, scalar, H={lq['H']}: {lq['jax_trajectories_per_s']:.3g} trajectories/s (jit) vs "
+            f"{lq['numpy_trajectories_per_s']:.3g} (NumPy), {lq['speedup_vs_numpy']:.1f}×")
     c.print(f"targets: {report['targets']}")
 
 
