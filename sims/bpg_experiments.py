@@ -1,0 +1,122 @@
+"""Bayesian policy gradients against Monte Carlo on the continuous problems (docs/design.md §4.6):
+R independent data sets of M samples each, drawn in one call, their posteriors computed in one
+`sims.bpg.posterior_batch` call, and two summaries over the data sets:
+
+* coverage: the fraction of data sets whose level-q credible ellipsoid holds the true gradient,
+  (∇J − mean)ᵀ cov⁻¹ (∇J − mean) ≤ χ²_n(q) (`sims.bpg.mahalanobis`);
+* squared error: |mean − ∇J|² for the posterior mean and |ĝ_MC − ∇J|² for the Monte Carlo
+  estimate ĝ_MC = (1/M) Σ R_i u_i on the same data sets (paired).
+
+Problems: the Gaussian bandit a ~ N(μ, s²), θ = (μ, log s), at θ = (0, 0) with the quadratic
+reward −(a − 1)² (`bandits.gaussian`), score u = (a, a² − 1), Fisher diag(1, 2), ∇J = (2, −2);
+and scalar LQR (`bandits.lqr`, the `lqr_objective` case) with θ = K, σ fixed, score the
+trajectory score u = Σ_t ε_t x_t/σ, return the discounted return, Fisher G = Σ_t E[x_t²]/σ²
+(ε_t is independent of x_t), ∇J from the exact recursion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.stats import chi2
+
+from bandits import gaussian as GB
+from bandits import lqr as L
+from sims import bpg
+
+GAUSSIAN_THETA = (0.0, 0.0)
+GAUSSIAN_REWARD = GB.REWARDS["quadratic"]
+LQR_CASE = dict(A=1.2, B=0.8, Q=1.0, R=0.3, horizon=50, gamma=0.9, noise_cov=0.05)
+LQR_SIGMA = 0.4
+LQR_GAIN = -0.8  # stabilising (γ(1.2 − 0.64)² < 1), away from K* ≈ −1.114: ∇J ≈ −2.83
+LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """R data sets: scores (R, M, n), returns (R, M), the exact Fisher (n, n) and ∇J (n,)."""
+
+    scores: np.ndarray
+    returns: np.ndarray
+    fisher: np.ndarray
+    gradient: np.ndarray
+
+
+def gaussian_data(seed: int, r: int, m: int, theta=GAUSSIAN_THETA, coeffs=GAUSSIAN_REWARD) -> Data:
+    theta = jnp.asarray(theta, jnp.float64)
+    a = GB.sample(jax.random.PRNGKey(seed), theta, (r, m))
+    return Data(np.asarray(GB.score(theta, a)), np.asarray(GB.polyval(jnp.asarray(coeffs), a)),
+                np.asarray(GB.fisher(theta)), np.asarray(GB.gradient(theta, jnp.asarray(coeffs))))
+
+
+def lqr_problem():
+    return L.make(**LQR_CASE)
+
+
+def lqr_fisher(lqr, theta, sigma) -> np.ndarray:
+    """G = E[u²] = Σ_t E[x_t²]/σ² for scalar LQR with θ = K (u = Σ_t ε_t x_t/σ)."""
+    return np.array([[float(jnp.sum(L.second_moments(theta, lqr, sigma))) / sigma**2]])
+
+
+def lqr_data(seed: int, r: int, m: int, gain: float = LQR_GAIN, sigma: float = LQR_SIGMA) -> Data:
+    lqr = lqr_problem()
+    theta = jnp.array([gain], jnp.float64)
+    traj = L.sample_trajectories(jax.random.PRNGKey(seed), theta, lqr, r * m, sigma)
+    u = jax.vmap(lambda t: L.trajectory_score(theta, t, sigma))(traj)
+    ret = L.discounted_return(traj, lqr.gamma)
+    return Data(np.asarray(u).reshape(r, m, 1), np.asarray(ret).reshape(r, m),
+                lqr_fisher(lqr, theta, sigma), np.asarray(L.gradient(theta, lqr, sigma)))
+
+
+def data(problem: str, seed: int, r: int, m: int) -> Data:
+    return {"gaussian": gaussian_data, "lqr": lqr_data}[problem](seed, r, m)
+
+
+def posteriors(d: Data, model: int, noise: float, fisher: str = "known", batch_fn=bpg.posterior_batch):
+    """(means (R, n), covs (R, n, n)) of every data set; fisher "known" or "plugin"."""
+    post = batch_fn(d.scores, d.returns, d.fisher if fisher == "known" else None, model, noise)
+    return np.asarray(post[0]), np.asarray(post[1])
+
+
+def distances(means, covs, point) -> np.ndarray:
+    """(point − mean_r)ᵀ cov_r⁻¹ (point − mean_r) for every data set r."""
+    return np.array([bpg.mahalanobis(m, c, point) for m, c in zip(means, covs)])
+
+
+def coverage(dist, n: int, levels=LEVELS) -> dict[float, int]:
+    """How many data sets hold the true gradient in their level-q ellipsoid, for each q."""
+    return {q: int(np.sum(dist <= chi2.ppf(q, n))) for q in levels}
+
+
+def squared_errors(d: Data, means) -> tuple[np.ndarray, np.ndarray]:
+    """(|mean_r − ∇J|², |ĝ_MC,r − ∇J|²) per data set (paired)."""
+    mc = np.einsum("rmi,rm->ri", d.scores, d.returns) / d.scores.shape[1]
+    return np.sum((means - d.gradient) ** 2, axis=1), np.sum((mc - d.gradient) ** 2, axis=1)
+
+
+def ratio_ci(bpg_se, mc_se, seed: int, resamples: int = 2000, level: float = 0.95):
+    """MSE ratio mean(bpg_se)/mean(mc_se) with a paired percentile-bootstrap CI (data sets resampled)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, bpg_se.size, (resamples, bpg_se.size))
+    boot = bpg_se[idx].mean(axis=1) / mc_se[idx].mean(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return float(bpg_se.mean() / mc_se.mean()), float(lo), float(hi)
+
+
+NOISE = 1.0  # σ² of the GP likelihood: the unit-scale prior, the same on both problems
+
+
+_CACHE: dict = {}
+
+
+def cached_data(problem: str, seed: int, r: int, m: int) -> Data:
+    """`data`, memoised within one process (the claims and figures reuse the same draws)."""
+    key = (problem, seed, r, m)
+    if key not in _CACHE:
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        _CACHE[key] = data(problem, seed, r, m)
+    return _CACHE[key]
