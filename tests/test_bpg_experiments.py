@@ -74,3 +74,24 @@ def test_calibration_check_catches_a_scaled_covariance(scale):
 def test_detectable_deviation_by_hand():
     # Holm's first threshold for 4 tests at 1e-6: Φ⁻¹(1 − 1.25e-7) = 5.1577; z_0.99 = 2.3263
     assert C.detectable_deviation(2000, 4) == pytest.approx((5.1577 + 2.3263) * math.sqrt(0.95 * 0.05 / 2000), rel=1e-4)
+
+
+def fixed_mean(kind):
+    """A planted posterior whose mean is ∇J itself ("truth": MSE 0), the Monte Carlo estimate
+    ("mc": no advantage) or 1.5 × it ("inflated")."""
+
+    def batch(s, y, g, model, noise):
+        mc = np.einsum("rmi,rm->ri", s, y) / s.shape[1]
+        mean = {"truth": np.broadcast_to([2.0, -2.0], mc.shape), "mc": mc, "inflated": 1.5 * mc}[kind]
+        return mean, np.broadcast_to(np.eye(2), (s.shape[0], 2, 2))
+
+    return batch
+
+
+@pytest.mark.parametrize("kind, holds", [("truth", True), ("mc", False), ("inflated", False)])
+def test_mse_check_passes_and_catches_planted_means(kind, holds):
+    out = C.verify_mse_below_mc(True, fixed_mean(kind), problems=("gaussian",), r=300, sweep=(5, 10), sweep_r=100)
+    assert out.holds == holds, out.measured
+    if kind == "mc":
+        assert out.measured["cases"]["gaussian, Model 1"]["ratio_at_M10"] == 1.0
+        assert out.measured["cases"]["gaussian, Model 1"]["advantage_ends_at_M"] == 5
