@@ -169,8 +169,8 @@ _posterior_many = jax.jit(jax.vmap(_posterior, in_axes=(0, 0, None, 0, None, 0, 
 
 def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Posterior:
     """`gradient_posterior` for B independent data sets at once (one compiled, vmapped call):
-    scores (B, M, n), returns (B, M), one Fisher matrix (n, n) for all, or None for each data
-    set's own empirical Fisher. The fields of the result carry a leading B axis (`jitter` and
+    scores (B, M, n), returns (B, M), one Fisher matrix (n, n) for all, one per data set
+    (B, n, n), or None for each data set's own empirical Fisher. The fields of the result carry a leading B axis (`jitter` and
     `condition` are (B,) arrays); jitter is added only to the data sets that need it."""
     s = _array(scores, "scores")
     r = _array(returns, "returns")
@@ -186,6 +186,10 @@ def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Poster
         for i in range(b):
             check_inputs(s[i], r[i], None, model, noise)
         g = np.einsum("bmi,bmj->bij", s, s) / m
+    elif np.ndim(fisher) == 3:
+        if np.shape(fisher)[0] != b:
+            raise InputError(f"fisher must be (n, n) or ({b}, n, n) to match {b} data sets, got {np.shape(fisher)}")
+        g = np.stack([check_inputs(s[i], r[i], fisher[i], model, noise)[2] for i in range(b)])
     else:
         _, _, g, _, _ = check_inputs(s[0], r[0], fisher, model, noise)
         g = np.broadcast_to(g, (b, n, n))

@@ -150,3 +150,67 @@ def mse_rows(problem: str, ms, r: int, seed: int, models=(1, 2), fisher: str = "
                 "p_below": float(norm.cdf(diff.mean() / se)) if se > 0 else float(diff.mean() >= 0)}
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning curves on scalar LQR at equal sample budget
+# ---------------------------------------------------------------------------------------------
+
+LEARNERS = ("mc", "bpg_model1", "bpg_model2", "bpg_natural")
+LEARN_START = -0.45
+LEARN_STEP = 0.004  # K ← K + η ĝ for the gradient estimates (MC and BPG)
+LEARN_NATURAL_STEP = 0.25  # K ← K + η_nat G⁻¹ ĝ (G ≈ 55 near K*, so η_nat/G ≈ η)
+# the gains kept: γ(1.2 + 0.8K)² < 1 ⇔ K ∈ (−2.817, −0.333); K is clipped into [−2.5, −0.4]
+LEARN_BOUNDS = (-2.5, -0.4)
+
+
+def lqr_fisher_batch(lqr, gains, sigma):
+    """G(K) = Σ_t E[x_t²]/σ² for each gain, shape (B, 1, 1)."""
+    g = jax.vmap(lambda k: jnp.sum(L.second_moments(k[None], lqr, sigma)))(jnp.asarray(gains)) / sigma**2
+    return np.asarray(g).reshape(-1, 1, 1)
+
+
+def update(gains, directions, steps, bounds=LEARN_BOUNDS):
+    """K ← clip(K + η·d, bounds), elementwise."""
+    return np.clip(np.asarray(gains) + np.asarray(steps) * np.asarray(directions), *bounds)
+
+
+def learning_curves(seeds: int, iterations: int, m: int = 10, seed: int = 0, sigma: float = LQR_SIGMA,
+                    start: float = LEARN_START) -> dict:
+    """Gradient ascent on scalar LQR (θ = K, σ fixed) from K_0 = `start`, every learner drawing M
+    fresh trajectories per iteration (equal sample budget): "mc" steps along (1/M) Σ R u, "bpg_model1"
+    and "bpg_model2" along the posterior mean (exact G, σ² = 1), "bpg_natural" along G⁻¹ × Model 2's
+    mean. Returns the exact J(K_t) and K_t, arrays (learner, seed, iteration + 1)."""
+    lqr = lqr_problem()
+    n_learn = len(LEARNERS)
+    gains = np.full(n_learn * seeds, float(start))
+    steps = np.repeat([LEARN_STEP, LEARN_STEP, LEARN_STEP, LEARN_NATURAL_STEP], seeds)
+    objective = jax.jit(jax.vmap(lambda k: L.objective(k[None], lqr, sigma)))
+    sample = jax.jit(jax.vmap(lambda key, k: _lqr_batch(key, k, lqr, m, sigma)))
+    history_j, history_k = [np.asarray(objective(jnp.asarray(gains)))], [gains.copy()]
+    keys = jax.random.split(jax.random.PRNGKey(seed), iterations)
+    for t in range(iterations):
+        # common random numbers across learners: seed s of every learner uses the same key
+        key_t = jnp.tile(jax.random.split(keys[t], seeds), (n_learn, 1))
+        u, ret = sample(key_t, jnp.asarray(gains))
+        u, ret = np.asarray(u)[..., None], np.asarray(ret)
+        fisher = lqr_fisher_batch(lqr, gains, sigma)
+        mc = np.einsum("bmi,bm->bi", u, ret)[:, 0] / m
+        p1 = bpg.posterior_batch(u, ret, fisher, 1, NOISE)
+        p2 = bpg.posterior_batch(u, ret, fisher, 2, NOISE)
+        choice = np.stack([mc, np.asarray(p1.mean)[:, 0], np.asarray(p2.mean)[:, 0], np.asarray(p2.natural)[:, 0]])
+        direction = choice[np.repeat(np.arange(n_learn), seeds), np.arange(n_learn * seeds)]
+        gains = update(gains, direction, steps)
+        history_j.append(np.asarray(objective(jnp.asarray(gains))))
+        history_k.append(gains.copy())
+    shape = (n_learn, seeds, iterations + 1)
+    return {"J": np.stack(history_j, axis=1).reshape(shape), "K": np.stack(history_k, axis=1).reshape(shape),
+            "J_star": float(L.objective(jnp.asarray(L.optimal_gain(lqr)[0]).reshape(1), lqr, sigma)),
+            "K_star": float(L.optimal_gain(lqr)[0][0, 0])}
+
+
+def _lqr_batch(key, gain, lqr, m, sigma):
+    theta = jnp.reshape(gain, (1,))
+    traj = L.sample_trajectories(key, theta, lqr, m, sigma)
+    u = jax.vmap(lambda tr: L.trajectory_score(theta, tr, sigma))(traj)[:, 0]
+    return u, L.discounted_return(traj, lqr.gamma)

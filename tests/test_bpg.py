@@ -195,6 +195,13 @@ def test_posterior_batch_equals_one_by_one():
             assert batch.jitter[i] == pytest.approx(one.jitter, rel=1e-12)
     assert np.all(bpg.posterior_batch(s, r, g, 2, 0.0).jitter > 0)  # σ² = 0, rank K = 2 < M = 9
     assert np.all(bpg.posterior_batch(s, r, g, 2, 0.1).jitter == 0)
+    # one Fisher per data set: the same as one call per data set with its own G
+    gs = np.stack([g * (1 + i) for i in range(s.shape[0])])
+    per = bpg.posterior_batch(s, r, gs, 2, 0.1)
+    for i in range(s.shape[0]):
+        np.testing.assert_allclose(per.mean[i], bpg.posterior(s[i], r[i], gs[i], 2, 0.1)[0], rtol=1e-10)
+    with pytest.raises(InputError, match="data sets"):
+        bpg.posterior_batch(s, r, gs[:1], 2, 0.1)
     with pytest.raises(InputError, match="scores must be"):
         bpg.posterior_batch(s[0], r, g, 2, 0.1)
     with pytest.raises(InputError, match="noise must be ≥ 0"):

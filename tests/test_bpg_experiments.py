@@ -95,3 +95,24 @@ def test_mse_check_passes_and_catches_planted_means(kind, holds):
     if kind == "mc":
         assert out.measured["cases"]["gaussian, Model 1"]["ratio_at_M10"] == 1.0
         assert out.measured["cases"]["gaussian, Model 1"]["advantage_ends_at_M"] == 5
+
+
+def test_learning_update_and_fisher_batch():
+    np.testing.assert_allclose(E.update([-1.0, -0.5, -2.4], [10.0, 100.0, -100.0], [0.01, 0.01, 0.01]),
+                               [-0.9, -0.4, -2.5])  # the last two clipped into [−2.5, −0.4]
+    lqr = E.lqr_problem()
+    import jax.numpy as jnp
+
+    batch = E.lqr_fisher_batch(lqr, np.array([-0.8, -1.2]), E.LQR_SIGMA)
+    for i, k in enumerate((-0.8, -1.2)):
+        np.testing.assert_allclose(batch[i], E.lqr_fisher(lqr, jnp.array([k]), E.LQR_SIGMA), rtol=1e-12)
+
+
+def test_learning_curves_are_reproducible_and_start_together():
+    a = E.learning_curves(2, 3, m=4, seed=5)
+    b = E.learning_curves(2, 3, m=4, seed=5)
+    assert a["J"].shape == (len(E.LEARNERS), 2, 4)
+    np.testing.assert_array_equal(a["J"], b["J"])
+    assert np.all(a["J"][:, :, 0] == a["J"][0, 0, 0])
+    assert np.all((a["K"] >= E.LEARN_BOUNDS[0]) & (a["K"] <= E.LEARN_BOUNDS[1]))
+    assert np.all(a["J"] <= a["J_star"] + 1e-9)  # J_H(K*): K* (Riccati, H = ∞) is not beaten at these gains
