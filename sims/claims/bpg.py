@@ -415,7 +415,7 @@ CALIBRATION_SEED = 10
 
 
 def calibration_datasets(quick: bool) -> int:
-    return 2_000 if quick else 20_000
+    return 2_000 if quick else 10_000
 
 
 def detectable_deviation(r: int, tests: int, level: float = CALIBRATION_LEVEL) -> float:
@@ -467,7 +467,7 @@ def verify_calibration(quick: bool, model: int, fisher_kind: str, batch_fn=bpg.p
 
 
 CALIBRATION_CONDITIONS = (
-    "R independent data sets of M samples (2,000 quick, 20,000 full per case), σ² = 1; Gaussian bandit "
+    "R independent data sets of M samples (2,000 quick, 10,000 full per case), σ² = 1; Gaussian bandit "
     "θ = (μ, log s) = (0, 0), reward −(a − 1)², M = 10, 40; scalar LQR (A = 1.2, B = 0.8, Q = 1, R = 0.3, "
     "H = 50, γ = 0.9, Σ_w = 0.05, σ = 0.4) at K = −0.8, trajectory score and discounted return, M = 10, 40")
 
