@@ -9,6 +9,10 @@
 - the same roofline for the default threefry2x32 keys, for comparison;
 - the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, and for K=16 Bernoulli
   arms at G=64 (GRPO, mean and covariance), compilation included.
+- Bayesian policy gradient: the posterior's time at M = 10, 100, 1000 sample paths, the JAX
+  closed form (`sims.bpg.posterior`, compiled) against the gpytorch path (`sims.bpg_gpytorch`,
+  one torch thread), both at a fixed noise, n = 2 parameters, Models 1 and 2. JAX's LAPACK
+  follows OpenBLAS's threads: `OPENBLAS_NUM_THREADS=1 make bench` makes it one thread each.
 - LQR trajectories/s (scalar, H = 50): the jitted `lax.scan` sampler against a vectorised NumPy
   loop over time of the same computation (states, actions, rewards of n trajectories).
 - allocation: the exact E[ΔJ] of one allocation of 256 prompts (K=4 Bernoulli arms, group sizes
@@ -190,6 +194,31 @@ def exact_wall_times(groups=(4, 8, 16)) -> dict:
     return out
 
 
+def bpg_posterior_times(sizes=(10, 100, 1000), repeats: int = 3) -> list[dict]:
+    """Best-of-`repeats` seconds per posterior, JAX closed form vs gpytorch, in one run."""
+    import torch
+
+    from sims import bpg, bpg_gpytorch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    fisher = np.diag([1.0, 2.0])  # a ~ N(0, 1), θ = (μ, log s): u = (a, a² − 1)
+    rows = []
+    for m in sizes:
+        a = rng.normal(size=m)
+        s, r = np.stack([a, a**2 - 1], axis=1), a + a**2 + rng.normal(size=m)
+        for model in (1, 2):
+            def jax_run():
+                jax.block_until_ready(bpg.posterior(s, r, fisher, model, 0.5))
+
+            def torch_run():
+                bpg_gpytorch.posterior(s, r, fisher, model, 0.5)
+
+            jax_s = 1.0 / _best_rate(jax_run, 1, repeats)
+            torch_s = 1.0 / _best_rate(torch_run, 1, repeats)
+            rows.append({"M": m, "model": model, "jax_s": jax_s, "gpytorch_s": torch_s,
+                         "gpytorch_over_jax": torch_s / jax_s})
+    return rows
 LQR_H = 50
 
 
@@ -281,6 +310,7 @@ def main() -> None:
                      "speedup_vs_numpy": None if np_rate is None else rate / np_rate,
                      "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
+    bpg_rows = bpg_posterior_times()
     lqr = lqr_rates(1 << (14 if quick else 17))
     big = exact_large_group()
     alloc = allocation_times()
@@ -298,6 +328,7 @@ def main() -> None:
         "grpo_stages_groups_per_s": {n[len("stage: "):]: samples / t for n, t in best.items()
                                      if n.startswith("stage: ")},
         "exact_k4_bernoulli": ex,
+        "bpg_posterior": bpg_rows,
         "lqr_sampler": lqr,
         "exact_k16_bernoulli_g64_grpo": big,
         "allocation_256_prompts": alloc,
@@ -341,6 +372,12 @@ def _print(report: dict) -> None:
     b = report["exact_k16_bernoulli_g64_grpo"]
     c.print(f"exact K={b['K']} Bernoulli G={b['G']} grpo ({b['route']}, {b['groups']:,} groups): "
             f"{b['seconds']:.2f} s")
+    bp = Table("M", "model", "JAX closed form (s)", "gpytorch (s)", "gpytorch / JAX",
+              title="Bayesian PG posterior, n = 2, fixed noise (torch: 1 thread)")
+    for r in report["bpg_posterior"]:
+        bp.add_row(str(r["M"]), str(r["model"]), f"{r['jax_s']:.3g}", f"{r['gpytorch_s']:.3g}",
+                  f"{r['gpytorch_over_jax']:.1f}×")
+    c.print(bp)
     lq = report["lqr_sampler"]
     c.print(f"LQR sampler, scalar, H={lq['H']}: {lq['jax_trajectories_per_s']:.3g} trajectories/s (jit) vs "
             f"{lq['numpy_trajectories_per_s']:.3g} (NumPy), {lq['speedup_vs_numpy']:.1f}×")
