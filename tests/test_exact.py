@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bandits import rewards as R
-from bandits import softmax
 from bandits.errors import InputError
 from sims import estimators as E
 from sims import exact

@@ -17,7 +17,6 @@ import pytest
 from bandits import rewards as R
 from bandits import softmax
 from bandits import vas as B
-from sims import estimators as E
 from sims import exact
 
 THETA = np.array([math.log(2.0), 0.0, 0.0])
