@@ -289,8 +289,8 @@ def plan(name: str, logits, rewards: RewardModel, group: int) -> tuple[str, int]
     if not options:
         raise InputError(
             f"exact moments of {name!r} at G={group}: the multiset route needs {n_multiset:,} "
-            f"multisets of {m} outcomes, beyond its limits of {MAX_MULTISETS:,} multisets and "
-            f"{MAX_ENTRIES:,} table entries{why}; "
+            f"multisets of {m} outcomes, beyond its limit of {MAX_MULTISETS:,} multisets "
+            f"(or {MAX_ENTRIES:,} table entries){why}; "
             f"use Monte Carlo instead"
         )
     n, route = min(options)

@@ -44,8 +44,9 @@ def test_alphabet_route_equals_multiset_route(case):
         a = exact.moments(name, logits, model, group, route="multiset")
         b = exact.moments(name, logits, model, group, route="reward-alphabet")
         assert b.route == "reward-alphabet" and a.route == "multiset"
-        np.testing.assert_allclose(b.mean, a.mean, rtol=0, atol=1e-12, err_msg=name)
-        np.testing.assert_allclose(b.cov, a.cov, rtol=0, atol=1e-12, err_msg=name)
+        # 1e-12 absolute, and relative where an estimator's scale is large (bnpo's 1/f reaches 1e6)
+        np.testing.assert_allclose(b.mean, a.mean, rtol=1e-12, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(b.cov, a.cov, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 def test_alphabet_route_equals_multiset_route_at_group_64():
