@@ -202,6 +202,7 @@ def figures(
 from sims.cli_copg import copg as _copg  # noqa: E402
 
 app.command("copg")(_copg)
+app.command("npg")(__import__("sims.cli_npg", fromlist=["npg"]).npg)
 
 
 def _fail(message: str) -> None:
