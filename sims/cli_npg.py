@@ -52,6 +52,8 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
         raise InputError(f"--steps {steps} exceeds the limit of {MAX_STEPS:,}")
     if seed < 0:
         raise InputError(f"--seed must be non-negative, got {seed}")
+    if rule not in ("first", "stay"):
+        raise InputError(f"unknown rule {rule!r}; expected first or stay")
     g0 = DEFAULT_GAMMA0[method] if gamma0 is None else float(gamma0)
     if not (math.isfinite(g0) and g0 > 0):
         raise InputError(f"--gamma0 must be positive and finite, got {gamma0}")
