@@ -66,7 +66,7 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
     grid = npg.default_eps_grid(run.gaps) if eps is None else np.asarray(eps, dtype=np.float64)
     comp = npg.complexity(run.gaps, run.trajectories, grid, seed=seed, rule=rule)
     final_med, final_lo, final_hi = npg.median_ci(run.gaps[:, -1:], seed)
-    return _strict({
+    return npg.strict_json({
         "method": method,
         "problem": problem,
         "problem_description": prob.description,
@@ -85,16 +85,6 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
         "non_finite_gaps": int(np.sum(~np.isfinite(run.gaps))),
     })
 
-
-def _strict(x):
-    """Non-finite floats become null (strict JSON); `non_finite_gaps` counts diverged records."""
-    if isinstance(x, dict):
-        return {k: _strict(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_strict(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 def _print(report: dict) -> None:

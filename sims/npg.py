@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time
 from typing import Callable, NamedTuple
 
 import jax
@@ -464,3 +465,84 @@ def learning_curve(run: Run, points: int = 100, seed: int = 0, level: float = 0.
     med, lo, hi = median_ci(run.gaps[:, k], seed, level, resamples=1000)
     return {"trajectories": run.trajectories[k].tolist(), "median": med.tolist(),
             "lo": lo.tolist(), "hi": hi.tolist(), "level": level}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning and sweeps
+# ---------------------------------------------------------------------------------------------
+
+TUNE_SEED_OFFSET = 1_000_000  # tuning seeds are disjoint from evaluation seeds
+
+
+def steps_for(method: str, budget: int, record_every: int) -> int:
+    """The largest number of steps within `budget` trajectories that is a multiple of
+    `record_every`."""
+    steps = budget // _method(method).trajectories_per_step
+    steps -= steps % record_every
+    if steps < record_every:
+        raise InputError(f"a budget of {budget} trajectories is too small for {method}")
+    return steps
+
+
+def tune_gamma0(method: str, problem: Problem, grid, budget: int, seeds: int, eps: float,
+                record_every: int = 1, seed: int = TUNE_SEED_OFFSET) -> dict:
+    """Pick γ_0 from `grid` with the same budget for every method: `seeds` runs per γ_0 (all in
+    one vmapped batch), each of `budget` trajectories. Score: the median over seeds of the
+    trajectories until J* − J ≤ `eps` (never reached counts as +inf); ties (e.g. all +inf) go
+    to the smaller median final gap."""
+    grid = np.asarray(grid, dtype=np.float64).reshape(-1)
+    steps = steps_for(method, budget, record_every)
+    seed_ids = np.tile(np.arange(seed, seed + seeds), grid.size)
+    r = run(method, problem, seed_ids, steps, np.repeat(grid, seeds), record_every)
+    hits = hitting_trajectories(r.gaps, r.trajectories, [eps])[:, 0].reshape(grid.size, seeds)
+    med = np.median(hits, axis=1)
+    final = np.median(r.gaps[:, -1].reshape(grid.size, seeds), axis=1)
+    best = min(range(grid.size), key=lambda i: (med[i], final[i]))
+    return {"grid": grid.tolist(), "eps": float(eps), "budget": int(budget), "seeds": int(seeds),
+            "median_trajectories": [_finite(v) for v in med],
+            "median_final_gap": [_finite(v) for v in final], "best": float(grid[best])}
+
+
+def sweep(problem: Problem, methods, budget: int, seeds: int, eps, gamma_grid, tune_seeds: int,
+          seed: int = 0, record_every: int = 1, progress: Callable | None = None) -> dict:
+    """For each method: tune γ_0 on `gamma_grid` (`tune_seeds` seeds disjoint from the
+    evaluation seeds, target the smallest ε, same trajectory budget), then run `seeds`
+    evaluation seeds from `seed` with that γ_0 and measure trajectories to ε on the grid `eps`
+    and the fitted exponent with CIs, and the learning curve. Returns a strict-JSON dict, so the
+    figure can be redrawn from it."""
+    eps = np.sort(np.asarray(eps, dtype=np.float64))[::-1]
+    out = {"problem": problem.name, "description": problem.description, "budget": int(budget),
+           "seeds": int(seeds), "seed": int(seed), "tune_seeds": int(tune_seeds),
+           "gamma_grid": np.asarray(gamma_grid, dtype=np.float64).tolist(),
+           "eps": eps.tolist(), "record_every": int(record_every), "methods": {}}
+    for name in methods:
+        m = _method(name)
+        start = time.perf_counter()
+        tuning = tune_gamma0(name, problem, gamma_grid, budget, tune_seeds, float(eps[-1]),
+                             record_every)
+        steps = steps_for(name, budget, record_every)
+        r = run(name, problem, np.arange(seed, seed + seeds), steps, tuning["best"], record_every)
+        out["methods"][name] = {
+            "gamma0": tuning["best"], "tuning": tuning, "steps": steps,
+            "trajectories_per_step": m.trajectories_per_step, "paper_exponent": m.paper_exponent,
+            "complexity": complexity(r.gaps, r.trajectories, eps, seed=seed),
+            "curve": learning_curve(r, seed=seed),
+            "non_finite_gaps": int(np.sum(~np.isfinite(r.gaps))),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        if progress:
+            progress(name)
+    return strict_json(out)
+
+
+def strict_json(x):
+    """Non-finite floats become None, arrays lists: `json.dumps(..., allow_nan=False)` safe."""
+    if isinstance(x, dict):
+        return {str(k): strict_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [strict_json(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x

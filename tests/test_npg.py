@@ -299,3 +299,30 @@ def test_oracles_mc_and_defective_sampler():
     g, h = P.score_function_oracles(uniform_arms, P.softmax_log_prob)
     bad = npg.Problem("bad", np.zeros(3), lambda th: 0.0, g, h, 0.8)
     assert not C.check_oracles_mc(quick=True, problem=bad).passed
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning and sweeps
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tune_and_sweep_on_the_quadratic():
+    """Exact oracles on J = −½|θ − θ*|²_A: N-HARPG's d_t = ∇J(θ_t), so its run is deterministic
+    and the tuned γ_0 must be the grid value that reaches ε first, found independently here."""
+    prob = P.get("quadratic")
+    grid = [0.05, 0.5, 5.0]
+    tuned = npg.tune_gamma0("n-harpg", prob, grid, budget=400, seeds=2, eps=1e-3)
+    by_hand = []
+    for g in grid:
+        r = npg.run("n-harpg", prob, [0], 200, g)
+        by_hand.append(npg.hitting_trajectories(r.gaps, r.trajectories, [1e-3])[0, 0])
+    assert tuned["best"] == grid[int(np.argmin(by_hand))]
+    assert tuned["median_trajectories"] == [None if np.isinf(h) else h for h in by_hand]
+    out = npg.sweep(prob, ["n-harpg", "pg"], budget=400, seeds=3, eps=[0.1, 0.01, 0.001],
+                    gamma_grid=grid, tune_seeds=2)
+    import json
+
+    json.dumps(out, allow_nan=False)
+    assert set(out["methods"]) == {"n-harpg", "pg"}
+    assert out["methods"]["n-harpg"]["steps"] == 200 and out["methods"]["pg"]["steps"] == 400
+    assert out["methods"]["n-harpg"]["gamma0"] == tuned["best"]
