@@ -22,7 +22,7 @@ import typer
 
 from bandits.errors import InputError
 
-DEFAULT_GAMMA0 = {"pg": 1.0, "n-pg-m": 1.0, "n-pg-igt": 1.0, "harpg": 1.0, "n-harpg": 1.0}
+DEFAULT_GAMMA0 = 1.0
 MAX_STEPS = 10_000_000
 
 
@@ -54,7 +54,7 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
         raise InputError(f"--seed must be non-negative, got {seed}")
     if rule not in ("first", "stay"):
         raise InputError(f"unknown rule {rule!r}; expected first or stay")
-    g0 = DEFAULT_GAMMA0[method] if gamma0 is None else float(gamma0)
+    g0 = DEFAULT_GAMMA0 if gamma0 is None else float(gamma0)
     if not (math.isfinite(g0) and g0 > 0):
         raise InputError(f"--gamma0 must be positive and finite, got {gamma0}")
     if record_every is None:
@@ -116,7 +116,7 @@ def _print(report: dict) -> None:
 
 
 def npg(
-    method: str = typer.Option(..., help="pg | n-pg-m | n-pg-igt | harpg | n-harpg"),
+    method: str = typer.Option(..., help="pg | pg-const | n-pg-m | n-pg-igt | harpg | n-harpg"),
     problem: str = typer.Option(..., help="registered problem, e.g. softmax"),
     steps: int = typer.Option(..., help="iterations per run"),
     seeds: int = typer.Option(..., help="number of seeds (runs), vmapped in one jit"),

@@ -17,6 +17,7 @@ method is `State(theta, theta_prev, d, t, key)`: θ_t, θ_{t−1}, d_{t−1}, t 
 | method | direction d_t | step θ_{t+1} − θ_t | η_t | γ_t | trajectories |
 |---|---|---|---|---|---|
 | `pg` (GPOMDP) | g(τ_t, θ_t) | γ_t d_t | – | γ_0/√(t+1) | 1 |
+| `pg-const` | g(τ_t, θ_t) | γ_0 d_t | – | γ_0 | 1 |
 | `n-pg-m` | (1−η_t)d_{t−1} + η_t g(τ_t, θ_t) | γ_t d_t/‖d_t‖ | ρ_t^{4/5} | γ_0 ρ_t | 1 |
 | `n-pg-igt` | (1−η_t)d_{t−1} + η_t g(τ̃_t, θ̃_t) | γ_t d_t/‖d_t‖ | ρ_t^{4/5} | γ_0 ρ_t | 1 |
 | `harpg` | (1−η_t)(d_{t−1} + v_t) + η_t g(τ_t, θ_t) | γ_t d_t | ρ_t | γ_0 ρ_t^{1/2} | 2 |
@@ -25,7 +26,8 @@ method is `State(theta, theta_prev, d, t, key)`: θ_t, θ_{t−1}, d_{t−1}, t 
 with the look-ahead θ̃_t = θ_t + ((1−η_t)/η_t)(θ_t − θ_{t−1}) (implicit gradient transport), and
 the Hessian correction v_t = B(τ̂_t, θ̂_t)(θ_t − θ_{t−1}) at θ̂_t = q_tθ_t + (1−q_t)θ_{t−1},
 q_t ~ U[0, 1], τ̂_t independent of τ_t. `n-pg-m` (normalised PG with momentum) is the lab's
-ablation: N-PG-IGT with the look-ahead removed, same schedule. A zero direction gives a zero
+ablation: N-PG-IGT with the look-ahead removed, same schedule; `pg-const` is vanilla PG with a
+constant (tuned) step. A zero direction gives a zero
 normalised step. The papers' sample-complexity rates (upper bounds on the trajectories to a
 global ε-optimum): `pg` O(ε⁻³), `n-pg-igt` Õ(ε⁻²·⁵), `harpg`/`n-harpg` Õ(ε⁻²).
 
@@ -123,6 +125,7 @@ def igt_lookahead(eta):
 SCHEDULES = {
     # method: (t, γ_0) -> (γ_t, η_t)
     "pg": lambda t, g0: (g0 / jnp.sqrt(jnp.asarray(t, jnp.float64) + 1.0), jnp.float64(1.0)),
+    "pg-const": lambda t, g0: (g0 * jnp.ones((), jnp.float64), jnp.float64(1.0)),
     "n-pg-m": lambda t, g0: (g0 * rho(t), igt_momentum(t)),
     "n-pg-igt": lambda t, g0: (g0 * rho(t), igt_momentum(t)),
     "harpg": lambda t, g0: (g0 * jnp.sqrt(rho(t)), rho(t)),
@@ -212,6 +215,8 @@ class Method:
 SOURCE = "Fatkhullin, Barakat, Kireeva & He, ICML 2023"
 METHODS = {
     "pg": Method("pg", pg_step, 1, 3.0, "vanilla PG (GPOMDP), the baseline of " + SOURCE),
+    "pg-const": Method("pg-const", functools.partial(pg_step, sched=SCHEDULES["pg-const"]), 1,
+                       3.0, "vanilla PG (GPOMDP) with a constant step (lab variant)"),
     "n-pg-m": Method("n-pg-m", momentum_step, 1, None,
                      "normalised PG with momentum: N-PG-IGT without the look-ahead (lab ablation)"),
     "n-pg-igt": Method("n-pg-igt", igt_step, 1, 2.5, SOURCE + ", Algorithm 1"),

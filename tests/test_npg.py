@@ -44,6 +44,7 @@ def test_schedule_reference_values():
         assert float(g) == pytest.approx(GAMMA_HARPG[t], abs=1e-16)
         assert float(e) == pytest.approx(float(ETA_HARPG[t]), abs=1e-16)
         assert float(npg.schedule("pg", t, 0.1)[0]) == pytest.approx(GAMMA_PG[t], abs=1e-16)
+        assert float(npg.schedule("pg-const", t, 0.1)[0]) == 0.1
     # the design's rounded values, as the ledger checks them
     assert C.check_schedules().holds
     assert C.REFERENCE["gamma (normalised, gamma0 = 0.1)"][0] == [0.1, 0.066667, 0.05, 0.04]
@@ -80,6 +81,8 @@ def numpy_reference(method, a, b, theta0, gamma0, steps):
         grad = lambda x: b - a @ x  # noqa: E731
         if method == "pg":
             step = gamma0 / math.sqrt(t + 1) * grad(theta)
+        elif method == "pg-const":
+            step = gamma0 * grad(theta)
         elif method in ("n-pg-m", "n-pg-igt"):
             eta = r**0.8
             point = theta + (1 - eta) / eta * (theta - prev) if method == "n-pg-igt" else theta
