@@ -411,7 +411,9 @@ def complexity(gaps, trajectories, eps, seed: int = 0, level: float = 0.95,
 
     The fit uses the ε whose median and upper bound are both finite (at least 3 of them, else
     the exponent is null with a reason); bootstrap replicates where one of those medians is
-    infinite are dropped and counted. Infinite values are reported as null (never reached)."""
+    infinite are dropped and counted. Infinite values are reported as null (never reached).
+    `reached` is the fraction of seeds that reached each ε (the median hides the rest), and a
+    warning is set when a median used is under 10× the recording resolution."""
     eps = np.sort(np.asarray(eps, dtype=np.float64).reshape(-1))[::-1]
     if eps.size < 1 or not np.all(np.isfinite(eps)) or np.any(eps <= 0):
         raise InputError("the ε grid must be finite positive numbers")
@@ -430,7 +432,13 @@ def complexity(gaps, trajectories, eps, seed: int = 0, level: float = 0.95,
         "fit_points": int(use.sum()),
         "dropped_resamples": None,
         "reason": None,
+        "resolution": float(np.min(np.diff(trajectories))) if len(trajectories) > 1 else None,
+        "warning": None,
     }
+    res = out["resolution"]
+    if res and np.any(med[use] < 10 * res):
+        out["warning"] = (f"some medians are below 10× the recording resolution ({res:g} "
+                          "trajectories): the fit is quantised; record more often or use smaller ε")
     if use.sum() < 3:
         out["reason"] = (f"only {int(use.sum())} ε with a finite median and upper bound; "
                          "the fit needs 3")

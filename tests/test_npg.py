@@ -202,7 +202,9 @@ def test_complexity_recovers_a_planted_exponent(p):
     assert p - 0.01 <= lo <= hi <= p + 0.01
     assert out["exponent"] == pytest.approx(p, abs=0.01)
     assert not (lo <= p + 0.5 <= hi) and not (lo <= p - 0.5 <= hi)
-    assert out["reason"] is None and out["fit_points"] == 8
+    assert out["reason"] is None and out["fit_points"] == 8 and out["warning"] is None
+    coarse = npg.complexity(gaps[:, ::500], traj[::500], eps, seed=0)  # records every 1000
+    assert coarse["resolution"] == 1000 and "quantised" in coarse["warning"]
 
 
 def test_complexity_reports_null_when_not_reached():
