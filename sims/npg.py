@@ -64,7 +64,14 @@ class Problem:
     objective(θ) -> J(θ) exact; grad_sample(key, θ) -> g(τ, θ) for one fresh trajectory;
     hvp_sample(key, θ, v) -> B(τ, θ)·v for one fresh trajectory; j_star = sup J; theta0 the
     initial parameters (float64, shape (dim,)); gap(θ) -> J* − J(θ), when a cancellation-free
-    form exists (default j_star − objective(θ))."""
+    form exists (default j_star − objective(θ)).
+
+    Contract: every function is pure JAX, float64, traceable under `jit`, `vmap` and
+    `lax.scan` (no Python control flow on values, no host callbacks); θ and v are (dim,)
+    arrays; `key` is a typed `jax.random.key` that the function may split but must be its only
+    randomness; each call draws its own trajectory (HARPG calls grad_sample and hvp_sample with
+    independent keys, at different points); E[grad_sample] = ∇J and E[hvp_sample] = ∇²J·v
+    (for a horizon-H problem: of the horizon-H objective that `objective` computes)."""
 
     name: str
     theta0: np.ndarray
