@@ -36,6 +36,15 @@ def test_json_report_matches_the_library(capsys):
     assert out["non_finite_gaps"] == 0
 
 
+def test_tune_then_run(capsys):
+    cli.main(["npg", "--method", "n-pg-igt", "--problem", "quadratic", "--steps", "100", "--seeds",
+              "2", "--tune", "0.05,0.5", "--tune-seeds", "2", "--eps", "0.1,0.01", "--json"])
+    out = _strict_loads(capsys.readouterr().out)
+    tuning = npg.tune_gamma0("n-pg-igt", P.get("quadratic"), [0.05, 0.5], 100, 2, 0.01,
+                             out["record_every"])
+    assert out["tuning"] == tuning and out["gamma0"] == tuning["best"]
+
+
 def test_table_output(capsys):
     cli.main(ARGS)
     text = capsys.readouterr().out
@@ -51,6 +60,9 @@ def test_table_output(capsys):
     (["--gamma0", "nan"], "--gamma0 must be positive"),
     (["--eps", "0.1,x"], "--eps must be"),
     (["--eps", "0.1,-2"], "--eps must be"),
+    (["--tune", "0.1,1"], "--tune needs --eps"),
+    (["--tune", "0.1,1", "--eps", "0.1", "--gamma0", "1"], "either --gamma0 or --tune"),
+    (["--tune", "0.1,inf", "--eps", "0.1"], "--tune must be"),
     (["--rule", "last"], "unknown rule"),
     (["--record-every", "7"], "multiple of record_every"),
     (["--steps", "100000", "--seeds", "100000", "--record-every", "1"], "exceeds the limit"),
