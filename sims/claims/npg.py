@@ -404,7 +404,7 @@ def _harpg():
     ]
 
 
-@claim("npg.hessian_interpolation", source=f"{SOURCE}, §5 (the unbiased Hessian correction)",
+@claim("npg.hessian_interpolation", source=f"{SOURCE}, Algorithm 2 (the unbiased Hessian correction)",
        statement="E_{q~U[0,1]}[∇²J(qθ_t + (1−q)θ_{t−1})](θ_t − θ_{t−1}) = ∇J(θ_t) − ∇J(θ_{t−1}); "
                  "with one sampled q and one trajectory at the interpolated point, "
                  "E[B(τ̂, θ̂)(θ_t − θ_{t−1})] = ∇J(θ_t) − ∇J(θ_{t−1})",
