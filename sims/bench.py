@@ -5,7 +5,9 @@
 - a vectorised NumPy reference of the same computation, timed in the same run;
 - the roofline: the rate at which `jax.random` alone produces the 2G random 32-bit words per
   group the engine consumes (G arm draws by inverse CDF, G Bernoulli rewards) — the engine cannot beat it;
-- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included.
+- the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, compilation included;
+- LQR trajectories/s (scalar, H = 50): the jitted `lax.scan` sampler against a vectorised NumPy
+  loop over time of the same computation (states, actions, rewards of n trajectories).
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -115,6 +117,37 @@ def exact_wall_times(groups=(4, 8, 16)) -> dict:
     return out
 
 
+LQR_H = 50
+
+
+def lqr_rates(n: int) -> dict:
+    """Trajectories/s of `bandits.lqr.sample_trajectories` and of the same rollout in NumPy."""
+    from bandits import lqr as L
+
+    a, b, q, r, k, sigma, gamma = 0.9, 0.5, 1.0, 0.1, -0.6, 0.5, 0.95
+    lqr = L.make(a, b, q, r, LQR_H, gamma, noise_cov=0.05)
+    theta = jnp.array([k])
+    key = jax.random.key(0)
+
+    def jax_run():
+        jax.block_until_ready(L.sample_trajectories(key, theta, lqr, n, sigma))
+
+    def numpy_run(seed=0):
+        rng = np.random.default_rng(seed)
+        xs, us, rs = np.empty((n, LQR_H)), np.empty((n, LQR_H)), np.empty((n, LQR_H))
+        x = rng.standard_normal(n)
+        for t in range(LQR_H):
+            u = k * x + sigma * rng.standard_normal(n)
+            xs[:, t], us[:, t], rs[:, t] = x, u, -(q * x * x + r * u * u)
+            x = a * x + b * u + np.sqrt(0.05) * rng.standard_normal(n)
+        return xs, us, rs
+
+    jax_rate = _best_rate(jax_run, n)
+    numpy_rate = _best_rate(numpy_run, n)
+    return {"H": LQR_H, "trajectories": n, "jax_trajectories_per_s": jax_rate,
+            "numpy_trajectories_per_s": numpy_rate, "speedup_vs_numpy": jax_rate / numpy_rate}
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     samples = 1 << (19 if quick else 22)
@@ -140,6 +173,7 @@ def main() -> None:
         rows.append({"estimator": name, "mc_groups_per_s": rate, "numpy_groups_per_s": np_rate,
                      "speedup_vs_numpy": rate / np_rate, "fraction_of_rng_roofline": rate / roof})
     ex = exact_wall_times()
+    lqr = lqr_rates(1 << (14 if quick else 17))
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -149,6 +183,7 @@ def main() -> None:
         "rng_roofline_groups_per_s": roof,
         "monte_carlo": rows,
         "exact_k4_bernoulli": ex,
+        "lqr_sampler": lqr,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows),
             "mc_at_least_half_rng_roofline": all(r["fraction_of_rng_roofline"] >= 0.5 for r in rows),
@@ -174,6 +209,9 @@ def _print(report: dict) -> None:
     c.print(f"RNG roofline (2G random words per group): {report['rng_roofline_groups_per_s']:.3g} groups/s")
     for g, v in report["exact_k4_bernoulli"].items():
         c.print(f"exact K=4 Bernoulli G={g}: {v['multisets']:,} multisets, {v['seconds']:.2f} s")
+    lq = report["lqr_sampler"]
+    c.print(f"LQR sampler, scalar, H={lq['H']}: {lq['jax_trajectories_per_s']:.3g} trajectories/s (jit) vs "
+            f"{lq['numpy_trajectories_per_s']:.3g} (NumPy), {lq['speedup_vs_numpy']:.1f}×")
     c.print(f"targets: {report['targets']}")
 
 

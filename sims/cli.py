@@ -204,6 +204,11 @@ from sims.cli_copg import copg as _copg  # noqa: E402
 app.command("copg")(_copg)
 app.command("npg")(__import__("sims.cli_npg", fromlist=["npg"]).npg)
 
+from sims import cli_continuous as _continuous  # noqa: E402
+
+app.command("moments-gaussian")(_continuous.moments_gaussian)
+app.command("moments-lqr")(_continuous.moments_lqr)
+
 
 def _fail(message: str) -> None:
     print(f"pglab: error: {' '.join(str(message).split())}", file=sys.stderr)

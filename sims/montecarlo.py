@@ -1,14 +1,19 @@
-"""Monte Carlo moments of a group estimator ĝ on a softmax bandit.
+"""The Monte Carlo engine: streamed mean and covariance of per-sample vectors, for any problem.
 
-Groups are drawn in chunks by one `jit`-compiled, `vmap`-ed kernel; each chunk returns its count,
-mean and centred second-moment matrix, and chunks are merged with Chan et al.'s parallel update
+A problem is a `draw(key, n, args) -> (n, d)` function that returns n independent samples of a
+d-vector (a group estimate ĝ on a softmax or Gaussian bandit, a GPOMDP or Hessian estimate from
+one LQR trajectory, ...): `draw` must be hashable (a module-level function or a frozen dataclass;
+it is a static argument of the compiled kernel) and pure JAX; `args` is a pytree of arrays.
+Samples are drawn in chunks by one `jit`-compiled kernel; each chunk returns its count, mean and
+centred second-moment matrix, and chunks are merged with Chan et al.'s parallel update
 
     n = n_a + n_b,  δ = μ_b − μ_a,  μ = μ_a + δ n_b/n,  M2 = M2_a + M2_b + δδᵀ n_a n_b / n,
 
-so memory is O(K²) whatever the number of samples. The standard error of tr Cov comes from batch
+so memory is O(d²) whatever the number of samples. The standard error of tr Cov comes from batch
 means: every chunk's own unbiased estimate tr(M2_c)/(n_c − 1) is one batch (at least 32 batches
-when the sample count allows). Chunk c draws from `fold_in(key(seed), c)`: one integer seed
-reproduces the run exactly.
+when the sample count allows). Chunk c draws from `fold_in(_base_key(seed), c)`: one integer seed
+reproduces the run exactly. `stream` is the engine; `moments` is the softmax-bandit group
+estimator on it (docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -77,9 +82,26 @@ def sample_group_gradients(name, logits, tables, params, key, shape):
     return grad(arms, rewards)
 
 
-def _one_chunk(name, chunk, group, logits, tables, params, key, valid):
-    """Count, mean and centred second-moment matrix of `valid` ≤ chunk fresh groups."""
-    g = sample_group_gradients(name, logits, tables, params, key, (chunk, group))
+def _base_key(seed: int):
+    """The run's root key; chunk c uses fold_in(root, c)."""
+    return jax.random.key(seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxGroups:
+    """The softmax-bandit problem: `draw(key, n, (logits, tables, params))` → n group estimates ĝ (n, K)."""
+
+    name: str
+    group: int
+
+    def __call__(self, key, n, args):
+        logits, tables, params = args
+        return sample_group_gradients(self.name, logits, tables, params, key, (n, self.group))
+
+
+def _one_chunk(draw, chunk, args, key, valid):
+    """Count, mean and centred second-moment matrix of `valid` ≤ chunk fresh samples."""
+    g = draw(key, chunk, args)
     mask = (jnp.arange(chunk) < valid).astype(g.dtype)
     n = jnp.sum(mask)
     mean = mask @ g / n
@@ -87,14 +109,14 @@ def _one_chunk(name, chunk, group, logits, tables, params, key, valid):
     return n, mean, d.T @ d
 
 
-@functools.partial(jax.jit, static_argnames=("name", "chunk", "group", "block"))
-def _block_stats(name, chunk, group, block, logits, tables, params, base, first, samples):
+@functools.partial(jax.jit, static_argnames=("draw", "chunk", "block"))
+def _block_stats(draw, chunk, block, args, base, first, samples):
     """Chunks first, …, first + block − 1 in one call (a scan): per-chunk (n, mean, M2)."""
 
     def body(carry, c):
         valid = jnp.clip(samples - c * chunk, 0, chunk)
         key = jax.random.fold_in(base, c)
-        return carry, _one_chunk(name, chunk, group, logits, tables, params, key, valid)
+        return carry, _one_chunk(draw, chunk, args, key, valid)
 
     return jax.lax.scan(body, None, first + jnp.arange(block))[1]
 
@@ -104,6 +126,62 @@ def _merge(acc, n_b, mean_b, m2_b):
     n = n_a + n_b
     delta = mean_b - mean_a
     return n, mean_a + delta * (n_b / n), m2_a + m2_b + np.outer(delta, delta) * (n_a * n_b / n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """Mean and covariance of a problem's per-sample vectors, with standard errors."""
+
+    samples: int
+    seed: int
+    mean: np.ndarray
+    cov: np.ndarray
+    trace_var_se: float
+    batches: int
+
+    @property
+    def mean_se(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov) / self.samples)
+
+    @property
+    def trace_var(self) -> float:
+        return float(np.trace(self.cov))
+
+
+def stream(draw, args, samples: int, seed: int = 0, progress: bool | None = None,
+           chunk: int | None = None) -> Stream:
+    """Mean, covariance and batch-means SE of tr Cov over `samples` draws, reproducible from `seed`.
+
+    `draw(key, n, args) -> (n, d)` is the problem (hashable, pure JAX); `chunk` overrides the
+    chunk size (a power of two is best; default `chunk_size(samples)`)."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    chunk = chunk or chunk_size(samples)
+    n_chunks = math.ceil(samples / chunk)
+    base = _base_key(seed)
+    dim = jax.eval_shape(lambda k: draw(k, chunk, args), base).shape[-1]
+
+    acc = (0.0, np.zeros(dim), np.zeros((dim, dim)))
+    batch_n, batch_tr = np.zeros(n_chunks), np.zeros(n_chunks)
+    start, bar = time.perf_counter(), None
+    block = min(n_chunks, BLOCK)
+    try:
+        for first in range(0, n_chunks, block):
+            ns, means, m2s = jax.device_get(_block_stats(draw, chunk, block, args, base, first, samples))
+            for i in range(min(block, n_chunks - first)):
+                acc = _merge(acc, float(ns[i]), np.asarray(means[i]), np.asarray(m2s[i]))
+                batch_n[first + i] = ns[i]
+                batch_tr[first + i] = np.trace(m2s[i]) / max(ns[i] - 1, 1)
+            bar = _progress(bar, progress, start, min(first + block, n_chunks), n_chunks)
+    finally:
+        if bar is not None:
+            bar.stop()
+    n, mean, m2 = acc
+    cov = m2 / (n - 1)
+    return Stream(samples=samples, seed=seed, mean=mean, cov=cov,
+                  trace_var_se=_batch_means_se(batch_n, batch_tr, np.trace(cov)), batches=n_chunks)
 
 
 def moments(
@@ -119,42 +197,15 @@ def moments(
     """Estimate E[ĝ] and Cov[ĝ] from `samples` independent groups, reproducibly from `seed`."""
     est = estimators.get(name)
     params = estimators.resolve_params(est, group, **params)
-    if not isinstance(samples, int) or samples < 2:
-        raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
     k = logits.shape[0]
     if rewards.num_arms != k:
         raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
-    chunk = chunk_size(samples)
-    n_chunks = math.ceil(samples / chunk)
-    base = jax.random.key(seed)
-    tables = rewards.tables()
     jparams = {key: jnp.float64(v) for key, v in params.items()}
-
-    acc = (0.0, np.zeros(k), np.zeros((k, k)))
-    batch_n, batch_tr = np.zeros(n_chunks), np.zeros(n_chunks)
-    start, bar = time.perf_counter(), None
-    block = min(n_chunks, BLOCK)
-    try:
-        for first in range(0, n_chunks, block):
-            ns, means, m2s = jax.device_get(_block_stats(
-                name, chunk, group, block, logits, tables, jparams, base, first, samples))
-            for i in range(min(block, n_chunks - first)):
-                acc = _merge(acc, float(ns[i]), np.asarray(means[i]), np.asarray(m2s[i]))
-                batch_n[first + i] = ns[i]
-                batch_tr[first + i] = np.trace(m2s[i]) / max(ns[i] - 1, 1)
-            bar = _progress(bar, progress, start, min(first + block, n_chunks), n_chunks)
-    finally:
-        if bar is not None:
-            bar.stop()
-    n, mean, m2 = acc
-    cov = m2 / (n - 1)
+    s = stream(SoftmaxGroups(name, group), (logits, rewards.tables(), jparams), samples, seed, progress)
     return MCMoments(
         estimator=name, group=group, params=params, samples=samples, seed=seed,
-        mean=mean, cov=cov, trace_var_se=_batch_means_se(batch_n, batch_tr, np.trace(cov)),
-        batches=n_chunks,
+        mean=s.mean, cov=s.cov, trace_var_se=s.trace_var_se, batches=s.batches,
     )
 
 
