@@ -13,6 +13,12 @@ E[B] = ∇²J for J(θ) = E_{x~p(·;θ)}[R] (differentiate ∫ p m twice: ∇²p
 ∇²log p)). ∇log p is `jax.grad` of the log-probability and ∇²log p·v one forward-over-reverse
 `jax.jvp` of it; no dense Hessian is formed.
 
+Continuous problems (Fisher-non-degenerate Gaussian policies, docs/design.md §4.5): the Gaussian
+bandit with a concave quadratic reward and σ fixed (`gaussian_problem`), and LQR with a linear
+Gaussian policy u ~ N(Kx, σ²I), θ = vec K, σ fixed (`lqr_problem`). Their oracles draw ONE fresh
+trajectory per call and apply `sims.trajectory.gpomdp` (g) and `sims.trajectory.hessian_vector`
+(B·v); J is the exact horizon-H objective and J* its maximum over θ.
+
 Problems are registered by name (`register`), built on first use and cached, so a name always
 maps to the same `Problem` object (one compilation per method and problem).
 """
@@ -26,9 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bandits import gaussian as G
+from bandits import lqr as L
 from bandits import rewards as R
 from bandits import softmax
 from bandits.errors import InputError
+from sims import trajectory as T
 from sims.npg import Problem
 
 
@@ -135,6 +144,110 @@ def quadratic_problem(a, b, c: float = 0.0, theta0=None, name: str = "quadratic"
 
 
 # ---------------------------------------------------------------------------------------------
+# Continuous problems: trajectory oracles
+# ---------------------------------------------------------------------------------------------
+
+
+def trajectory_oracles(rollout: Callable, policy: Callable, gamma):
+    """`grad_sample(key, θ)` = GPOMDP g(τ, θ) and `hvp_sample(key, θ, v)` = B(τ, θ)·v, each on one
+    fresh trajectory τ = `rollout(key, θ)` of the policy `policy(θ, state, action)`."""
+
+    def grad_sample(key, theta):
+        return T.gpomdp(policy, theta, rollout(key, theta), gamma)
+
+    def hvp_sample(key, theta, v):
+        return T.hessian_vector(policy, theta, rollout(key, theta), gamma, v)
+
+    return grad_sample, hvp_sample
+
+
+def gaussian_problem(coeffs=G.REWARDS["quadratic"], sigma: float = 1.0, mu0: float = -1.0,
+                     name: str = "gaussian") -> Problem:
+    """The Gaussian bandit a ~ N(μ, σ²), θ = (μ,), σ fixed, reward r(a) = c0 + c1 a + c2 a² with
+    c2 < 0 (concave: the optimum is finite). J(μ) = c0 + c1 μ + c2(μ² + σ²), maximised at
+    μ* = −c1/(2c2) with J* = J(μ*) and J* − J(μ) = −c2(μ − μ*)² (cancellation-free). Oracles:
+    REINFORCE g = r(a)(a − μ)/σ² and B·v = r(a)[((a − μ)/σ²)² − 1/σ²]v on one action each
+    (`sims.trajectory` with H = 1). The Fisher information 1/σ² is constant: non-degenerate."""
+    c = np.asarray(coeffs, dtype=np.float64).reshape(-1)
+    if c.size != 3 or not c[2] < 0:
+        raise InputError("the Gaussian problem needs a concave quadratic reward (c0, c1, c2), c2 < 0")
+    G.validate(c, [mu0], sigma)
+    mu_star = -c[1] / (2 * c[2])
+    j_star = float(c[0] + c[1] * mu_star + c[2] * (mu_star**2 + sigma**2))
+    cj = jnp.asarray(c)
+
+    def rollout(key, theta):
+        a = G.sample(key, theta, (), sigma)
+        return L.Trajectory(jnp.zeros((1, 0), a.dtype), a.reshape(1, 1), G.polyval(cj, a).reshape(1))
+
+    grad_sample, hvp_sample = trajectory_oracles(rollout, T.GaussianPolicy(sigma), 1.0)
+    return Problem(
+        name=name,
+        theta0=np.array([float(mu0)]),
+        objective=lambda th: G.objective(th, cj, sigma),
+        grad_sample=grad_sample,
+        hvp_sample=hvp_sample,
+        j_star=j_star,
+        gap=lambda th: -c[2] * (th[0] - mu_star) ** 2,
+        description=f"Gaussian bandit, θ = μ (σ = {sigma:g} fixed), reward "
+                    f"{c[0]:g} + {c[1]:g}a + {c[2]:g}a², μ_0 = {mu0:g}, μ* = {mu_star:g}, "
+                    f"J* = {j_star:g}",
+    )
+
+
+def maximise_lqr(inst: L.LQR, sigma: float, start, iters: int = 50):
+    """argmax_K J_H(K) over stationary gains by Newton's method on the exact recursion
+    (`bandits.lqr.gradient`/`hessian`), from `start` (the discounted Riccati gain). Raises
+    InputError unless it ends at a stationary point with a negative definite Hessian."""
+    theta = jnp.asarray(np.asarray(start, dtype=np.float64).reshape(-1))
+    for _ in range(iters):
+        g = L.gradient(theta, inst, sigma)
+        h = L.hessian(theta, inst, sigma)
+        step = jnp.linalg.solve(h, -g)
+        theta = theta + step
+        if float(jnp.max(jnp.abs(step))) < 1e-15 * (1 + float(jnp.max(jnp.abs(theta)))):
+            break
+    g = np.asarray(L.gradient(theta, inst, sigma))
+    h = np.asarray(L.hessian(theta, inst, sigma))
+    if not (np.all(np.isfinite(g)) and np.max(np.abs(g)) < 1e-9 and np.linalg.eigvalsh(0.5 * (h + h.T)).max() < 0):
+        raise InputError("Newton's method found no maximiser of J_H over stationary gains")
+    return np.asarray(theta)
+
+
+def lqr_problem(inst: L.LQR, sigma: float, theta0, name: str) -> Problem:
+    """LQR with u ~ N(Kx, σ²I), θ = vec K (row-major), σ fixed; J = J_H exact (second-moment
+    recursion), J* = max_K J_H(K) by Newton from the Riccati gain (`maximise_lqr`); oracles
+    GPOMDP and B·v on one fresh H-step trajectory each. Fisher-non-degenerate: the per-step
+    Fisher information of K is E[x xᵀ]/σ² ⪰ Σ_0/σ² ≻ 0 when Σ_0 ≻ 0."""
+    theta0 = L.check_policy(inst, theta0, sigma)
+    k_ric, _ = L.optimal_gain(inst)
+    k_star = maximise_lqr(inst, sigma, k_ric)
+    j_star = float(L.objective(jnp.asarray(k_star), inst, sigma))
+    policy = T.LQRPolicy(sigma)
+    grad_sample, hvp_sample = trajectory_oracles(
+        lambda key, th: L.rollout(key, th, inst, sigma), policy, inst.gamma)
+    d, m = inst.dims
+    return Problem(
+        name=name,
+        theta0=np.asarray(theta0, dtype=np.float64),
+        objective=lambda th: L.objective(th, inst, sigma),
+        grad_sample=grad_sample,
+        hvp_sample=hvp_sample,
+        j_star=j_star,
+        description=f"LQR d = {d}, m = {m}, H = {inst.horizon}, γ = {float(inst.gamma):g}, σ = {sigma:g} "
+                    f"fixed, θ = vec K, K_0 = {np.round(theta0, 4).tolist()}, "
+                    f"K* = {np.round(k_star, 6).tolist()} (Riccati {np.round(k_ric, 6).reshape(-1).tolist()}), "
+                    f"J* = {j_star:.8g}",
+    )
+
+
+LQR1 = dict(A=1.0, B=1.0, Q=1.0, R=1.0, horizon=50, gamma=1.0, init_cov=1.0, noise_cov=0.01)
+LQR2 = dict(A=[[1.0, 0.2], [0.0, 0.9]], B=[[0.0], [1.0]], Q=1.0, R=1.0, horizon=50, gamma=1.0,
+            init_cov=1.0, noise_cov=0.01)
+LQR_SIGMA = 0.5
+
+
+# ---------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------
 
@@ -180,3 +293,19 @@ def _softmax_hard():
 def _quadratic():
     a = np.array([[2.0, 0.5], [0.5, 1.0]])
     return quadratic_problem(a, a @ np.array([1.0, -1.0]), name="quadratic")
+
+
+@register("gaussian", "Gaussian bandit, θ = μ, σ = 1 fixed, reward −(a − 1)², μ_0 = −1 (J* = −1)")
+def _gaussian():
+    return gaussian_problem()
+
+
+@register("lqr1", "scalar LQR x' = x + u + w, Q = R = 1, Σ_0 = 1, Σ_w = 0.01, H = 50, σ = 0.5, K_0 = −0.2")
+def _lqr1():
+    return lqr_problem(L.make(**LQR1), LQR_SIGMA, [-0.2], "lqr1")
+
+
+@register("lqr2", "2-D LQR A = [[1, 0.2], [0, 0.9]], B = (0, 1)ᵀ, Q = I, R = 1, Σ_0 = I, "
+          "Σ_w = 0.01 I, H = 50, σ = 0.5, K_0 = (−0.5, −0.5)")
+def _lqr2():
+    return lqr_problem(L.make(**LQR2), LQR_SIGMA, [-0.5, -0.5], "lqr2")
