@@ -509,18 +509,23 @@ def tune_gamma0(method: str, problem: Problem, grid, budget: int, seeds: int, ep
     """Pick γ_0 from `grid` with the same budget for every method: `seeds` runs per γ_0 (all in
     one vmapped batch), each of `budget` trajectories. Score: the median over seeds of the
     trajectories until J* − J ≤ `eps` (never reached counts as +inf); ties (e.g. all +inf) go
-    to the smaller median final gap."""
+    to the smaller median final gap. A run that ends with a non-finite gap (it diverged) counts
+    as never reaching ε, even if it passed below ε on the way, and a γ_0 under which any tuning
+    run diverged ranks after every γ_0 under which none did."""
     grid = np.asarray(grid, dtype=np.float64).reshape(-1)
     steps = steps_for(method, budget, record_every)
     seed_ids = np.tile(np.arange(seed, seed + seeds), grid.size)
     r = run(method, problem, seed_ids, steps, np.repeat(grid, seeds), record_every)
-    hits = hitting_trajectories(r.gaps, r.trajectories, [eps])[:, 0].reshape(grid.size, seeds)
+    hits = hitting_trajectories(r.gaps, r.trajectories, [eps])[:, 0]
+    hits = np.where(np.isfinite(r.gaps[:, -1]), hits, np.inf).reshape(grid.size, seeds)
     med = np.median(hits, axis=1)
     final = np.median(r.gaps[:, -1].reshape(grid.size, seeds), axis=1)
-    best = min(range(grid.size), key=lambda i: (med[i], final[i]))
+    diverged = ~np.all(np.isfinite(r.gaps[:, -1]).reshape(grid.size, seeds), axis=1)
+    best = min(range(grid.size), key=lambda i: (diverged[i], med[i], final[i]))
     return {"grid": grid.tolist(), "eps": float(eps), "budget": int(budget), "seeds": int(seeds),
             "median_trajectories": [_finite(v) for v in med],
-            "median_final_gap": [_finite(v) for v in final], "best": float(grid[best])}
+            "median_final_gap": [_finite(v) for v in final], "diverged": diverged.tolist(),
+            "best": float(grid[best])}
 
 
 def sweep(problem: Problem, methods, budget: int, seeds: int, eps, gamma_grid, tune_seeds: int,

@@ -362,6 +362,65 @@ def check_softmax_floor(quick: bool, understate: float = 1.0) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------------------
+# Sample-complexity exponents
+# ---------------------------------------------------------------------------------------------
+
+
+def check_exponent(method: str, quick: bool, data: dict | None = None) -> Outcome:
+    """The fitted exponent p (trajectories to ε ∝ ε^{−p}) of `method` on every problem of the
+    sweep is not clearly above the paper's rate: the lower end of its 95% bootstrap CI is at most
+    the rate. `data` defaults to `sims.npg_complexity.sweep(quick)`."""
+    from sims import npg_complexity as S
+
+    data = S.sweep(quick) if data is None else data
+    measured, verdicts = {}, {}
+    for problem, pd in data["problems"].items():
+        d = pd["methods"][method]
+        comp = d["complexity"]
+        v = S.verdict(comp["exponent"], comp["exponent_ci"], d["paper_exponent"])
+        verdicts[problem] = v
+        measured[problem] = {"exponent": comp["exponent"], "ci": comp["exponent_ci"],
+                             "gamma0": d["gamma0"], "eps": pd["eps"], "budget": pd["budget"],
+                             "reached": comp["reached"], "verdict": v,
+                             "reason": comp["reason"], "warning": comp["warning"]}
+    ok = "above" not in verdicts.values() and any(v == "consistent" for v in verdicts.values())
+    paper = METHOD_RATES[method]
+    return Outcome(ok, measured, {"paper_exponent": paper, "rule": "CI lower end ≤ paper exponent"},
+                   f"{method}: " + ", ".join(f"{p} {m['exponent'] if m['exponent'] is None else round(m['exponent'], 3)}"
+                                             f" ({m['verdict']})" for p, m in measured.items())
+                   + f"; paper's rate ε^-{paper}")
+
+
+METHOD_RATES = {m: npg.METHODS[m].paper_exponent for m in ("pg", "n-pg-igt", "harpg", "n-harpg")}
+EXPONENT_CONDITIONS = (
+    "Gaussian bandit (θ = μ, σ = 1, reward −(a − 1)²) and LQR (scalar and 2-D, H = 50, σ = 0.5 "
+    "fixed, θ = K), one-trajectory GPOMDP / B·v oracles; γ_0 tuned on a 7-point grid (4 points in "
+    "quick mode) with 4 seeds per value and the same trajectory budget for every method (4000; "
+    "1000 quick); 28 evaluation seeds (16 quick); ε on a fixed geometric grid per problem, J* − J "
+    "recorded every 10 steps; median trajectories to ε, exponent by least squares in log-log, "
+    "95% bootstrap CI over seeds (sims/npg_complexity.py)")
+
+
+def _exponent_claim(method: str, expected: str):
+    rate = METHOD_RATES[method]
+
+    @claim(f"npg.exponent_{method.replace('-', '_')}",
+           source=f"{SOURCE}, the sample-complexity rate of {method} (O(ε^-{rate}))",
+           statement=f"The measured exponent p of trajectories-to-ε ∝ ε^{{−p}} of {method} is not "
+                     f"clearly above the paper's upper bound {rate}: on every problem the lower "
+                     "end of its 95% bootstrap CI is ≤ the rate",
+           expected=expected, conditions=EXPONENT_CONDITIONS)
+    def _fn():
+        return [Check("monte_carlo", lambda quick: check_exponent(method, quick))]
+
+    return _fn
+
+
+for _m, _expected in {"pg": "holds", "n-pg-igt": "holds", "harpg": "holds", "n-harpg": "holds"}.items():
+    _exponent_claim(_m, _expected)
+
+
+# ---------------------------------------------------------------------------------------------
 # Claims
 # ---------------------------------------------------------------------------------------------
 
