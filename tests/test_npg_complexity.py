@@ -56,3 +56,15 @@ def test_figure_redraws_from_json(tmp_path):
     again = json.loads((tmp_path / "out" / "npg_complexity.json").read_text())
     assert again["problems"]["quadratic"]["methods"]["pg"]["gamma0"] == sweep["methods"]["pg"]["gamma0"]
     assert np.isfinite(again["problems"]["quadratic"]["methods"]["n-harpg"]["complexity"]["median"][0])
+
+
+def test_numpy_igt_reference_of_the_bench_optimises_lqr1():
+    """The bench's NumPy N-PG-IGT is a working optimiser (its speed is compared with `sims.npg`)."""
+    from sims import bench
+
+    prob = P.get("lqr1")
+    k = bench.numpy_igt(150, seeds=16, gamma0=0.1)
+    gaps = np.array([float(prob.suboptimality(np.array([x]))) for x in k])
+    assert np.median(gaps) < 0.1 * float(prob.suboptimality(prob.theta0))
+    jax_run = npg.run("n-pg-igt", prob, np.arange(16), 150, 0.1, record_every=150)
+    assert abs(np.median(k) - np.median(jax_run.theta[:, 0])) < 0.15  # same algorithm, other noise
