@@ -1,7 +1,7 @@
 """N-PG-IGT and (N)-HARPG against vanilla PG: trajectories to ε and learning curves.
 
 Top row, per problem (Gaussian bandit, scalar LQR, 2-D LQR; docs/design.md §4.7): the median over
-seeds of the trajectories until J* − J(θ_t) ≤ ε against ε on log-log axes, with 95% bootstrap
+seeds of the trajectories until J* − J(θ_t) stays ≤ ε for the rest of the run against ε on log-log axes, with 95% bootstrap
 bars, and the fitted exponent p (n ∝ ε^{−p}) with its 95% bootstrap CI in the legend beside the
 paper's rate (Fatkhullin et al. 2023: 3 for vanilla PG, 2.5 for N-PG-IGT, 2 for (N)-HARPG).
 Bottom row: the median J* − J against trajectories with 95% bootstrap bands. γ_0 was tuned per

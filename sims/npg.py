@@ -505,10 +505,10 @@ def steps_for(method: str, budget: int, record_every: int) -> int:
 
 
 def tune_gamma0(method: str, problem: Problem, grid, budget: int, seeds: int, eps: float,
-                record_every: int = 1, seed: int = TUNE_SEED_OFFSET) -> dict:
+                record_every: int = 1, seed: int = TUNE_SEED_OFFSET, rule: str = "first") -> dict:
     """Pick γ_0 from `grid` with the same budget for every method: `seeds` runs per γ_0 (all in
     one vmapped batch), each of `budget` trajectories. Score: the median over seeds of the
-    trajectories until J* − J ≤ `eps` (never reached counts as +inf); ties (e.g. all +inf) go
+    trajectories until J* − J ≤ `eps` (`rule` of `hitting_trajectories`; never reached counts as +inf); ties (e.g. all +inf) go
     to the smaller median final gap. A run that ends with a non-finite gap (it diverged) counts
     as never reaching ε, even if it passed below ε on the way, and a γ_0 under which any tuning
     run diverged ranks after every γ_0 under which none did."""
@@ -516,7 +516,7 @@ def tune_gamma0(method: str, problem: Problem, grid, budget: int, seeds: int, ep
     steps = steps_for(method, budget, record_every)
     seed_ids = np.tile(np.arange(seed, seed + seeds), grid.size)
     r = run(method, problem, seed_ids, steps, np.repeat(grid, seeds), record_every)
-    hits = hitting_trajectories(r.gaps, r.trajectories, [eps])[:, 0]
+    hits = hitting_trajectories(r.gaps, r.trajectories, [eps], rule)[:, 0]
     hits = np.where(np.isfinite(r.gaps[:, -1]), hits, np.inf).reshape(grid.size, seeds)
     med = np.median(hits, axis=1)
     final = np.median(r.gaps[:, -1].reshape(grid.size, seeds), axis=1)
@@ -529,10 +529,11 @@ def tune_gamma0(method: str, problem: Problem, grid, budget: int, seeds: int, ep
 
 
 def sweep(problem: Problem, methods, budget: int, seeds: int, eps, gamma_grid, tune_seeds: int,
-          seed: int = 0, record_every: int = 1, progress: Callable | None = None) -> dict:
+          seed: int = 0, record_every: int = 1, progress: Callable | None = None,
+          rule: str = "first") -> dict:
     """For each method: tune γ_0 on `gamma_grid` (`tune_seeds` seeds disjoint from the
     evaluation seeds, target the smallest ε, same trajectory budget), then run `seeds`
-    evaluation seeds from `seed` with that γ_0 and measure trajectories to ε on the grid `eps`
+    evaluation seeds from `seed` with that γ_0 and measure trajectories to ε (`rule`) on the grid `eps`
     and the fitted exponent with CIs, and the learning curve. Returns a strict-JSON dict, so the
     figure can be redrawn from it."""
     eps = np.sort(np.asarray(eps, dtype=np.float64))[::-1]
@@ -544,13 +545,13 @@ def sweep(problem: Problem, methods, budget: int, seeds: int, eps, gamma_grid, t
         m = _method(name)
         start = time.perf_counter()
         tuning = tune_gamma0(name, problem, gamma_grid, budget, tune_seeds, float(eps[-1]),
-                             record_every)
+                             record_every, rule=rule)
         steps = steps_for(name, budget, record_every)
         r = run(name, problem, np.arange(seed, seed + seeds), steps, tuning["best"], record_every)
         out["methods"][name] = {
             "gamma0": tuning["best"], "tuning": tuning, "steps": steps,
             "trajectories_per_step": m.trajectories_per_step, "paper_exponent": m.paper_exponent,
-            "complexity": complexity(r.gaps, r.trajectories, eps, seed=seed),
+            "complexity": complexity(r.gaps, r.trajectories, eps, seed=seed, rule=rule),
             "curve": learning_curve(r, seed=seed),
             "non_finite_gaps": int(np.sum(~np.isfinite(r.gaps))),
             "seconds": round(time.perf_counter() - start, 2),

@@ -396,9 +396,12 @@ EXPONENT_CONDITIONS = (
     "Gaussian bandit (θ = μ, σ = 1, reward −(a − 1)²) and LQR (scalar and 2-D, H = 50, σ = 0.5 "
     "fixed, θ = K), one-trajectory GPOMDP / B·v oracles; γ_0 tuned on a 7-point grid (4 points in "
     "quick mode) with 4 seeds per value and the same trajectory budget for every method (4000; "
-    "1000 quick); 28 evaluation seeds (16 quick); ε on a fixed geometric grid per problem, J* − J "
-    "recorded every 10 steps; median trajectories to ε, exponent by least squares in log-log, "
-    "95% bootstrap CI over seeds (sims/npg_complexity.py)")
+    "1000 quick; a γ_0 under which a tuning run diverged ranks last); 28 evaluation seeds (16 "
+    "quick); ε on a fixed geometric grid per problem (one decade or less: Gaussian 0.1–0.01, "
+    "scalar LQR 2–0.2, 2-D LQR 1.5–0.3), J* − J recorded every 4 steps (10 quick); trajectories "
+    "until J* − J stays ≤ ε to the end of the run, median over seeds, exponent by least squares "
+    "in log-log, 95% bootstrap CI over seeds; an exponent that cannot be fitted (fewer than 3 ε "
+    "with a finite median and upper bound) is reported as undefined (sims/npg_complexity.py)")
 
 
 def _exponent_claim(method: str, expected: str):
