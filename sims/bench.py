@@ -17,6 +17,9 @@
   loop over time of the same computation (states, actions, rewards of n trajectories).
 - allocation: the exact E[ΔJ] of one allocation of 256 prompts (K=4 Bernoulli arms, group sizes
   2..16) beside a Monte Carlo estimate of the same quantity at 1% relative error.
+- N-PG-IGT and its baselines (docs/design.md §4.7) on the scalar LQR `lqr1` (H = 50): steps/s of
+  every method vmapped over 64 seeds (one jitted `lax.scan`), beside a vectorised NumPy N-PG-IGT
+  over the same 64 seeds, and the wall time of the whole complexity sweep (`sims.npg_complexity`).
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -275,6 +278,68 @@ def allocation_times(prompts: int = 256, arms: int = 4, seed: int = 0) -> dict:
             "mc_groups_per_prompt": samples, "mc_seconds": t_mc, "exact_speedup": t_mc / t_exact}
 
 
+NPG_SEEDS = 64
+NPG_GAMMA0 = {"pg": 3e-4, "pg-const": 3e-5, "n-pg-m": 0.1, "n-pg-igt": 0.1, "harpg": 3e-5, "n-harpg": 0.1}
+
+
+def numpy_igt(steps: int, seeds: int = NPG_SEEDS, gamma0: float = 0.1, seed: int = 0) -> np.ndarray:
+    """N-PG-IGT on `lqr1` in vectorised NumPy over the seeds: the look-ahead gain
+    K̃ = K + ((1−η)/η)(K − K_prev), one H-step rollout per seed at K̃, GPOMDP
+    g = Σ_t c_t (u_t − K̃x_t)x_t/σ² with c_t the rewards-to-go, d = (1−η)d + ηg, K += γ_t d/|d|."""
+    from sims import npg_problems as P
+
+    c = P.LQR1
+    a, b, q, r, h, sw, sigma = c["A"], c["B"], c["Q"], c["R"], c["horizon"], c["noise_cov"], P.LQR_SIGMA
+    rng = np.random.default_rng(seed)
+    k = np.full(seeds, -0.2)
+    k_prev, d = k.copy(), np.zeros(seeds)
+    xs, rs, sc = np.empty((h, seeds)), np.empty((h, seeds)), np.empty((h, seeds))
+    for t in range(steps):
+        eta = (2.0 / (t + 2)) ** 0.8
+        kt = k + (1 - eta) / eta * (k - k_prev)
+        x = rng.standard_normal(seeds)
+        for s in range(h):
+            e = rng.standard_normal(seeds)
+            u = kt * x + sigma * e
+            rs[s], sc[s] = -(q * x * x + r * u * u), e * x / sigma
+            x = a * x + b * u + np.sqrt(sw) * rng.standard_normal(seeds)
+        togo = np.cumsum(rs[::-1], axis=0)[::-1]
+        g = (togo * sc).sum(0)
+        d = (1 - eta) * d + eta * g
+        k_prev, k = k, k + gamma0 * 2.0 / (t + 2) * np.sign(d)
+    return k
+
+
+def npg_rates(steps: int, numpy_steps: int, quick: bool) -> dict:
+    """Steps/s of every `sims.npg` method over 64 seeds on `lqr1` (H = 50), of the NumPy
+    N-PG-IGT, and the complexity sweep's wall time (quick or full, compilation included)."""
+    from sims import npg
+    from sims import npg_complexity as S
+    from sims import npg_problems as P
+
+    prob = P.get("lqr1")
+    seeds = np.arange(NPG_SEEDS)
+    rows = {}
+    for name in npg.METHODS:
+        fn = lambda name=name: npg.run(name, prob, seeds, steps, NPG_GAMMA0[name], record_every=steps)  # noqa: E731
+        rows[name] = _best_rate(fn, steps, repeats=2)
+    np_rate = _best_rate(lambda: numpy_igt(numpy_steps), numpy_steps, repeats=1)
+    jax.clear_caches()
+    t = time.perf_counter()
+    S.sweep.__wrapped__(quick)
+    sweep_s = time.perf_counter() - t
+    return {"problem": "lqr1", "H": prob_h(), "seeds": NPG_SEEDS, "steps": steps,
+            "steps_per_s": rows, "numpy_igt_steps_per_s": np_rate,
+            "igt_speedup_vs_numpy": rows["n-pg-igt"] / np_rate,
+            "sweep": "quick" if quick else "full", "sweep_seconds": sweep_s}
+
+
+def prob_h() -> int:
+    from sims import npg_problems as P
+
+    return P.LQR1["horizon"]
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     samples = 1 << (19 if quick else 22)
@@ -314,6 +379,7 @@ def main() -> None:
     lqr = lqr_rates(1 << (14 if quick else 17))
     big = exact_large_group()
     alloc = allocation_times()
+    npg_bench = npg_rates(200 if quick else 2000, 50 if quick else 300, quick)
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -332,6 +398,7 @@ def main() -> None:
         "lqr_sampler": lqr,
         "exact_k16_bernoulli_g64_grpo": big,
         "allocation_256_prompts": alloc,
+        "npg_lqr1": npg_bench,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows
                                             if r["speedup_vs_numpy"] is not None),
@@ -386,6 +453,14 @@ def _print(report: dict) -> None:
             f"{a['exact_seconds']:.2f} s; Monte Carlo at {100 * a['mc_relative_se']:.2g}% relative SE "
             f"({a['mc_groups_per_prompt']:,} groups per prompt) {a['mc_seconds']:.2f} s; compiled: exact "
             f"{a['exact_seconds_compiled']:.2f} s, Monte Carlo {a['mc_seconds_compiled']:.2f} s")
+    nb = report["npg_lqr1"]
+    t = Table("method", "steps/s (64 seeds)", title=f"sims.npg on lqr1, H = {nb['H']}, {nb['seeds']} seeds vmapped")
+    for name, rate in nb["steps_per_s"].items():
+        t.add_row(name, f"{rate:.3g}")
+    t.add_row("n-pg-igt (NumPy, vectorised over seeds)", f"{nb['numpy_igt_steps_per_s']:.3g}")
+    c.print(t)
+    c.print(f"N-PG-IGT jit vs NumPy: {nb['igt_speedup_vs_numpy']:.1f}×; {nb['sweep']} complexity sweep "
+            f"{nb['sweep_seconds']:.1f} s")
     c.print(f"targets: {report['targets']}")
 
 

@@ -323,6 +323,7 @@ app.command("copg")(_copg)
 from sims.cli_audit import audit as _audit  # noqa: E402
 
 app.command("audit")(_audit)
+app.command("npg")(__import__("sims.cli_npg", fromlist=["npg"]).npg)
 
 from sims import cli_continuous as _continuous  # noqa: E402
 

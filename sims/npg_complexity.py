@@ -1,0 +1,101 @@
+"""The sample-complexity sweep of docs/design.md §4.7: trajectories to ε and fitted exponents of
+vanilla PG, N-PG-IGT, HARPG and N-HARPG on the Fisher-non-degenerate problems of
+`sims.npg_problems` (the Gaussian bandit and LQR), against the rates of Fatkhullin, Barakat,
+Kireeva & He (ICML 2023): O(ε⁻³) (vanilla PG), Õ(ε⁻²·⁵) (N-PG-IGT), Õ(ε⁻²) ((N)-HARPG).
+
+Protocol (`CONFIG`, one entry per mode): for every problem and method, γ_0 is tuned on a grid of
+the same size for every method (one grid for the unnormalised steps γ_t ∝ γ_0 and one for the
+normalised ones, whose γ_0 is a distance in θ), `tune_seeds` seeds per value, the same
+trajectory budget, scored by the median trajectories to the smallest ε (`sims.npg.tune_gamma0`);
+then `seeds` evaluation seeds (disjoint from the tuning seeds) run with the chosen γ_0 and
+`sims.npg.complexity` gives the median trajectories to each ε with bootstrap CIs and the fitted
+log-log slope p (n ∝ ε^{−p}; n counts until J* − J stays ≤ ε to the end of the run) with a bootstrap CI. The papers' rates are upper bounds: a slope
+whose CI reaches down to the rate or below is consistent; one whose whole CI lies above it is a
+finding, valid for the ε range, budget and tuning recorded in the data.
+
+`sweep(quick)` returns strict-JSON data (cached per process, so the ledger and the figure share
+one run); `paper_figs/npg_complexity.py` draws it and writes it beside the figure.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from sims import npg
+from sims import npg_problems as P
+
+NORMALISED = {"n-pg-m", "n-pg-igt", "n-harpg"}
+PAPER_METHODS = ("pg", "n-pg-igt", "harpg", "n-harpg")
+# Trajectories to ε count until J* − J stays ≤ ε for the rest of the run: noisy iterates cross the
+# optimum on their way (a 1-D μ passes through μ*), so the first crossing says little.
+RULE = "stay"
+
+CONFIG = {
+    # grids: 7 values each (same tuning budget for every method)
+    False: {
+        "methods": PAPER_METHODS,
+        "problems": {
+            "gaussian": {"eps": np.geomspace(0.1, 0.01, 7), "grid": np.geomspace(1e-3, 1.0, 7),
+                         "grid_normalised": np.geomspace(0.03, 3.0, 7)},
+            "lqr1": {"eps": np.geomspace(2.0, 0.2, 7), "grid": np.geomspace(3e-6, 3e-3, 7),
+                     "grid_normalised": np.geomspace(0.01, 1.0, 7)},
+            "lqr2": {"eps": np.geomspace(1.5, 0.3, 7), "grid": np.geomspace(3e-6, 3e-3, 7),
+                     "grid_normalised": np.geomspace(0.01, 1.0, 7)},
+        },
+        "budget": 4000, "tune_seeds": 4, "seeds": 28, "record_every": 4, "seed": 0,
+    },
+    True: {
+        "methods": PAPER_METHODS,
+        "problems": {
+            "gaussian": {"eps": np.geomspace(0.3, 0.03, 5), "grid": np.geomspace(1e-2, 1.0, 4),
+                         "grid_normalised": np.geomspace(0.1, 3.0, 4)},
+            "lqr1": {"eps": np.geomspace(4.0, 0.5, 5), "grid": np.geomspace(1e-5, 1e-3, 4),
+                     "grid_normalised": np.geomspace(0.03, 1.0, 4)},
+        },
+        "budget": 1000, "tune_seeds": 4, "seeds": 16, "record_every": 10, "seed": 0,
+    },
+}
+
+
+def grid_for(method: str, spec: dict) -> np.ndarray:
+    return spec["grid_normalised"] if method in NORMALISED else spec["grid"]
+
+
+@functools.lru_cache(maxsize=None)
+def sweep(quick: bool) -> dict:
+    """The whole sweep of CONFIG[quick]: {"quick", "methods", "problems": {name: npg.sweep
+    data}}. Deterministic given the config (wall times are left out: `make bench` times the
+    sweep). Cached per process."""
+    cfg = CONFIG[bool(quick)]
+    out = {"quick": bool(quick), "methods": list(cfg["methods"]), "problems": {}}
+    for name, spec in cfg["problems"].items():
+        problem = P.get(name)
+        merged = None
+        for method in cfg["methods"]:
+            data = npg.sweep(problem, [method], cfg["budget"], cfg["seeds"], spec["eps"],
+                             grid_for(method, spec), cfg["tune_seeds"], seed=cfg["seed"],
+                             record_every=cfg["record_every"], rule=RULE)
+            data["methods"][method]["gamma_grid"] = data.pop("gamma_grid")
+            data["methods"][method].pop("seconds")
+            if merged is None:
+                merged = data
+            else:
+                merged["methods"].update(data["methods"])
+        out["problems"][name] = merged
+    return npg.strict_json(out)
+
+
+def exponents(data: dict) -> dict:
+    """{problem: {method: (exponent, [lo, hi], paper exponent)}} from sweep data."""
+    return {p: {m: (d["complexity"]["exponent"], d["complexity"]["exponent_ci"], d["paper_exponent"])
+                for m, d in pd["methods"].items()} for p, pd in data["problems"].items()}
+
+
+def verdict(exponent, ci, paper) -> str:
+    """"consistent" (CI reaches the paper's rate or below), "above" (the whole CI is above it:
+    a finding) or "undefined" (no fitted exponent)."""
+    if exponent is None or ci is None:
+        return "undefined"
+    return "consistent" if ci[0] <= paper else "above"
