@@ -2,7 +2,7 @@
 
 Reference: Flet-Berliac et al. (2024), "Contrastive Policy Gradient: Aligning LLMs on
 sequence-level scores in a supervised-friendly fashion"; IPO from Azar et al. (2023), DPO from
-Rafailov et al. (2023); DESIGN §4.4. The symbolic side lives in `theory.copg`.
+Rafailov et al. (2023); docs/design.md §4.4. The symbolic side lives in `theory.copg`.
 
 Problem. K arms with deterministic rewards R, temperature β > 0, reference policy π_ref (full
 support), and two sampling laws μ1, μ2 (full support) that produced a logged data set of pairs
@@ -45,7 +45,7 @@ is maximised at π* for any full-support μ1, μ2, with no value function needed
 labels from the Bradley–Terry model of R is consistent too (its population optimum is π*); IPO's
 population optimum is the weighted least-squares fit of Δh to (2σ(ΔR) − 1)/(2β), generally ≠ π*.
 
-Numerics are meant for float64 (`import sims` turns it on, DESIGN §3).
+Numerics are meant for float64 (`import sims` turns it on, docs/design.md §3).
 
 Expected (population) quantities sum over all K×K pairs with weights μ1_y μ2_y' and average the
 label over its Bernoulli law. Trainers use Adam (optax); minibatch runs are vmapped over seeds in
@@ -80,7 +80,7 @@ MAX_ADAM_STEPS = 10_000_000
 MAX_COUNT_ENTRIES = 1 << 26  # minibatches per epoch × 2K² cell counts
 MAX_SCALE = 1e100  # |R|, β, 1/β and |R|/β: squares of the log-ratios must stay finite
 
-# The paper's toy experiment (DESIGN §4.4).
+# The paper's toy experiment (docs/design.md §4.4).
 TOY = {
     "rewards": (2.5, 2.0, 1.0),
     "beta": 0.5,
@@ -570,7 +570,7 @@ def train(method, problem: Problem, seeds, pairs: int = DEFAULTS["pairs"],
     remainder, averaged over its real members). A minibatch enters through its counts per
     (y, y', z) cell (`cell_loss`), which is the same loss as the per-pair average and much
     cheaper. All seeds run vmapped in one jit. Returns logits and regret
-    after every epoch, shapes (S, E + 1, K) and (S, E + 1). Default budget of DESIGN §4.4:
+    after every epoch, shapes (S, E + 1, K) and (S, E + 1). Default budget of docs/design.md §4.4:
     10⁴ pairs, batch 512, 100 epochs, Adam lr 1e-3; start at π_ref."""
     fn = loss_fn(method)
     _check_budget(pairs, epochs, batch, lr, problem.rewards.shape[-1])

@@ -4,7 +4,7 @@ A finite distribution is stored as padded tables `values[a, j]` and `probs[a, j]
 padding has probability 0), so deterministic, Bernoulli and categorical rewards share one shape
 and one sampler. A Gaussian reward (Monte Carlo only) keeps `means` and `stds`.
 
-`parse_rewards` reads the command-line spellings of DESIGN §3:
+`parse_rewards` reads the command-line spellings of docs/design.md §3:
 `bernoulli:p1,...,pK`, `deterministic:r1,...,rK`, `categorical:v1/q1;v2/q2|...`,
 and `gaussian:m1/s1,...,mK/sK`.
 """

@@ -1,6 +1,6 @@
 """The softmax K-armed bandit: policy, scores, objective, gradient and Hessian.
 
-Conventions (DESIGN §3): logits θ ∈ R^K, π = softmax(θ), m_a = E[R | a],
+Conventions (docs/design.md §3): logits θ ∈ R^K, π = softmax(θ), m_a = E[R | a],
 J(θ) = Σ_a π_a m_a, score s(a) = ∇_θ log π(a) = e_a − π, |s(a)|² = 1 − 2π_a + |π|²,
 ∇J = π ∘ (m − J),  ∇²J_kl = π_k(δ_kl − π_l)(m_k − J) − π_k π_l (m_l − J).
 
@@ -68,7 +68,7 @@ def reward_variance(logits, means, second_moments):
 
 
 def optimal_constant_baseline(logits, means):
-    """b* = E[|s|² R] / E[|s|²] = Σ_a π_a|s_a|² m_a / Σ_a π_a|s_a|², the minimiser of V(b) (DESIGN §4.2).
+    """b* = E[|s|² R] / E[|s|²] = Σ_a π_a|s_a|² m_a / Σ_a π_a|s_a|², the minimiser of V(b) (docs/design.md §4.2).
 
     The weights π_a|s_a|² are normalised in log space (`log_score_sq_norms`), so a one-hot
     policy gets the limit of b* rather than 0/0: with π → e_1 the weight of arm 1 vanishes to

@@ -1,4 +1,4 @@
-"""Variance-aware prompt sampling (VAS) for multi-prompt bandit ensembles (DESIGN §4.3).
+"""Variance-aware prompt sampling (VAS) for multi-prompt bandit ensembles (docs/design.md §4.3).
 
 MMR1 (Leng et al. 2025) scores each prompt x by a Variance Promotion Score
 

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # CoPG on bandits: contrastive policy gradient from logged pairs
 #
-# DESIGN §4.4, after Flet-Berliac et al. (2024). A softmax bandit with rewards R, a reference
+# docs/design.md §4.4, after Flet-Berliac et al. (2024). A softmax bandit with rewards R, a reference
 # policy π_ref and a temperature β defines the regularised objective
 # J_β(π) = E_π[R] − β KL(π‖π_ref), whose maximiser is π* ∝ π_ref·e^{R/β}. The data are logged
 # pairs (y, y') with y ~ μ1, y' ~ μ2 — drawn by *other* policies. CoPG maximises, per pair,

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Unbiasedness and variance of group estimators
 #
-# A walk through DESIGN §4.1 on the softmax bandit: π = softmax(θ), score s(a) = e_a − π,
+# A walk through docs/design.md §4.1 on the softmax bandit: π = softmax(θ), score s(a) = e_a − π,
 # ∇J = π∘(m − J). A group of G samples gives ĝ = (1/G) Σ_i A_i s(a_i); the estimators differ
 # only in the advantage A_i. We look at each one three ways: symbolically (sympy), exactly
 # (enumeration of multisets, float64) and by Monte Carlo (JAX, with Holm-controlled z-tests).

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # OBLR-PO: optimal baselines and SNR-adaptive steps
 #
-# DESIGN §4.2 on the softmax bandit (π = softmax(θ), s(a) = e_a − π, ∇J = π∘(m − J)) and on
+# docs/design.md §4.2 on the softmax bandit (π = softmax(θ), s(a) = e_a − π, ∇J = π∘(m − J)) and on
 # multi-prompt bandit ensembles. The published algorithm box was not available to us, so every
 # statement here is *derived* from the framework's two ingredients — a variance-optimal baseline
 # and a learning rate driven by the gradient's signal-to-noise ratio — and checked three ways:

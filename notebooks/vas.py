@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Reward variance, the policy-gradient norm, and variance-aware sampling
 #
-# DESIGN §4.3 on the softmax bandit (π = softmax(θ), ∇J = π∘(r − J)). MMR1 (Leng et al. 2025)
+# docs/design.md §4.3 on the softmax bandit (π = softmax(θ), ∇J = π∘(r − J)). MMR1 (Leng et al. 2025)
 # argues that prompts with a larger reward variance give larger policy gradients, and samples
 # training prompts accordingly (VAS). We check the pieces one by one: our lower bounds on |∇J|,
 # MMR1's Theorem 1 (exactly, under each step-size condition), its covariance statements (refuted),

@@ -1,6 +1,6 @@
 """Variance of REINFORCE against its constant baseline: the minimiser is b* = E[|s|²R]/E[|s|²], not E[R].
 
-Three-arm softmax bandit, θ = (ln 2, 0, 0), r = (1, 0, 0) (DESIGN §4.1): E[R] = 1/2 but b* = 3/10,
+Three-arm softmax bandit, θ = (ln 2, 0, 0), r = (1, 0, 0) (docs/design.md §4.1): E[R] = 1/2 but b* = 3/10,
 V(0) = 3/32, V(1/2) = 1/16, V(3/10) = 3/80. Points: the exact engine; line: the sympy closed form.
 """
 

@@ -1,6 +1,6 @@
 """CoPG toy bandit: regret against epoch for CoPG, off-policy PG (no baseline, the paper's value baseline E_π[R], the soft value J_β(π)), IPO and DPO.
 
-The paper's 3-armed experiment (Flet-Berliac et al. 2024; DESIGN §4.4): R = (2.5, 2, 1), β = 0.5,
+The paper's 3-armed experiment (Flet-Berliac et al. 2024; docs/design.md §4.4): R = (2.5, 2, 1), β = 0.5,
 uniform π_ref, logged pairs y ~ μ1 = (0.1, 0.2, 0.7), y' ~ μ2 = (0.05, 0.05, 0.9) with
 Bradley–Terry labels, 10⁴ pairs, Adam lr 1e-3, batch 512, 100 epochs, start at π_ref.
 Panel (a): regret J_β(π*) − J_β(π) after every epoch — mean over seeds with a 95% t-interval

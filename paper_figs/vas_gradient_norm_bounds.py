@@ -1,6 +1,6 @@
 """Reward variance lower-bounds the policy-gradient norm: |∇J| against Var[R] on random softmax bandits.
 
-Deterministic rewards in [0, 1] (DESIGN §4.3). Left: √K·|∇J| against Var[R], so that every K
+Deterministic rewards in [0, 1] (docs/design.md §4.3). Left: √K·|∇J| against Var[R], so that every K
 shares the two bounds √K·|∇J| ≥ Var[R] (dashed) and the sharp √K·|∇J| ≥ 2·Var[R] (solid); one
 colour per K. Middle: |∇J|² against
 π_min·Var[R]. Right: |∇J| against the Cauchy–Schwarz bound Var[R]/√(Σ_a(r_a − J)²). Every point

@@ -1,7 +1,7 @@
 """Variance-aware prompt sampling (VAS) against uniform sampling on a multi-prompt bandit ensemble.
 
 32 prompts × 4 arms, Bernoulli success probabilities ~ Beta(0.5, 3) (mostly hard prompts), GRPO
-with B = 8 prompts × G = 8 answers per step, lr 2, 32 paired seeds (DESIGN §4.3). VAS scores
+with B = 8 prompts × G = 8 answers per step, lr 2, 32 paired seeds (docs/design.md §4.3). VAS scores
 every prompt from N = 4 rollouts every 20 steps (VPS = α·P̂(1−P̂) + β·TDS) and draws a fraction λ
 of each batch ∝ VPS. Left: J(Θ) against the rollouts spent, counting the scoring rollouts (bands:
 95% over seeds; the optimum J* is in the title, far above the curves). Middle: exact |∇J_p| of the selected prompts, averaged over training (95%

@@ -1,4 +1,4 @@
-"""JAX numerics of the lab. Float64 is on for every module of the package (DESIGN §3)."""
+"""JAX numerics of the lab. Float64 is on for every module of the package (docs/design.md §3)."""
 
 import jax
 

@@ -36,7 +36,7 @@ def _floats(values) -> list:
 
 
 def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0) -> dict:
-    """The JSON object of `pglab moments` (DESIGN §3)."""
+    """The JSON object of `pglab moments` (docs/design.md §3)."""
     from bandits import softmax
     from sims import exact, montecarlo
 

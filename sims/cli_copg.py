@@ -1,4 +1,4 @@
-"""`pglab copg`: train CoPG or a baseline on logged pairs of a softmax bandit (DESIGN §4.4).
+"""`pglab copg`: train CoPG or a baseline on logged pairs of a softmax bandit (docs/design.md §4.4).
 
     pglab copg --rewards 2.5,2,1 --beta 0.5 --mu1 0.1,0.2,0.7 --mu2 0.05,0.05,0.9 \\
                [--ref 1/3,1/3,1/3] --method copg|pg|pg_value|pg_soft_value|ipo|dpo \\

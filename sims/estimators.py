@@ -5,7 +5,7 @@ A group is G i.i.d. pairs (a_i, R_i) ~ π. Every estimator here is a pure functi
     advantages(rewards, weights, **params) -> A          rewards, weights: (G,);  A: (G,)
 
 where `weights` are per-sample features (|s(a_i)|² for bandits, sequence statistics for a
-neural policy, or ones). The gradient estimate is assembled separately (DESIGN §3):
+neural policy, or ones). The gradient estimate is assembled separately (docs/design.md §3):
 
     ĝ = (1/G) Σ_i A_i s(a_i)                              (`group_gradient`)
 
@@ -77,7 +77,7 @@ def grpo(rewards, weights, eps=1e-6):
 
 
 def optimal_baseline_loo(rewards, weights):
-    """Leave-one-out gradient-weighted baseline (OBLR-PO; DESIGN §4.2):
+    """Leave-one-out gradient-weighted baseline (OBLR-PO; docs/design.md §4.2):
 
         A_i = R_i − Σ_{j≠i} w_j R_j / Σ_{j≠i} w_j,     w_j = |s(a_j)|²,
 
@@ -93,7 +93,7 @@ def optimal_baseline_loo(rewards, weights):
 
 
 def optimal_baseline_loo_coord(rewards, weights):
-    """Per-coordinate leave-one-out gradient-weighted baseline (OBLR-PO; DESIGN §4.2):
+    """Per-coordinate leave-one-out gradient-weighted baseline (OBLR-PO; docs/design.md §4.2):
 
         A_ik = R_i − Σ_{j≠i} w_jk R_j / Σ_{j≠i} w_jk,     w_jk = s_k(a_j)²,
 

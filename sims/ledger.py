@@ -1,4 +1,4 @@
-"""The claims ledger (DESIGN §2): every statement the lab checks, and its symbolic, exact and
+"""The claims ledger (docs/design.md §2): every statement the lab checks, and its symbolic, exact and
 Monte Carlo evidence.
 
 A claim is registered once, in a topic module of `sims.claims`:

@@ -1,5 +1,5 @@
 """OBLR-PO numerics: per-sample gradient terms, the SNR estimate from group statistics and the
-SNR step rule (DESIGN §4.2; derived in the OBLR-PO framework, the paper's algorithm box being
+SNR step rule (docs/design.md §4.2; derived in the OBLR-PO framework, the paper's algorithm box being
 unavailable to us).
 
 A group of G members gives per-sample terms g_i = A_i s(a_i) (A from a registry estimator, so

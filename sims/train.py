@@ -1,6 +1,6 @@
 """Training on multi-prompt bandit ensembles with any registry estimator.
 
-The batch gradient uses the estimator registry unchanged (DESIGN §3):
+The batch gradient uses the estimator registry unchanged (docs/design.md §3):
 
     Ĝ = (1/P) Σ_b w_b · e_{p_b} ĝ_bᵀ,   ĝ_b = (1/G) Σ_i A_i s(a_{b,i}),   w_b = P/B by default,
 
@@ -11,7 +11,7 @@ unit learning rate) for the ascent direction Ĝ, for many seeds at once: the see
 and the steps run under `lax.scan`, all inside one `jit`. Step rules:
 
 * "fixed": η_t = lr;
-* "snr" (OBLR-PO, DESIGN §4.2): η_t = clip(η_max·SNR̂/(1+SNR̂), η_min, η_max), with SNR̂ pooled
+* "snr" (OBLR-PO, docs/design.md §4.2): η_t = clip(η_max·SNR̂/(1+SNR̂), η_min, η_max), with SNR̂ pooled
   over the batch's groups from their per-sample terms g_i = A_i s(a_i) (`sims.oblrpo.batch_snr`:
   U-statistic for |∇J|², sample covariance trace for V, each group weighted by its weight in
   Ĝ). η_max defaults to lr; it plays the role of 1/L in η* = (1/L)·SNR/(1+SNR).

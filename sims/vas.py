@@ -1,4 +1,4 @@
-"""Numerics of DESIGN §4.3: reward variance against the gradient norm, MMR1's Theorem 1 checked
+"""Numerics of docs/design.md §4.3: reward variance against the gradient norm, MMR1's Theorem 1 checked
 exactly, the covariance statements in the reduced parameterisation, and variance-aware prompt
 sampling (VAS) against uniform sampling.
 

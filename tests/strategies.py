@@ -1,4 +1,4 @@
-"""Hypothesis strategies for random softmax bandits (DESIGN §3 conventions)."""
+"""Hypothesis strategies for random softmax bandits (docs/design.md §3 conventions)."""
 
 from __future__ import annotations
 

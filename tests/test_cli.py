@@ -1,4 +1,4 @@
-"""`pglab moments`: the DESIGN §3 schema, the reference values, one-line errors with exit code 2."""
+"""`pglab moments`: the docs/design.md §3 schema, the reference values, one-line errors with exit code 2."""
 
 import json
 import subprocess

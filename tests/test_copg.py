@@ -1,5 +1,5 @@
 """CoPG on bandits: theory residuals, exact population identities, Monte Carlo checks with their
-planted-defect twins, data, trainers and input validation (DESIGN §4.4)."""
+planted-defect twins, data, trainers and input validation (docs/design.md §4.4)."""
 
 import itertools
 

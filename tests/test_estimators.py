@@ -1,4 +1,4 @@
-"""The registry's advantage functions: formulas, symmetry and the edge cases of DESIGN §4.1."""
+"""The registry's advantage functions: formulas, symmetry and the edge cases of docs/design.md §4.1."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""Symbolic checks of theory.softmax_bandit (DESIGN §4.1): identities, closed forms, enumeration."""
+"""Symbolic checks of theory.softmax_bandit (docs/design.md §4.1): identities, closed forms, enumeration."""
 
 import functools
 import math
@@ -187,7 +187,7 @@ def test_grpo_all_equal_group_has_zero_advantage():
     assert T.grpo_advantages([R(7, 20)] * 3) == [0, 0, 0]
 
 
-# --- reference values (DESIGN §4.1) -----------------------------------------------------------
+# --- reference values (docs/design.md §4.1) -----------------------------------------------------------
 
 
 def test_reference_values_uniform():

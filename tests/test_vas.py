@@ -1,4 +1,4 @@
-"""Reward variance and the gradient norm (DESIGN §4.3): bounds, MMR1's Theorem 1, the refuted
+"""Reward variance and the gradient norm (docs/design.md §4.3): bounds, MMR1's Theorem 1, the refuted
 covariance statements, each with the planted defects its check must catch."""
 
 import itertools

@@ -2,7 +2,7 @@
 
 Reference: Flet-Berliac, Grinsztajn, Strub, Choi, Cremer, Ahmadian, Chandak, Azar, Pietquin and
 Geist (2024), "Contrastive Policy Gradient: Aligning LLMs on sequence-level scores in a
-supervised-friendly fashion"; Azar et al. (2023) for IPO; DESIGN §4.4.
+supervised-friendly fashion"; Azar et al. (2023) for IPO; docs/design.md §4.4.
 
 Notation. K arms, deterministic rewards R_a, temperature β > 0, reference policy π_ref > 0,
 policy π = softmax(θ) with ln π_a = θ_a − ln Σ_c e^{θ_c} and score ∇ ln π_a = e_a − π.

@@ -1,5 +1,5 @@
 """OBLR-PO in symbols: optimal baselines, the bias of the self-inclusive plug-in, the descent
-lemma and its SNR step, and the smoothness constant of the softmax bandit (DESIGN §4.2).
+lemma and its SNR step, and the smoothness constant of the softmax bandit (docs/design.md §4.2).
 
 The published algorithm box was not available to us; everything here is derived from the
 framework's ingredients (an optimal-baseline estimator and an SNR-driven learning rate) and
@@ -87,7 +87,7 @@ b, G = sb.b, sb.G
 
 
 def group_variance(K: int, kind: str = "free", group_size=G) -> sp.Expr:
-    """tr Cov of ĝ = (1/G)Σ_i (R_i − b)s(a_i) over G i.i.d. members: V(b)/G (DESIGN §4.1)."""
+    """tr Cov of ĝ = (1/G)Σ_i (R_i − b)s(a_i) over G i.i.d. members: V(b)/G (docs/design.md §4.1)."""
     _, v1 = sb.single_sample_variance(K, kind)
     return v1 / group_size
 
@@ -273,7 +273,7 @@ def optimal_step_residuals() -> dict:
 
 
 def hessian(pi: Sequence, m: Sequence) -> sp.Matrix:
-    """∇²J_kl = π_k(δ_kl − π_l)(m_k − J) − π_k π_l (m_l − J) (DESIGN §3)."""
+    """∇²J_kl = π_k(δ_kl − π_l)(m_k − J) − π_k π_l (m_l − J) (docs/design.md §3)."""
     K = len(pi)
     J = sb.objective(pi, m)
     return sp.Matrix(K, K, lambda k, l: pi[k] * ((1 if k == l else 0) - pi[l]) * (m[k] - J)

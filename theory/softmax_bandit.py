@@ -1,6 +1,6 @@
 """Symbolic theory of score-function estimators on the softmax bandit.
 
-Conventions (DESIGN §3). K arms, logits θ, policy π = softmax(θ). Arm a pays a reward R with mean
+Conventions (docs/design.md §3). K arms, logits θ, policy π = softmax(θ). Arm a pays a reward R with mean
 m_a = E[R|a] and second moment v_a = E[R²|a]. Objective J = Σ_a π_a m_a, score
 s(a) = ∇_θ log π_a = e_a − π with |s(a)|² = 1 − 2π_a + |π|², true gradient ∇J = π ∘ (m − J).
 A group is G i.i.d. pairs (a_i, R_i) ~ π and the group estimate is ĝ = (1/G) Σ_i A_i s(a_i).
@@ -18,7 +18,7 @@ Three layers, each built on sympy alone:
 
 References: Williams (1992), REINFORCE; Kool, van Hoof & Welling (2019), "Buy 4 REINFORCE
 samples, get a baseline for free!" (RLOO); Shao et al. (2024), DeepSeekMath (GRPO); Liu et al.
-(2025), "Understanding R1-Zero-like training" (Dr. GRPO); DESIGN §4.1 and §4.2.
+(2025), "Understanding R1-Zero-like training" (Dr. GRPO); docs/design.md §4.1 and §4.2.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def score(pi: Sequence, a: int) -> Vector:
 
 
 def score_sq_norm(pi: Sequence, a: int) -> Expr:
-    """|s(a)|² = 1 − 2π_a + |π|² (DESIGN §3; uses Σπ = 1 only through s(a) = e_a − π)."""
+    """|s(a)|² = 1 − 2π_a + |π|² (docs/design.md §3; uses Σπ = 1 only through s(a) = e_a − π)."""
     return 1 - 2 * pi[a] + sp.Add(*[p**2 for p in pi])
 
 
@@ -182,7 +182,7 @@ def objective(pi: Sequence, m: Sequence) -> Expr:
 
 
 def true_gradient(pi: Sequence, m: Sequence) -> Vector:
-    """∇J = π ∘ (m − J) (softmax policy gradient; DESIGN §3)."""
+    """∇J = π ∘ (m − J) (softmax policy gradient; docs/design.md §3)."""
     J = objective(pi, m)
     return tuple(p * (x - J) for p, x in zip(pi, m))
 
@@ -227,7 +227,7 @@ def _general_K(summand: Expr) -> Expr:
 
 @functools.cache
 def score_identity_general_K() -> Expr:
-    """Residual of Σ_a π_a s(a)_c = 0 for symbolic K (Williams 1992; DESIGN §4.1).
+    """Residual of Σ_a π_a s(a)_c = 0 for symbolic K (Williams 1992; docs/design.md §4.1).
 
     With s(a)_c = δ_ac − π_c: Σ_a π_a(δ_ac − π_c) = π_c − π_c Σ_a π_a = 0. Returns the
     simplified residual, which is 0.
@@ -283,7 +283,7 @@ def true_gradient_residual(K: int) -> Vector:
 
 @functools.cache
 def single_sample_covariance(K: int, kind: str = "free") -> sp.Matrix:
-    """Cov[(R − b) s(a)] = E[(R − b)² s sᵀ] − ∇J ∇Jᵀ (DESIGN §4.1).
+    """Cov[(R − b) s(a)] = E[(R − b)² s sᵀ] − ∇J ∇Jᵀ (docs/design.md §4.1).
 
     E[(R − b)² | a] = v_a − 2b m_a + b²; symbols m_a, v_a from `mean_symbols`,
     `second_moment_symbols`, baseline `b`, policy from `policy(K, kind)`.
@@ -301,7 +301,7 @@ def single_sample_covariance(K: int, kind: str = "free") -> sp.Matrix:
 def single_sample_variance(K: int, kind: str = "free") -> tuple[sp.Symbol, Expr]:
     """(b, V) with V(b) = tr Cov = Σ_a π_a |s_a|² (v_a − 2b m_a + b²) − |∇J|².
 
-    Williams (1992) REINFORCE with a constant baseline b; DESIGN §4.1. A group of G independent
+    Williams (1992) REINFORCE with a constant baseline b; docs/design.md §4.1. A group of G independent
     samples has tr Cov = V(b)/G. Symbols as in `single_sample_covariance`.
     """
     pi, m, v = policy(K, kind), mean_symbols(K), second_moment_symbols(K)
@@ -313,14 +313,14 @@ def single_sample_variance(K: int, kind: str = "free") -> tuple[sp.Symbol, Expr]
 
 @functools.cache
 def optimal_constant_baseline(K: int, kind: str = "free") -> Expr:
-    """b* solving dV/db = 0 (sympy.solve); V is a parabola in b (DESIGN §4.2)."""
+    """b* solving dV/db = 0 (sympy.solve); V is a parabola in b (docs/design.md §4.2)."""
     _, V = single_sample_variance(K, kind)
     (root,) = sp.solve(sp.diff(V, b), b)
     return sp.cancel(root)
 
 
 def gradient_weighted_mean(K: int, kind: str = "free") -> Expr:
-    """E[|s|² R] / E[|s|²] = Σ_a π_a|s_a|² m_a / Σ_a π_a|s_a|² (DESIGN §4.2)."""
+    """E[|s|² R] / E[|s|²] = Σ_a π_a|s_a|² m_a / Σ_a π_a|s_a|² (docs/design.md §4.2)."""
     pi, m = policy(K, kind), mean_symbols(K)
     norms = [pi[a] * score_sq_norm(pi, a) for a in range(K)]
     return sp.Add(*[w * x for w, x in zip(norms, m)]) / sp.Add(*norms)
@@ -487,7 +487,7 @@ def grpo_mean_terms() -> tuple:
 
 def reinforce_group_variance_formula(baseline: Expr = b) -> Expr:
     """tr Cov = V(b)/G with V(b) = E[|s|²(R − b)²] − |∇J|²
-    = E_X2 + 2(μ − b)E_Ys2 + (μ − b)²Γ − g2 (Williams 1992; DESIGN §4.1)."""
+    = E_X2 + 2(μ − b)E_Ys2 + (μ − b)²Γ − g2 (Williams 1992; docs/design.md §4.1)."""
     c = mu - baseline
     return (E_X2 + 2 * c * E_Ys2 + c**2 * Gamma - g2) / G
 
@@ -502,7 +502,7 @@ def reinforce_group_variance_residual() -> Expr:
 def rloo_variance_formula(group_size: Expr = G) -> Expr:
     """tr Cov(ĝ_RLOO) = (1/G)[E(|s|²(R−μ)²) + E|s|²·Var(R)/(G−1) − |∇J|²(G−2)/(G−1)].
 
-    Kool et al. (2019) estimator; closed form of DESIGN §4.1 in the moment symbols
+    Kool et al. (2019) estimator; closed form of docs/design.md §4.1 in the moment symbols
     E_X2, Gamma, sigma2, g2.
     """
     n = group_size
@@ -540,7 +540,7 @@ def rloo_variance_residual() -> Expr:
 
 
 def grpo_mean_mean_formula(group_size: Expr = G) -> Expr:
-    """E[ĝ_grpo_mean] = (1 − 1/G)∇J (DESIGN §4.1), as a multiple of g."""
+    """E[ĝ_grpo_mean] = (1 − 1/G)∇J (docs/design.md §4.1), as a multiple of g."""
     return (1 - 1 / sp.sympify(group_size)) * g
 
 
@@ -601,7 +601,7 @@ def grpo_advantages(rewards: Sequence, weights: Sequence | None = None, eps: Exp
 
 
 def optimal_baseline_loo_advantages(rewards: Sequence, weights: Sequence) -> list:
-    """A_i = R_i − Σ_{j≠i} w_j R_j / Σ_{j≠i} w_j with w_j = |s_j|² (DESIGN §4.2).
+    """A_i = R_i − Σ_{j≠i} w_j R_j / Σ_{j≠i} w_j with w_j = |s_j|² (docs/design.md §4.2).
 
     The baseline is 0 when the denominator is identically 0.
     """
@@ -658,7 +658,7 @@ def enumerate_group_moments(
 
 
 # ---------------------------------------------------------------------------------------------
-# Reference values (DESIGN §4.1)
+# Reference values (docs/design.md §4.1)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -682,7 +682,7 @@ def _instance(theta: Sequence, r: Sequence) -> dict:
 
 @functools.cache
 def reference_values() -> dict:
-    """Exact reference instances of DESIGN §4.1 (K = 3, deterministic r = (1, 0, 0)).
+    """Exact reference instances of docs/design.md §4.1 (K = 3, deterministic r = (1, 0, 0)).
 
     Computed here from the general formulas; each entry has logits, rewards, pi, grad (∇J),
     mean_reward (E[R]), V (single-sample V(b), a polynomial in `b`), b_star and V_at ({b: V(b)}).

@@ -1,6 +1,6 @@
-"""Reward variance and the policy-gradient norm on the softmax bandit, in symbols (DESIGN §4.3).
+"""Reward variance and the policy-gradient norm on the softmax bandit, in symbols (docs/design.md §4.3).
 
-Conventions (DESIGN §3): K arms, π = softmax(θ), arm a pays R with mean m_a and second moment
+Conventions (docs/design.md §3): K arms, π = softmax(θ), arm a pays R with mean m_a and second moment
 v_a; J = Σ_a π_a m_a, d_a = m_a − J, score s(a) = e_a − π, ∇J = π ∘ d = u.
 
 1. Our bounds, for deterministic rewards r (so m = r and Var[R] = Σ_a π_a d_a²):
@@ -24,12 +24,12 @@ v_a; J = Σ_a π_a m_a, d_a = m_a − J, score s(a) = e_a − π, ∇J = π ∘ 
    does not imply a gradient.
 
 3. MMR1's Theorem 1 (Leng et al. 2025, "MMR1: Enhancing multimodal reasoning with
-   variance-aware sampling and open resources"), as DESIGN §4.3 records it: if
+   variance-aware sampling and open resources"), as docs/design.md §4.3 records it: if
    |∇J|² ≥ c_min·Var[R] and J is L-smooth, one REINFORCE step θ⁺ = θ + ηĝ with the mean
    baseline gains E[J(θ⁺)] − J(θ) ≥ (η c_min/4)·Var[R]. Here Γ = E_a|s(a)|² = tr F = 1 − |π|²,
    a scalar, in the full K-logit parameterisation. Two step-size conditions are stated apart:
 
-   "main"     η ≤ c_min/(4LΓ)                    (DESIGN §4.3's wording of the main text);
+   "main"     η ≤ c_min/(4LΓ)                    (docs/design.md §4.3's wording of the main text);
    "appendix" η ≤ min{1/L, c_min/(2LΓ)}           (our reconstruction of the appendix's
               condition: the largest step for which the descent-lemma argument below closes;
               the published wording could not be retrieved, and the ledger says so).
@@ -363,7 +363,7 @@ def reduced_covariance(pi: Sequence, r: Sequence) -> sp.Matrix:
 
 @functools.lru_cache(maxsize=None)
 def reduced_counterexample(theta: tuple = (0, 0, 0), r: tuple = (1, 0, 0)) -> dict:
-    """The DESIGN §4.3 instance (default K = 3, θ = 0, r = (1, 0, 0)) in exact arithmetic:
+    """The docs/design.md §4.3 instance (default K = 3, θ = 0, r = (1, 0, 0)) in exact arithmetic:
     F, Var[R], Cov[ĝ], their smallest eigenvalues, the claimed floor λ_min(F)·Var[R] and the
     factorisation defect Cov − Var[R]·F. Expected: λ_min(Cov) = 1/81, floor = 2/81."""
     theta = tuple(sp.sympify(x) for x in theta)

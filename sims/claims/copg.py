@@ -1,4 +1,4 @@
-"""Claims about contrastive policy gradient (CoPG) on bandits (DESIGN §4.4).
+"""Claims about contrastive policy gradient (CoPG) on bandits (docs/design.md §4.4).
 
 Flet-Berliac et al. (2024), "Contrastive Policy Gradient"; IPO (Azar et al. 2023); DPO
 (Rafailov et al. 2023). Symbolic checks come from `theory.copg`; exact and Monte Carlo checks use
@@ -140,7 +140,7 @@ def _z_outcome(checks: list[stats.ZCheck]) -> Outcome:
 # ---------------------------------------------------------------------------------------------
 
 
-@claim("copg.optimum", source=f"{SOURCE}, §2 (KL-regularised optimum); DESIGN §4.4",
+@claim("copg.optimum", source=f"{SOURCE}, §2 (KL-regularised optimum); docs/design.md §4.4",
        statement="π* ∝ π_ref·exp(R/β) maximises J_β(π) = E_π[R] − β KL(π‖π_ref), "
                  "J_β(π*) = β ln E_ref e^{R/β}, and J_β(π*) − J_β(π) = β KL(π‖π*) for every π",
        conditions="β > 0, π_ref with full support, deterministic rewards")
@@ -226,7 +226,7 @@ def _():
     return [Check("symbolic", symbolic), Check("exact", exact)]
 
 
-@claim("copg.toy_population_limit", source=f"{SOURCE}, toy bandit experiment; DESIGN §4.4",
+@claim("copg.toy_population_limit", source=f"{SOURCE}, toy bandit experiment; docs/design.md §4.4",
        statement="On the paper's toy (R = (2.5, 2, 1), β = 0.5, uniform π_ref, μ1 = (0.1, 0.2, 0.7), "
                  "μ2 = (0.05, 0.05, 0.9)) CoPG trained with Adam on exact expected gradients reaches "
                  "regret J_β(π*) − J_β(π) < 1e-3",
@@ -370,7 +370,7 @@ def _():
     return [Check("symbolic", symbolic), Check("exact", exact)]
 
 
-@claim("copg.minibatch_unbiased", source="DESIGN §4.4 (trainer losses)",
+@claim("copg.minibatch_unbiased", source="docs/design.md §4.4 (trainer losses)",
        statement="For copg, pg, pg_value, pg_soft_value, ipo and dpo, the gradient of the per-pair "
                  "loss on logged pairs (y ~ μ1, y' ~ μ2, Bradley–Terry labels) is unbiased for the "
                  "method's exact expected update (closed forms for copg and the three pg baselines)",
@@ -490,7 +490,7 @@ def _():
     return [Check("symbolic", symbolic), Check("exact", exact)]
 
 
-@claim("copg.dpo_consistent", source="Rafailov et al. 2023 (DPO); derived for DESIGN §4.4",
+@claim("copg.dpo_consistent", source="Rafailov et al. 2023 (DPO); derived for docs/design.md §4.4",
        statement="DPO on Bradley–Terry labels z ~ σ(R_y − R_y') has π* as its population optimum, "
                  "for any full-support μ1, μ2",
        conditions="population limit; the labels' Bradley–Terry reward is R itself (same scale as β)")
@@ -512,7 +512,7 @@ def _():
     return [Check("symbolic", symbolic), Check("exact", exact)]
 
 
-@claim("copg.ipo_optimum", source="Azar et al. 2023 (IPO) as a CoPG special case; DESIGN §4.4",
+@claim("copg.ipo_optimum", source="Azar et al. 2023 (IPO) as a CoPG special case; docs/design.md §4.4",
        statement="IPO (τ = β) on Bradley–Terry labels σ(R_y − R_y') has π* as its population optimum",
        expected="refuted",
        conditions="population limit; IPO regresses Δh(y,y') on (2σ(ΔR) − 1)/(2β), not on ΔR/β")

@@ -1,4 +1,4 @@
-"""Claims of DESIGN §4.1: score-function group estimators, their bias and their variance.
+"""Claims of docs/design.md §4.1: score-function group estimators, their bias and their variance.
 
 Symbolic checks come from `theory.softmax_bandit` (sympy), exact checks run the multiset
 engine on random instances drawn from a fixed seed, Monte Carlo checks use `sims.checks`
@@ -20,7 +20,7 @@ from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import softmax_bandit as T
 
 TOL = 1e-10
-SOURCE_41 = "DESIGN §4.1"
+SOURCE_41 = "docs/design.md §4.1"
 
 
 def random_instances(quick: bool, seed: int = 0, kinds=("bernoulli", "deterministic", "categorical")):
@@ -142,7 +142,7 @@ def _():
             _exact_over_instances(residual, "exact tr Cov − V(b)/G at b = 0.35")]
 
 
-@claim("estimators.optimal_constant_baseline", SOURCE_41 + "; DESIGN §4.2",
+@claim("estimators.optimal_constant_baseline", SOURCE_41 + "; docs/design.md §4.2",
        "dV/db = 0 at b* = E[|s|²R]/E[|s|²], which differs from E[R] in general.")
 def _():
     def reference(quick):
@@ -254,7 +254,7 @@ def _():
             Check("exact", closed_forms)]
 
 
-@claim("estimators.optimal_baseline_loo_unbiased", "DESIGN §4.2 (OBLR-PO framework)",
+@claim("estimators.optimal_baseline_loo_unbiased", "docs/design.md §4.2 (OBLR-PO framework)",
        "The leave-one-out gradient-weighted baseline Σ_{j≠i}|s_j|²R_j/Σ_{j≠i}|s_j|² is unbiased.")
 def _():
     def symbolic(quick):
@@ -298,7 +298,7 @@ def _():
     return [Check("symbolic", symbolic), Check("exact", exact_run)]
 
 
-@claim("estimators.monte_carlo_engine", "DESIGN §3 (Monte Carlo engine)",
+@claim("estimators.monte_carlo_engine", "docs/design.md §3 (Monte Carlo engine)",
        "The Monte Carlo engine's mean and tr Cov agree with the exact engine for every estimator.")
 def _():
     def run(quick):

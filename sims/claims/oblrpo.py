@@ -1,4 +1,4 @@
-"""OBLR-PO claims (DESIGN §4.2): optimal baselines, leave-one-out plug-ins, the SNR step and the
+"""OBLR-PO claims (docs/design.md §4.2): optimal baselines, leave-one-out plug-ins, the SNR step and the
 smoothness constant of the softmax bandit.
 
 The published algorithm box was not available to us, so every entry is sourced
@@ -17,7 +17,7 @@ from sims import checks, exact, oblrpo, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as T
 
-SOURCE = "derived (OBLR-PO framework); DESIGN §4.2"
+SOURCE = "derived (OBLR-PO framework); docs/design.md §4.2"
 TOL = 1e-10
 
 

@@ -1,4 +1,4 @@
-"""Claims of DESIGN §4.3: reward variance and the policy-gradient norm, MMR1's Theorem 1 and its
+"""Claims of docs/design.md §4.3: reward variance and the policy-gradient norm, MMR1's Theorem 1 and its
 covariance statements.
 
 Symbolic checks come from `theory.variance_bounds` (sympy), exact checks evaluate closed forms
@@ -25,7 +25,7 @@ from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as TO
 from theory import variance_bounds as TV
 
-SOURCE_OURS = "derived here (DESIGN §4.3), for MMR1's assumption |∇J|² ≥ c_min·Var[R]"
+SOURCE_OURS = "derived here (docs/design.md §4.3), for MMR1's assumption |∇J|² ≥ c_min·Var[R]"
 SOURCE_MMR1 = "Leng et al. 2025, MMR1 (arXiv:2509.21268)"
 TOL = 1e-9  # relative slack tolerance: the bounds are attained, so rounding shows at ~1e-12
 L_LAB = float(TO.SMOOTHNESS_L)  # ‖∇²J‖₂ ≤ 3/4, any K, rewards in [0, 1] (theory.oblrpo)
@@ -196,7 +196,7 @@ def _random_stochastic(quick: bool, seed: int = 7):
     return out
 
 
-@claim("vas.total_variance", source="law of total variance; DESIGN §4.3",
+@claim("vas.total_variance", source="law of total variance; docs/design.md §4.3",
        statement="Var[R] = E_a[Var(R|a)] + Var_a(m_a), and ∇J = π∘(m − J) depends on the means only, "
                  "so the gradient-norm bounds hold with Var_a(m_a) in place of Var[R]",
        conditions="softmax bandit, finite reward laws")
@@ -232,7 +232,7 @@ def _total_variance():
     ]
 
 
-@claim("vas.variance_implies_gradient", source="MMR1's premise that reward variance drives the gradient; DESIGN §4.3",
+@claim("vas.variance_implies_gradient", source="MMR1's premise that reward variance drives the gradient; docs/design.md §4.3",
        statement="With stochastic rewards, reward variance implies a gradient: |∇J|² ≥ π_min·Var[R]",
        expected="refuted",
        conditions="softmax bandit with Bernoulli rewards; refuted by identical arms "
@@ -373,7 +373,7 @@ THEOREM1_CONDITIONS = (
 @claim("vas.theorem1_main", source=SOURCE_MMR1 + ", Theorem 1 (main text)",
        statement=THEOREM1.format(step="c_min/(4LΓ)"),
        conditions=THEOREM1_CONDITIONS.format(
-           which="η ≤ c_min/(4LΓ), as DESIGN §4.3 records the main text's condition"))
+           which="η ≤ c_min/(4LΓ), as docs/design.md §4.3 records the main text's condition"))
 def _theorem1_main():
     def symbolic(quick):
         fm = TV.factorised_margin("main")
@@ -541,7 +541,7 @@ def _cov_lower_bound():
         red = _design_instance()
         holds = red.sandwich_gap >= -1e-15
         return Outcome(holds, {"lambda_min_cov": red.lambda_min_cov, "floor": red.floor},
-                       "λ_min(Cov) ≥ floor", "exact engine (float64) at the DESIGN §4.3 instance",
+                       "λ_min(Cov) ≥ floor", "exact engine (float64) at the docs/design.md §4.3 instance",
                        counterexample=None if holds else {
                            "logits": [0.0, 0.0, 0.0], "rewards": [1.0, 0.0, 0.0],
                            "lambda_min_cov_times_81": red.lambda_min_cov * 81,
@@ -568,7 +568,7 @@ def _cov_factorisation():
         red = _design_instance()
         holds = red.factorisation_defect <= 1e-12
         return Outcome(holds, red.factorisation_defect, "0",
-                       "max |Cov − Var[R]·F|, exact engine at the DESIGN §4.3 instance",
+                       "max |Cov − Var[R]·F|, exact engine at the docs/design.md §4.3 instance",
                        counterexample=None if holds else {"logits": [0.0, 0.0, 0.0],
                                                           "rewards": [1.0, 0.0, 0.0]})
 
