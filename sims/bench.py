@@ -293,7 +293,7 @@ def numpy_igt(steps: int, seeds: int = NPG_SEEDS, gamma0: float = 0.1, seed: int
     rng = np.random.default_rng(seed)
     k = np.full(seeds, -0.2)
     k_prev, d = k.copy(), np.zeros(seeds)
-    xs, rs, sc = np.empty((h, seeds)), np.empty((h, seeds)), np.empty((h, seeds))
+    rs, sc = np.empty((h, seeds)), np.empty((h, seeds))
     for t in range(steps):
         eta = (2.0 / (t + 2)) ** 0.8
         kt = k + (1 - eta) / eta * (k - k_prev)
