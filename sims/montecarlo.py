@@ -50,29 +50,6 @@ PROGRESS_AFTER_S = 2.0
 RNG_IMPL = "rbg"  # see the module docstring
 
 
-@dataclasses.dataclass(frozen=True)
-class MCMoments:
-    """Monte Carlo estimate of E[ĝ] and Cov[ĝ] with standard errors."""
-
-    estimator: str
-    group: int
-    params: dict
-    samples: int
-    seed: int
-    mean: np.ndarray
-    cov: np.ndarray
-    trace_var_se: float
-    batches: int
-
-    @property
-    def mean_se(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.cov) / self.samples)
-
-    @property
-    def trace_var(self) -> float:
-        return float(np.trace(self.cov))
-
-
 def chunk_size(samples: int) -> int:
     """A power of two giving at least MIN_BATCHES chunks where possible, within [MIN, MAX]."""
     target = max(1, samples // MIN_BATCHES)
@@ -145,7 +122,7 @@ class Stream:
     seed: int
     mean: np.ndarray
     cov: np.ndarray
-    trace_var_se: float
+    trace_var_se: float | None  # None when fewer than 2 batches make it undefined
     batches: int
 
     @property
@@ -155,6 +132,15 @@ class Stream:
     @property
     def trace_var(self) -> float:
         return float(np.trace(self.cov))
+
+
+@dataclasses.dataclass(frozen=True)
+class MCMoments(Stream):
+    """Monte Carlo estimate of E[ĝ] and Cov[ĝ] of a softmax-bandit group estimator."""
+
+    estimator: str
+    group: int
+    params: dict
 
 
 def stream(draw, args, samples: int, seed: int = 0, progress: bool | None = None,

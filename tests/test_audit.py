@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sims import atlas
-from sims.cli import main
+from tests.cli_run import run
 
 USER = textwrap.dedent('''
     import jax.numpy as jnp
@@ -29,19 +29,9 @@ USER = textwrap.dedent('''
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "t13_user_adv.py").write_text(USER)
+    (tmp_path / "user_advantage_module.py").write_text(USER)
     monkeypatch.syspath_prepend(str(tmp_path))
-    return "t13_user_adv"
-
-
-def run(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return "user_advantage_module"
 
 
 def card(capsys, target, group=4):
@@ -81,7 +71,7 @@ def test_planted_nan_on_all_equal_groups_is_caught(capsys, user_module):
 
 
 @pytest.mark.parametrize("target, message", [
-    ("no_such_module_t13:f", "cannot import"), ("{m}:missing", "has no function"),
+    ("no_such_module_anywhere:f", "cannot import"), ("{m}:missing", "has no function"),
     ("{m}:one_arg", "must take (rewards, weights)"), ("{m}:raises", "raised RuntimeError"),
     ("nocolon", "MODULE:FUNCTION")])
 def test_bad_targets_exit_2_with_one_line(capsys, user_module, target, message):

@@ -6,18 +6,7 @@ import sys
 
 import pytest
 
-from sims.cli import main
-
-
-def run(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
+from tests.cli_run import run
 
 BASE = ["moments", "--logits", "0.3,-0.2,0.1", "--rewards", "bernoulli:0.8,0.4,0.1"]
 

@@ -7,17 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sims.cli import main
-
-
-def run(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.cli_run import run
 
 
 def test_gaussian_json(capsys):
