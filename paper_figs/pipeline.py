@@ -161,6 +161,8 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
 
 
 def _run(quick, only, force, out_dir, log, bar) -> dict:
+    from sims import resources
+
     fig_dir = Path(out_dir) if out_dir else style.output_dir()
     ledger_dir = Path(out_dir) if out_dir else style.PACKAGE_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +211,7 @@ def _run(quick, only, force, out_dir, log, bar) -> dict:
         manifest[step] = entry
         style.write_json(manifest_path, manifest)
         bar.done()
+        resources.release_compiled_code()
     if out_dir is None and not only:
         from paper_figs import gallery
 

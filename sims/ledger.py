@@ -29,6 +29,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+from sims import resources
+
 KINDS = ("symbolic", "exact", "monte_carlo")
 EXPECTED = ("holds", "refuted")
 
@@ -201,6 +203,7 @@ def run(quick: bool = False, only: str | None = None,
         if progress:
             progress(i, len(records), len(ids))
         records.append(run_claim(claims[i], quick))
+        resources.release_compiled_code()
     counts = {s: sum(r["status"] == s for r in records) for s in ("verified", "refuted", "failed", "error")}
     summary = {
         "claims": len(records),

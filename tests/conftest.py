@@ -3,9 +3,11 @@
 import os
 
 import jax
+import pytest
 from hypothesis import HealthCheck, settings
 
 import sims  # noqa: F401  (turns on float64)
+from sims import resources
 
 settings.register_profile(
     "ci",
@@ -30,3 +32,10 @@ def pytest_report_header(config):
         f"jax {jax.__version__}: default backend {jax.default_backend()}; devices [{devices}]; "
         f"x64 {jax.config.jax_enable_x64}"
     ]
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_code():
+    """Keep the whole suite's process inside the kernel's memory-map limit (sims.resources)."""
+    yield
+    resources.release_compiled_code()
