@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Test workers: one per core, at most 4 (each is a JAX process of a few GiB). Whole files go to one
+# worker (--dist loadfile), so a file's module-scoped fixtures are built once.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0))))")
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 notebooks: setup
 	$(PY) -m sims.notebooks

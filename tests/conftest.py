@@ -34,6 +34,16 @@ def pytest_report_header(config):
     ]
 
 
+# The longest files run first: under `make test` (pytest-xdist, whole files per worker) a long file
+# that started last would leave the other workers idle at the end.
+LONGEST_FIRST = ("test_pipeline.py", "test_verify.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _release_compiled_code():
     """Keep the whole suite's process inside the kernel's memory-map limit (sims.resources)."""
