@@ -148,7 +148,8 @@ def stage_runs(samples: int, chunk: int, name: str = "grpo") -> dict:
             if cut == "words":
                 return jnp.sum(R.random_words(key, (chunk, G)), dtype=jnp.uint32).astype(jnp.float64)
             if cut == "chunk stats":
-                n, mean, m2 = montecarlo._one_chunk(name, chunk, G, logits, tables, params, key, chunk)
+                n, mean, m2 = montecarlo._one_chunk(montecarlo.SoftmaxGroups(name, G), chunk,
+                                                    (logits, tables, params), key, chunk)
                 return n + jnp.sum(mean) + jnp.sum(m2)
             arms, rew = softmax.sample_outcomes(key, logits, tables, (chunk, G))
             if cut == "draws":

@@ -161,15 +161,15 @@ def multiset_weights(logits, arms, log_cq):
 
 
 @functools.partial(jax.jit, static_argnames=("name",))
-def _moments_kernel(name, logits, arms, rewards, log_cq, params):
-    """Weighted mean and covariance of ĝ over multisets."""
+def _moments_kernel(name, logits, arms, rewards, log_cq, params, means):
+    """Weighted mean and covariance of ĝ over multisets, and the bandit's `_reference` values."""
     est = estimators.get(name)
     w = multiset_weights(logits, arms, log_cq)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
         est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
     mean = w @ g
     d = g - mean
-    return mean, (d * w[:, None]).T @ d
+    return mean, (d * w[:, None]).T @ d, _reference(logits, means)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,10 +235,10 @@ def type_groups(types: int, group: int):
     return groups, log_coef
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _alphabet_kernel(name, logits, q, values, rep, groups, log_coef, params):
+def _alphabet_moments(name, logits, q, values, rep, groups, log_coef, params, means):
     """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets:
-    every group (τ_1, τ_2, rest) is evaluated once; h_τ = Σ_τ' ρ_τ' E[A_1 | τ, τ'], likewise h²."""
+    every group (τ_1, τ_2, rest) is evaluated once; h_τ = Σ_τ' ρ_τ' E[A_1 | τ, τ'], likewise h².
+    Also returns the bandit's `_reference` values (one compilation per call, not two)."""
     est = estimators.get(name)
     group = groups.shape[-1]
     pi = softmax.policy(logits)
@@ -262,7 +262,16 @@ def _alphabet_kernel(name, logits, q, values, rep, groups, log_coef, params):
     if group >= 2:
         big_h = jnp.sum(p * a1 * a[..., 1], axis=-1)
         second = second + (group - 1) / group * (u @ big_h @ u.T)
-    return mean, second - jnp.outer(mean, mean)
+    return mean, second - jnp.outer(mean, mean), _reference(logits, means)
+
+
+# The reward-alphabet tables are small (4(G − 1) groups for binary rewards), so a call is almost
+# all compilation: below SMALL_ALPHABET_ENTRIES the kernel is compiled without LLVM's optimisation
+# passes (about half the compile time; the run itself stays in milliseconds).
+SMALL_ALPHABET_ENTRIES = 1 << 20
+_alphabet_kernel = jax.jit(_alphabet_moments, static_argnames=("name",))
+_alphabet_kernel_small = jax.jit(_alphabet_moments, static_argnames=("name",),
+                                 compiler_options={"xla_backend_optimization_level": 0})
 
 
 def plan(name: str, logits, rewards: RewardModel, group: int) -> tuple[str, int]:
@@ -307,14 +316,19 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
     k = logits.shape[0]
     if rewards.num_arms != k:
         raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
-    jparams = {key: jnp.float64(v) for key, v in params.items()}
+    # NumPy inputs go straight into the compiled kernels: an eager jnp conversion would compile
+    # a small program of its own on a fresh cache.
+    jparams = {key: np.float64(v) for key, v in params.items()}
+    k_pad = _bucket(k, 8)
+    means = np.concatenate([np.asarray(rewards.means, dtype=np.float64), np.zeros(k_pad - k)])
     if route is None:
         route, _ = plan(name, logits, rewards, group)
     elif route not in ROUTES:
         raise InputError(f"unknown exact route {route!r}; known: {', '.join(ROUTES)}")
     if route == "multiset":
         e = enumerate_groups(logits, rewards, group)
-        mean, cov = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq, jparams)
+        mean, cov, ref = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq, jparams,
+                                         means[: e.logits.shape[0]])
         count = e.multisets
     else:
         if est.per_coordinate:
@@ -325,20 +339,20 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
             raise InputError(
                 f"the reward-alphabet route needs {count:,} groups × {group} members, beyond its "
                 f"limit of {MAX_ALPHABET_ENTRIES:,} entries; use Monte Carlo instead")
-        k_pad = _bucket(k, 8)
         groups, log_coef = type_groups(alpha.size, group)
-        mean, cov = _alphabet_kernel(
-            name, jnp.asarray(np.concatenate([logits, np.full(k_pad - k, -np.inf)])),
-            jnp.asarray(np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))])),
-            jnp.asarray(alpha.values), jnp.asarray(alpha.rep), groups, log_coef, jparams)
-    pi, objective, true_gradient, b_star = jax.device_get(_reference(logits, rewards.means))
+        kernel = _alphabet_kernel_small if groups.size <= SMALL_ALPHABET_ENTRIES else _alphabet_kernel
+        mean, cov, ref = kernel(
+            name, np.concatenate([logits, np.full(k_pad - k, -np.inf)]),
+            np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))]),
+            alpha.values, alpha.rep, groups, log_coef, jparams, means)
+    mean, cov, (pi, objective, true_gradient, b_star) = jax.device_get((mean, cov, ref))
     return Moments(
         estimator=name,
         group=group,
         params=params,
-        pi=pi,
+        pi=pi[:k],
         objective=float(objective),
-        true_gradient=true_gradient,
+        true_gradient=true_gradient[:k],
         mean=np.asarray(mean)[:k],
         cov=np.asarray(cov)[:k, :k],
         optimal_constant_baseline=float(b_star),
@@ -347,8 +361,7 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
     )
 
 
-@jax.jit
 def _reference(logits, means):
-    """π, J, ∇J and b* in one compiled call (one compilation, not one per operation)."""
+    """π, J, ∇J and b*, traced into each route's kernel (padded arms have π = 0 and add nothing)."""
     return (softmax.policy(logits), softmax.objective(logits, means),
             softmax.gradient(logits, means), softmax.optimal_constant_baseline(logits, means))

@@ -156,9 +156,7 @@ def stream(draw, args, samples: int, seed: int = 0, progress: bool | None = None
     chunk = chunk or chunk_size(samples)
     n_chunks = math.ceil(samples / chunk)
     base = _base_key(seed)
-    dim = jax.eval_shape(lambda k: draw(k, chunk, args), base).shape[-1]
-
-    acc = (0.0, np.zeros(dim), np.zeros((dim, dim)))
+    acc = (0.0, 0.0, 0.0)  # (n, mean, M2); broadcasts to the problem's dimension on first merge
     batch_n, batch_tr = np.zeros(n_chunks), np.zeros(n_chunks)
     start, bar = time.perf_counter(), None
     block = min(n_chunks, BLOCK)

@@ -112,7 +112,8 @@ def test_hypothesis_sized_instances_reuse_compiled_kernels():
     rng = np.random.default_rng(0)
     exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3)
     exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3, route="multiset")
-    sizes = lambda: exact._moments_kernel._cache_size() + exact._alphabet_kernel._cache_size()  # noqa: E731
+    sizes = lambda: sum(k._cache_size() for k in (exact._moments_kernel, exact._alphabet_kernel,  # noqa: E731
+                                                      exact._alphabet_kernel_small))
     before = sizes()
     for _ in range(20):
         k = int(rng.integers(2, 5))
