@@ -9,7 +9,8 @@ after repeat, and each keeps its best time, so the ratios are measured side by s
 same background load. Where the JAX step's time goes: `jax_rollout_s` (KV-cached sampling),
 `jax_grad_s` (the teacher-forced forward and backward pass of the surrogate over the batch, prefix
 once per prompt) and `jax_grad_forward_s` (its forward pass alone); the rest of the step (scoring,
-advantages, Adam) is what remains of `jax_step_s`.
+advantages, Adam) is what remains of `jax_step_s`. The PyTorch loop runs its gradient pass in the
+same chunks of prompts as the JAX step (`trainer.grad_chunks`), since both gain from it.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def torch_parts(task, p, g):
     import torch
 
     from sims.scaleup import tasks, torch_ref
+    from sims.scaleup import trainer as T
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -94,11 +96,12 @@ def torch_parts(task, p, g):
     model = torch_ref.Policy(128, 2, 4, t_.prompt_len + t_.completion_len)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
+    chunks = T.grad_chunks(T.TrainConfig(task=task, group=g, prompts=p), t_.completion_len)
 
     def run():
         idx = rng.integers(0, t_.size, p)
         torch_ref.train_step(model, opt, torch.as_tensor(t_.prompts[idx]).long(),
-                             torch.as_tensor(t_.targets[idx]).long(), g, t_.completion_len)
+                             torch.as_tensor(t_.targets[idx]).long(), g, t_.completion_len, chunks)
 
     prompts = torch.as_tensor(t_.prompts[:p]).long()
     parts = {"torch_step": run,

@@ -54,7 +54,7 @@ from sims.scaleup import rollout, tasks
 from sims.scaleup import tokenizer as tok
 
 MAX_BATCH_TOKENS = 1 << 22  # P·G·(Tp+T) per step; larger batches are refused up front
-GRAD_CHUNK_TOKENS = 1024  # completion tokens per chunk of the gradient pass (one device)
+GRAD_CHUNK_TOKENS = 512  # completion tokens per chunk of the gradient pass (one device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +218,7 @@ def grad_chunks(cfg: TrainConfig, completion_len: int, mesh=None) -> int:
     each split further (on one device) until a chunk holds at most `GRAD_CHUNK_TOKENS` completion
     tokens P_c·G·T. Chunking is exact (`loss_and_grad` uses the whole batch's normaliser) and
     keeps a chunk's activations in the processor's cache: on one CPU thread the pass over a
-    64×8×16 batch runs about 1.5× faster in chunks of about a thousand tokens than in one piece.
+    64×8×16 batch runs about 1.6× faster in 16 chunks of 512 tokens than in one piece.
     With a mesh each device already holds P/D prompts and the count is the user's."""
     micro = cfg.micro_batches
     if mesh is not None:
