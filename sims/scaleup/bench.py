@@ -24,19 +24,24 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-SHAPES = [("addition", 8, 8), ("longreverse", 64, 8)]  # (task, P, G): T = 4 and 16
+SHAPES = [("addition", 8, 8, 50), ("longreverse", 64, 8, 10)]  # (task, P, G, repeats): T = 4 and 16
 
 
 def _best_interleaved(fns, repeats):
     """Best-of-`repeats` seconds of each named callable, run in turn (A, B, C, A, B, C, …) so that
-    every one sees the same background load and the ratios are side by side."""
+    every one sees the same background load and the ratios are side by side; also each one's
+    process CPU time per wall-clock second over all repeats (about 1 on one thread)."""
     best = {name: float("inf") for name in fns}
+    cpu = {name: [0.0, 0.0] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t)
-    return best
+            wall = time.perf_counter() - t
+            best[name] = min(best[name], wall)
+            cpu[name][0] += time.process_time() - c
+            cpu[name][1] += wall
+    return best, {name: c / w for name, (c, w) in cpu.items()}
 
 
 def jax_parts(task, p, g):
@@ -116,10 +121,10 @@ def main():
 
     quick = "--quick" in sys.argv
     rows = []
-    for task, p, g in SHAPES:
-        repeats = 3 if quick else 10
+    for task, p, g, repeats in SHAPES:
+        repeats = max(3, repeats // 3) if quick else repeats  # a short step needs more tries
         jparts, compile_s = jax_parts(task, p, g)
-        best = _best_interleaved({**jparts, **torch_parts(task, p, g)}, repeats)
+        best, cpu = _best_interleaved({**jparts, **torch_parts(task, p, g)}, repeats)
         t_ = tasks.get(task)
         tp, t = t_.prompt_len, t_.completion_len
         jt, tt = best["jax_step"], best["torch_step"]
@@ -133,6 +138,7 @@ def main():
                      "jax_grad_s": best["jax_grad"], "jax_grad_fraction": best["jax_grad"] / jt,
                      "jax_grad_forward_s": best["jax_grad_forward"],
                      "torch_rollout_s": best["torch_rollout"], "torch_rollout_fraction": best["torch_rollout"] / tt,
+                     "jax_cpu_per_wall": cpu["jax_step"], "torch_cpu_per_wall": cpu["torch_step"],
                      "target": target, "meets_target": tt / jt >= target})
     print(json.dumps({"threads": 1, "rows": rows}))
 
