@@ -480,13 +480,13 @@ def _print_scaleup(result: dict) -> None:
     from rich.table import Table
 
     t = Table("P×G×T", "JAX compl. tok/s", "torch compl. tok/s", "JAX total tok/s", "torch total tok/s",
-              "× torch", "target", "rollout share", "compile s",
+              "× torch", "target", "rollout share", "gradient share", "compile s",
               title="Transformer train step, 2 layers, width 128 (one thread each)")
     for r in result["rows"]:
         t.add_row(r["shape"], f"{r['jax_completion_tokens_per_s']:.4g}", f"{r['torch_completion_tokens_per_s']:.4g}",
                   f"{r['jax_total_tokens_per_s']:.4g}", f"{r['torch_total_tokens_per_s']:.4g}",
                   f"{r['speedup']:.1f}×", f"{r['target']:.0f}×", f"{100 * r['jax_rollout_fraction']:.0f}%",
-                  f"{r['jax_compile_s']:.1f}")
+                  f"{100 * r['jax_grad_fraction']:.0f}%", f"{r['jax_compile_s']:.1f}")
     Console(width=140).print(t)
 
 

@@ -288,3 +288,23 @@ def test_the_torch_reference_is_the_same_model():
     want, _ = ref(torch.as_tensor(seq[None]).long())
     got = model.prefix(jnp.asarray(seq[None]))[0][0]
     np.testing.assert_allclose(np.asarray(M.action_logits(got)), want[0, -1].detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_torch_reference_gradient_does_not_depend_on_its_chunks():
+    import torch
+
+    from sims.scaleup import torch_ref
+
+    t = tasks.get("parity")
+    prompts, targets = torch.as_tensor(t.prompts[:8]).long(), torch.as_tensor(t.targets[:8]).long()
+    ref = torch_ref.Policy(16, 1, 2, t.prompt_len + t.completion_len).double()
+    with torch.no_grad():  # answers drawn from {0, 1, EOS}: groups with mixed rewards
+        ref.head.bias[torch.as_tensor(tok.encode("01").tolist() + [tok.EOS])] = 10.0
+    grads = []
+    for chunks in (1, 4):
+        torch.manual_seed(3)
+        torch_ref.train_step(ref, torch.optim.SGD(ref.parameters(), lr=0.0), prompts, targets, 8,
+                             t.completion_len, chunks)
+        grads.append(torch.cat([q.grad.ravel() for q in ref.parameters()]).numpy().copy())
+    assert np.abs(grads[0]).max() > 1e-3
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-10, atol=1e-14)

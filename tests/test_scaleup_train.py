@@ -78,6 +78,18 @@ def test_micro_batching_gives_the_same_gradient_in_every_mode():
     assert np.max(np.abs(_flat(gn) - _flat(g1))) > 1e-3 * np.max(np.abs(_flat(g1)))
 
 
+def test_gradient_chunks_divide_the_batch_and_respect_the_token_budget():
+    chunks = lambda p, g, t, micro=1, mesh=None: T.grad_chunks(
+        T.TrainConfig(prompts=p, group=g, micro_batches=micro), t, mesh)
+    assert T.GRAD_CHUNK_TOKENS == 512
+    assert chunks(64, 8, 16) == 16  # 4 prompts × 8 × 16 = 512 tokens a chunk
+    assert chunks(64, 8, 17) == 32  # 4 × 8 × 17 = 544 > 512: the next divisor of 64
+    assert chunks(8, 8, 4) == 1  # 256 tokens: one piece
+    assert chunks(7, 8, 16) == 7 and chunks(6, 8, 100) == 6  # one prompt a chunk
+    assert chunks(64, 8, 16, micro=2) == 16 and chunks(64, 8, 16, micro=32) == 32
+    assert chunks(64, 8, 16, micro=2, mesh=object()) == 2  # devices keep the user's count
+
+
 SHARDED = textwrap.dedent("""
     import json, sys
     import jax, numpy as np

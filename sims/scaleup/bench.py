@@ -3,6 +3,14 @@
 Run as `python -m sims.scaleup.bench` (XLA's and torch's thread pools are pinned to one thread
 before either library starts); prints one JSON object. `sims.bench` (`make bench`) calls it.
 Shapes: P prompts × G completions × T completion tokens, 2 layers, width 128, 4 heads.
+
+Every timed callable (the JAX step, the torch step and the parts of each) runs in turn, repeat
+after repeat, and each keeps its best time, so the ratios are measured side by side under the
+same background load. Where the JAX step's time goes: `jax_rollout_s` (KV-cached sampling),
+`jax_grad_s` (the teacher-forced forward and backward pass of the surrogate over the batch, prefix
+once per prompt) and `jax_grad_forward_s` (its forward pass alone); the rest of the step (scoring,
+advantages, Adam) is what remains of `jax_step_s`. The PyTorch loop runs its gradient pass in the
+same chunks of prompts as the JAX step (`trainer.grad_chunks`), since both gain from it.
 """
 
 from __future__ import annotations
@@ -16,22 +24,33 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-SHAPES = [("addition", 8, 8), ("longreverse", 64, 8)]  # (task, P, G): T = 4 and 16
+SHAPES = [("addition", 8, 8, 50), ("longreverse", 64, 8, 10)]  # (task, P, G, repeats): T = 4 and 16
 
 
-def _timed(fn, repeats):
-    best = float("inf")
+def _best_interleaved(fns, repeats):
+    """Best-of-`repeats` seconds of each named callable, run in turn (A, B, C, A, B, C, …) so that
+    every one sees the same background load and the ratios are side by side; also each one's
+    process CPU time per wall-clock second over all repeats (about 1 on one thread)."""
+    best = {name: float("inf") for name in fns}
+    cpu = {name: [0.0, 0.0] for name in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+        for name, fn in fns.items():
+            c, t = time.process_time(), time.perf_counter()
+            fn()
+            wall = time.perf_counter() - t
+            best[name] = min(best[name], wall)
+            cpu[name][0] += time.process_time() - c
+            cpu[name][1] += wall
+    return best, {name: c / w for name, (c, w) in cpu.items()}
 
 
-def jax_row(task, p, g, repeats):
+def jax_parts(task, p, g):
+    """The compiled train step and, for the breakdown, its rollout and its gradient pass alone
+    (the same functions the step calls, compiled separately). Returns (callables, compile_s)."""
     import jax
+    from flax import nnx
 
-    from sims.scaleup import tasks
+    from sims.scaleup import rollout, tasks
     from sims.scaleup import trainer as T
 
     cfg = T.TrainConfig(task=task, estimator="grpo", group=g, prompts=p, width=128, layers=2, heads=4)
@@ -52,22 +71,29 @@ def jax_row(task, p, g, repeats):
         state["t"] += 1
 
     run()
-    from flax import nnx
+    prompts, targets = pool_p[:p], pool_t[:p]
+    sample = jax.jit(lambda prm, k: rollout.sample(nnx.merge(graphdef, prm), prompts, k, g, t_.completion_len))
+    comp, mask = sample(state["params"], key)
+    adv = T.rollout_and_advantages(cfg, graphdef, state["params"], prompts, targets, key,
+                                   {k: jax.numpy.float32(v) for k, v in T.validate(cfg).items()})[-1]
+    chunks = T.grad_chunks(cfg, t_.completion_len)
+    grad = jax.jit(lambda prm: T.loss_and_grad(graphdef, prm, prompts, comp, mask, adv, cfg.loss_agg, chunks))
+    logp = jax.jit(lambda prm: T.M.token_logprobs(nnx.merge(graphdef, prm), prompts, comp))
+    parts = {"jax_step": run,
+             "jax_rollout": lambda: jax.block_until_ready(sample(state["params"], key)),
+             "jax_grad": lambda: jax.block_until_ready(grad(state["params"])),
+             "jax_grad_forward": lambda: jax.block_until_ready(logp(state["params"]))}
+    for fn in parts.values():
+        fn()
+    return parts, compile_s
 
-    from sims.scaleup import rollout
 
-    sample = jax.jit(lambda prm, x, k: rollout.sample(nnx.merge(graphdef, prm), x, k, g, t_.completion_len))
-    prompts = pool_p[:p]
-    jax.block_until_ready(sample(state["params"], prompts, key))
-    rollout_s = _timed(lambda: jax.block_until_ready(sample(state["params"], prompts, key)), repeats)
-    return _timed(run, repeats), compile_s, t_.prompt_len, t_.completion_len, rollout_s
-
-
-def torch_row(task, p, g, repeats):
+def torch_parts(task, p, g):
     import numpy as np
     import torch
 
     from sims.scaleup import tasks, torch_ref
+    from sims.scaleup import trainer as T
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -75,30 +101,45 @@ def torch_row(task, p, g, repeats):
     model = torch_ref.Policy(128, 2, 4, t_.prompt_len + t_.completion_len)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
+    chunks = T.grad_chunks(T.TrainConfig(task=task, group=g, prompts=p), t_.completion_len)
 
     def run():
         idx = rng.integers(0, t_.size, p)
         torch_ref.train_step(model, opt, torch.as_tensor(t_.prompts[idx]).long(),
-                             torch.as_tensor(t_.targets[idx]).long(), g, t_.completion_len)
+                             torch.as_tensor(t_.targets[idx]).long(), g, t_.completion_len, chunks)
 
-    run()
-    return _timed(run, repeats)
+    prompts = torch.as_tensor(t_.prompts[:p]).long()
+    parts = {"torch_step": run,
+             "torch_rollout": lambda: torch_ref.sample(model, prompts, g, t_.completion_len)}
+    for fn in parts.values():
+        fn()
+    return parts
 
 
 def main():
+    from sims.scaleup import tasks
+
     quick = "--quick" in sys.argv
     rows = []
-    for task, p, g in SHAPES:
-        repeats = 3 if quick else 10
-        jt, compile_s, tp, t, rollout_s = jax_row(task, p, g, repeats)
-        tt = torch_row(task, p, g, repeats)
+    for task, p, g, repeats in SHAPES:
+        repeats = max(3, repeats // 3) if quick else repeats  # a short step needs more tries
+        jparts, compile_s = jax_parts(task, p, g)
+        best, cpu = _best_interleaved({**jparts, **torch_parts(task, p, g)}, repeats)
+        t_ = tasks.get(task)
+        tp, t = t_.prompt_len, t_.completion_len
+        jt, tt = best["jax_step"], best["torch_step"]
         comp, total = p * g * t, p * g * (tp + t)
+        target = 2.0 if t == 4 else 3.0
         rows.append({"shape": f"{p}x{g}x{t}", "prompt_tokens": tp, "jax_step_s": jt, "torch_step_s": tt,
                      "jax_completion_tokens_per_s": comp / jt, "torch_completion_tokens_per_s": comp / tt,
                      "jax_total_tokens_per_s": total / jt, "torch_total_tokens_per_s": total / tt,
                      "speedup": tt / jt, "jax_compile_s": compile_s,
-                     "jax_rollout_s": rollout_s, "jax_rollout_fraction": rollout_s / jt,
-                     "target": 2.0 if t == 4 else 3.0, "meets_target": tt / jt >= (2.0 if t == 4 else 3.0)})
+                     "jax_rollout_s": best["jax_rollout"], "jax_rollout_fraction": best["jax_rollout"] / jt,
+                     "jax_grad_s": best["jax_grad"], "jax_grad_fraction": best["jax_grad"] / jt,
+                     "jax_grad_forward_s": best["jax_grad_forward"],
+                     "torch_rollout_s": best["torch_rollout"], "torch_rollout_fraction": best["torch_rollout"] / tt,
+                     "jax_cpu_per_wall": cpu["jax_step"], "torch_cpu_per_wall": cpu["torch_step"],
+                     "target": target, "meets_target": tt / jt >= target})
     print(json.dumps({"threads": 1, "rows": rows}))
 
 

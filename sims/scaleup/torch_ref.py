@@ -5,7 +5,7 @@ PAD/BOS masked out of the actions), same loop: sample G completions per prompt w
 binary exact-match reward, GRPO advantages, surrogate −(1/N) Σ A_i log π(y_i) with the
 `seq-mean-token-sum` aggregation, Adam. The prompt is run once per prompt and its keys/values are
 shared by the group during decoding, as in the JAX version; the training forward pass runs the
-P·G full sequences.
+P·G full sequences, in the same chunks of prompts as the JAX step.
 """
 
 from __future__ import annotations
@@ -82,18 +82,24 @@ def sample(model, prompts, group, length):
     return torch.stack(toks, 1), torch.stack(live, 1).float()
 
 
-def train_step(model, opt, prompts, targets, group, length):
-    """One step: sample, score, GRPO advantages, surrogate gradient, Adam. Returns the mean reward."""
+def train_step(model, opt, prompts, targets, group, length, chunks=1):
+    """One step: sample, score, GRPO advantages, surrogate gradient, Adam. Returns the mean reward.
+
+    The gradient pass runs over `chunks` equal chunks of prompts (their G sequences together),
+    accumulating the gradient, as the JAX step does (`trainer.grad_chunks`)."""
     p, tp = prompts.shape
     comp, mask = sample(model, prompts, group, length)
     rewards = (comp == targets.repeat_interleave(group, 0)).all(-1).float().view(p, group)
     centred = rewards - rewards.mean(1, keepdim=True)
     adv = (centred / (centred.pow(2).sum(1, keepdim=True).div(group - 1).sqrt() + 1e-6)).view(-1)
     seq = torch.cat([prompts.repeat_interleave(group, 0), comp], 1)
-    logits, _ = model(seq[:, :-1])
-    logp = logits[:, tp - 1:].log_softmax(-1).gather(-1, comp[..., None])[..., 0]
-    loss = -(adv[:, None] * logp * mask).sum() / (p * group)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    n = p * group // chunks
+    for c in range(chunks):
+        rows = slice(c * n, (c + 1) * n)
+        logits, _ = model(seq[rows, :-1])
+        logp = logits[:, tp - 1:].log_softmax(-1).gather(-1, comp[rows, :, None])[..., 0]
+        loss = -(adv[rows, None] * logp * mask[rows]).sum() / (p * group)
+        loss.backward()
     opt.step()
     return float(rewards.mean())
