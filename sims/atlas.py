@@ -106,15 +106,6 @@ def shape_word(c: np.ndarray, ps: np.ndarray) -> str:
 
 DOC_PS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 DOC_GROUP = 8
-TESTED_PEERS = {  # estimator -> the peers its test pins to 1e-9 (tests/test_atlas_peers.py)
-    "rloo": "verl rloo",
-    "grpo": "verl grpo; TRL group",
-    "grpo_mean": "verl grpo (no std); TRL none",
-    "opo": "verl opo; verl OTB (one token)",
-    "grpo_passk": "verl grpo_passk",
-}
-
-
 TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg", "gdpo")
 
 
@@ -151,7 +142,7 @@ def render_markdown() -> str:
             c = scale_curve(name, DOC_PS, DOC_GROUP)
             cs, shape = ", ".join(_fmt(x) for x in c), shape_word(c, DOC_PS)
         peers = ("; ".join(e.peers) or "—").replace("|", "∣")
-        tested = TESTED_PEERS.get(name)
+        tested = e.tested_peers
         lines.append(f"| `{name}` | {e.summary.replace('|', '∣')} | {e.source or '—'} | {e.provenance} | "
                      f"{e.property} | {cs} | {shape} | {peers}{' (yes: ' + tested + ')' if tested else ' (no)'} |")
     lines += [

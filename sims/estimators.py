@@ -299,6 +299,7 @@ class Estimator:
     declared: str = ""  # UNBIASED, DIRECTION, BINARY_DIRECTION or BIASED; "" = from `unbiased`
     provenance: str = "paper"  # "paper", "code", or "reconstructed" (a derivation of the lab)
     peers: tuple = ()  # library functions sharing the formula, e.g. ("verl grpo",)
+    tested_peers: str = ""  # the peers tests/test_atlas_peers.py pins this entry to (1e-9)
     param_help: tuple = ()  # (name, meaning) per parameter, for the CLI and the docs
     check: Callable | None = None  # params -> None, raising InputError on undefined values
     # False declares that A reads the rewards only, never the per-sample weights; the exact engine
@@ -320,13 +321,15 @@ REGISTRY: dict[str, Estimator] = {
                   uses_weights=False, source="Williams 1992", param_help=(("baseline", "constant baseline b"),)),
         Estimator("rloo", rloo, 2, {}, True, "R_i − mean_{j≠i} R_j",
                   uses_weights=False, source="Kool et al. 2019; Ahmadian et al. 2024",
-                  peers=("verl rloo", "verl rloo_vectorized")),
+                  peers=("verl rloo", "verl rloo_vectorized"), tested_peers="verl rloo"),
         Estimator("grpo_mean", grpo_mean, 2, {}, False, "R_i − mean(R)  (E = (1−1/G)∇J)",
                   uses_weights=False, source="Liu et al. 2025 (Dr. GRPO)", declared=DIRECTION,
-                  peers=("verl grpo, norm_adv_by_std_in_grpo=False", "TRL scale_rewards='none'")),
+                  peers=("verl grpo, norm_adv_by_std_in_grpo=False", "TRL scale_rewards='none'"),
+                  tested_peers="verl grpo (no std); TRL none"),
         Estimator("grpo", grpo, 2, {"eps": 1e-6}, False, "(R_i − mean R)/(std R + eps)",
                   uses_weights=False, source="Shao et al. 2024 (DeepSeekMath)", declared=BINARY_DIRECTION,
                   peers=("verl grpo (eps 1e-6)", "TRL scale_rewards='group' (eps=1e-4)"),
+                  tested_peers="verl grpo; TRL group",
                   param_help=(("eps", "added to the ddof=1 std, outside the root"),)),
         Estimator(
             "optimal_baseline_loo",
@@ -351,11 +354,12 @@ REGISTRY: dict[str, Estimator] = {
         Estimator("opo", opo, 2, {"eps": 0.0}, False, "R_i − Σ_j w_j R_j/(Σ_j w_j + eps)  (w = length)",
                   source="Hao et al. 2025 (OPO, arXiv 2505.23585)", declared=BIASED, provenance="code",
                   peers=("verl opo (w = lengths)", "verl optimal_token_baseline, one-token (w = |s|², eps=1e-8)"),
+                  tested_peers="verl opo; verl OTB (one token)",
                   param_help=(("eps", "added to Σ_j w_j"),)),
         Estimator("grpo_passk", grpo_passk, 2, {"eps": 1e-6}, False,
                   "best member only: (R_max − R_2nd)/(std R + eps)",
                   uses_weights=False, source="Chen et al. 2025 (Pass@k training, arXiv 2503.19595)", declared=BINARY_DIRECTION,
-                  provenance="code", peers=("verl grpo_passk",),
+                  provenance="code", peers=("verl grpo_passk",), tested_peers="verl grpo_passk",
                   param_help=(("eps", "added to the ddof=1 std"),)),
         Estimator("bnpo", bnpo, 2, {"alpha": 1.5, "beta": 1.5, "max_weight": 1e6}, False,
                   "(R_i − p̂)/BetaPDF(p̂; α, β)",

@@ -170,3 +170,10 @@ def test_lab_gives_exact_zeros_where_float32_peers_leave_a_residue():
     lab = np.asarray(E.grpo(jnp.asarray(r.numpy()), None, 1e-4))
     assert np.all(lab == 0.0) and lab.dtype == np.float32
     assert np.max(np.abs(peer)) > 1e-5
+
+
+def test_the_registry_claims_tested_peers_only_for_the_estimators_pinned_here():
+    """docs/estimators.md says "(yes: …)" from each entry's `tested_peers`; the entries must be
+    exactly those this file compares with verl and TRL."""
+    claimed = {name for name, e in E.REGISTRY.items() if e.tested_peers}
+    assert claimed == {"grpo", "grpo_mean", "rloo", "opo", "grpo_passk"}
