@@ -1,7 +1,8 @@
 """Tokens/s of the compiled JAX train step beside the PyTorch reference, one thread each.
 
-Run as `python -m sims.scaleup.bench` (XLA's and torch's thread pools are pinned to one thread
-before either library starts); prints one JSON object. `sims.bench` (`make bench`) calls it.
+Run as `python -m sims.scaleup.bench` (the process is pinned to one core, and XLA's and torch's
+thread pools to one thread, before either library starts); prints one JSON object.
+`sims.bench` (`make bench`) calls it.
 Shapes: P prompts × G completions × T completion tokens, 2 layers, width 128, 4 heads.
 
 Every timed callable (the JAX step, the torch step and the parts of each) runs in turn, repeat
@@ -17,7 +18,11 @@ from __future__ import annotations
 
 import os
 
-# One thread for XLA, as torch.set_num_threads(1) for the reference (cpu_per_wall checks both).
+# One core for both: XLA's CPU runtime keeps thread pools of its own beyond Eigen's (on an idle
+# machine the step used 1.6 CPU-seconds per second without this), so the whole process is pinned
+# to one core, and XLA and torch are also asked for one thread (cpu_per_wall checks both).
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 import json  # noqa: E402
