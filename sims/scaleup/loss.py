@@ -65,8 +65,9 @@ def surrogate(logp, advantages, mask, mode: str, z):
     return -jnp.sum(coefficients(mask, mode) * a * logp) / z
 
 
-def sequence_scores(graphdef, params, prompts, completions, mask):
-    """s_i = ∇_θ Σ_t m_it log π(y_it | …) flattened → (P, G, K), K the number of parameters."""
+def _per_sequence(graphdef, params, prompts, completions, mask, reduce):
+    """reduce(leaves of ∇_θ Σ_t m_it log π(y_it | …)) for each of the P·G sequences (vmap of
+    grad: exact per-example gradients) → (P, G, …)."""
     p, g, t = completions.shape
 
     def one(prompt, completion, m):
@@ -74,26 +75,20 @@ def sequence_scores(graphdef, params, prompts, completions, mask):
             model = nnx.merge(graphdef, prm)
             return jnp.sum(m * token_logprobs(model, prompt[None], completion[None, None])[0, 0])
 
-        grads = jax.grad(logp)(params)
-        return jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(grads)])
+        return reduce(jax.tree_util.tree_leaves(jax.grad(logp)(params)))
 
     out = jax.vmap(one)(jnp.repeat(prompts, g, axis=0), completions.reshape(p * g, t), mask.reshape(p * g, t))
-    return out.reshape(p, g, -1)
+    return out.reshape(p, g, *out.shape[1:])
+
+
+def sequence_scores(graphdef, params, prompts, completions, mask):
+    """s_i = ∇_θ Σ_t m_it log π(y_it | …) flattened → (P, G, K), K the number of parameters."""
+    return _per_sequence(graphdef, params, prompts, completions, mask,
+                         lambda leaves: jnp.concatenate([jnp.ravel(x) for x in leaves]))
 
 
 def sequence_sq_norms(graphdef, params, prompts, completions, mask):
-    """|s_i|² = |∇_θ Σ_t m_it log π(y_it | …)|² for every sequence → (P, G), exact per-example
-    gradients (vmap of grad over the P·G sequences)."""
-    p, g, t = completions.shape
-
-    def one(prompt, completion, m):
-        def logp(prm):
-            model = nnx.merge(graphdef, prm)
-            return jnp.sum(m * token_logprobs(model, prompt[None], completion[None, None])[0, 0])
-
-        grads = jax.grad(logp)(params)
-        return sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(grads))
-
-    prompts_rep = jnp.repeat(prompts, g, axis=0)
-    out = jax.vmap(one)(prompts_rep, completions.reshape(p * g, t), mask.reshape(p * g, t))
-    return out.reshape(p, g)
+    """|s_i|² = |∇_θ Σ_t m_it log π(y_it | …)|² for every sequence → (P, G), without forming the
+    flattened scores."""
+    return _per_sequence(graphdef, params, prompts, completions, mask,
+                         lambda leaves: sum(jnp.sum(x**2) for x in leaves))
