@@ -533,11 +533,18 @@ if __name__ == "__main__":
 CURVE_RULES = ("uniform", "vas", "knapsack", "vade", "sec")
 
 
-def _group_gradient(lg, arms, rewards, name="grpo"):
+@functools.partial(jax.jit, static_argnames=("name",))
+def _group_terms(name, lg, arms, rewards):
+    """ĝ of one group on prompt logits `lg` and its advantages (weights 1), compiled once per
+    (estimator, group size): the training loops call it once per prompt and step."""
     est = estimators.get(name)
-    prm = estimators.resolve_params(est, len(arms))
-    return np.asarray(estimators.bandit_group_gradient(
-        est.advantages, jnp.asarray(lg), jnp.asarray(arms), jnp.asarray(rewards, jnp.float64), prm))
+    prm = estimators.resolve_params(est, arms.shape[0])
+    g = estimators.bandit_group_gradient(est.advantages, lg, arms, rewards, prm)
+    return g, est.advantages(rewards, jnp.ones_like(rewards), **prm)
+
+
+_policy = jax.jit(softmax.policy)
+_objective = jax.jit(ens.objective)
 
 
 def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: float, steps: int,
@@ -555,7 +562,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
     prompts = q.shape[0]
 
     def draw(p, n):
-        pi = np.asarray(softmax.policy(jnp.asarray(lg[p])))
+        pi = np.asarray(_policy(lg[p]))
         arms = rng.choice(q.shape[1], size=n, p=pi / pi.sum())
         return arms, (rng.uniform(size=n) < q[p, arms]).astype(np.float64)
 
@@ -576,7 +583,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
         b_post += trials - succ
     cats = categories_by_difficulty(np.where(trials > 0, succ / np.maximum(trials, 1), 0.5))
     q_sec = np.zeros(3)
-    j0 = float(ens.objective(jnp.asarray(lg), jnp.asarray(q)))
+    j0 = float(_objective(lg, q))
     rollouts, objective = ([0, spent], [j0, j0]) if spent else ([0], [j0])  # warm-up moves nothing
     for t in range(steps):
         if rule == "uniform":
@@ -600,11 +607,9 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
         for p in np.flatnonzero(n > 0):
             arms, r = draw(p, int(n[p]))
             if n[p] >= 2:
-                new[p] += eta * n[p] / total * _group_gradient(lg[p], arms, r, estimator)
-                est = estimators.get(estimator)
-                adv = np.asarray(est.advantages(jnp.asarray(r), jnp.ones(len(r)),
-                                                **estimators.resolve_params(est, len(r))))
-                abs_adv[cats[p]].extend(np.abs(adv).tolist())
+                g, adv = _group_terms(estimator, lg[p], arms, r)
+                new[p] += eta * n[p] / total * np.asarray(g)
+                abs_adv[cats[p]].extend(np.abs(np.asarray(adv)).tolist())
             k_step[p] = r.sum()
             succ[p], trials[p] = int(r.sum()), int(n[p])
         a_post, b_post = A.vade_update(a_post, b_post, n, k_step, decay=0.1)
@@ -612,7 +617,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
         lg = new
         spent += int(total)
         rollouts.append(spent)
-        objective.append(float(ens.objective(jnp.asarray(lg), jnp.asarray(q))))
+        objective.append(float(_objective(lg, q)))
     return {"rollouts": np.array(rollouts), "objective": np.array(objective)}
 
 
