@@ -27,6 +27,7 @@ Prints a table and writes bench.json. Targets are ratios from this one run.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -38,6 +39,12 @@ import numpy as np
 from bandits import rewards as R
 from bandits import softmax
 from sims import estimators, exact, montecarlo
+
+# Compile times here are cold by design: no persistent compilation cache, even where the caller's
+# environment names one (the Makefile gives one to `make test` and `make figures`); the scale-up
+# bench's subprocess inherits the environment without it.
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+jax.config.update("jax_compilation_cache_dir", None)
 
 K, G = 8, 8
 LOGITS = np.linspace(-1.0, 1.0, K)

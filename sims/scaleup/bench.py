@@ -122,7 +122,11 @@ def torch_parts(task, p, g):
 
 
 def main():
+    import jax
+
     from sims.scaleup import tasks
+
+    jax.config.update("jax_compilation_cache_dir", None)  # compile times are cold by design
 
     quick = "--quick" in sys.argv
     rows = []
