@@ -140,16 +140,27 @@ def ledger_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_JOBS = 64
+
+
+def default_jobs() -> int:
+    """One worker process per core, at most 4 (each is a JAX process of a few GiB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
+
+
 def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
-        out_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
+        out_dir: Path | None = None, log: Callable[[str], None] = print, jobs: int = 1) -> dict:
     """Run the ledger and every figure that is out of date; returns the manifest.
 
-    A progress display on stderr names the step (and the ledger's claim) now running; the run
+    With `jobs` > 1 the out-of-date steps run in that many worker processes (the ledger, the
+    longest step, first), and this process alone writes the manifest, as each step ends. A
+    progress display on stderr names the steps (and the ledger's claim) now running; the run
     ends with one summary line: steps written and skipped, the ledger's claims, the time."""
     from sims import progress
 
     with progress.steps("figures", 0) as bar:
-        manifest = _run(quick, only, force, out_dir, log, bar)
+        manifest = _run(quick, only, force, out_dir, log, bar, jobs)
     summary = manifest.get("ledger", {}).get("summary")
     claims = (f"; ledger {summary['passed']}/{summary['claims']} claims as expected"
               if summary and (not only or "ledger" in only) else "")
@@ -160,7 +171,40 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
     return manifest
 
 
-def _run(quick, only, force, out_dir, log, bar) -> dict:
+def _digest(step: str, quick: bool, library: str) -> tuple[str, int]:
+    """The step's input hash and seed."""
+    if step == "ledger":
+        from sims import ledger
+
+        claim_set = ",".join(ledger.select(None))
+        return input_hash(f"ledger mode={'quick' if quick else 'full'} claims={claim_set}", quick, 0,
+                          library), 0
+    module = importlib.import_module(f"paper_figs.{step}")
+    seed = getattr(module, "SEED", 0)
+    return input_hash(inspect.getsource(module), quick, seed, library), seed
+
+
+def build(step: str, quick: bool, fig_dir: Path, ledger_dir: Path, sub=None) -> tuple[dict, str]:
+    """Compute one step and write its files: (manifest entry without hash and digests, log line).
+    `sub(label, done, total)` follows the ledger's claims."""
+    t = time.perf_counter()
+    if step == "ledger":
+        from sims import ledger
+
+        report = ledger.run(quick=quick, progress=sub)
+        entry = {"files": write_ledger(report, ledger_dir), "summary": report["summary"]}
+        line = (f"ledger: {report['summary']['passed']}/{report['summary']['claims']} claims as expected "
+                f"({time.perf_counter() - t:.0f} s)")
+        return entry, line
+    module = importlib.import_module(f"paper_figs.{step}")
+    png = Path(module.make(quick))
+    files = [f"{png.stem}{ext}" for ext in (".png", ".pdf", ".json") if (fig_dir / f"{png.stem}{ext}").is_file()]
+    entry = {"files": files, "claims": list(getattr(module, "CLAIMS", [])),
+             "title": (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else step}
+    return entry, f"{step}: written {', '.join(files)} ({time.perf_counter() - t:.0f} s)"
+
+
+def _run(quick, only, force, out_dir, log, bar, jobs) -> dict:
     from sims import resources
 
     fig_dir = Path(out_dir) if out_dir else style.output_dir()
@@ -174,46 +218,107 @@ def _run(quick, only, force, out_dir, log, bar) -> dict:
     steps = ["ledger", *figure_modules()]
     if only:
         steps = [s for s in steps if s in only]
+    pending = {}
     for step in steps:
-        bar.start(step, total=len(steps))
-        if step == "ledger":
-            from sims import ledger
-
-            claim_set = ",".join(ledger.select(None))
-            digest = input_hash(f"ledger mode={'quick' if quick else 'full'} claims={claim_set}", quick, 0,
-                                library)
-            if not force and _up_to_date(manifest.get("ledger"), digest, ledger_dir):
-                log("ledger: up to date")
-                continue
-            t = time.perf_counter()
-            report = ledger.run(quick=quick, progress=bar.sub)
-            files = write_ledger(report, ledger_dir)
-            entry = {"hash": digest, "files": files, "seed": 0, "summary": report["summary"]}
-            log(f"ledger: {report['summary']['passed']}/{report['summary']['claims']} claims as expected "
-                f"({time.perf_counter() - t:.0f} s)")
+        digest, seed = _digest(step, quick, library)
+        if not force and _up_to_date(manifest.get(step), digest, ledger_dir if step == "ledger" else fig_dir):
+            bar.start(step, total=len(steps))
+            log(f"{step}: up to date")
         else:
-            module = importlib.import_module(f"paper_figs.{step}")
-            seed = getattr(module, "SEED", 0)
-            digest = input_hash(inspect.getsource(module), quick, seed, library)
-            if not force and _up_to_date(manifest.get(step), digest, fig_dir):
-                log(f"{step}: up to date")
-                continue
-            t = time.perf_counter()
-            png = Path(module.make(quick))
-            files = [f"{png.stem}{ext}" for ext in (".png", ".pdf", ".json") if (fig_dir / f"{png.stem}{ext}").is_file()]
-            entry = {"hash": digest, "files": files, "seed": seed,
-                     "claims": list(getattr(module, "CLAIMS", [])),
-                     "title": (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else step}
-            log(f"{step}: written {', '.join(files)} ({time.perf_counter() - t:.0f} s)")
-        entry["quick"] = quick
+            pending[step] = (digest, seed)
+
+    def record(step, entry, line, completed=None):
+        digest, seed = pending[step]
+        entry = {"hash": digest, **entry, "seed": seed, "quick": quick}
         entry["digests"] = file_digests(ledger_dir if step == "ledger" else fig_dir, entry["files"])
         entry["versions"] = versions()
         manifest[step] = entry
         style.write_json(manifest_path, manifest)
-        bar.done()
-        resources.release_compiled_code()
+        log(line)
+        bar.done(completed)
+
+    if jobs > 1 and len(pending) > 1:
+        _run_parallel(pending, quick, fig_dir, ledger_dir, bar, record, min(jobs, len(pending)), len(steps))
+    else:
+        for step in pending:
+            bar.start(step, total=len(steps))
+            record(step, *build(step, quick, fig_dir, ledger_dir, bar.sub))
+            resources.release_compiled_code()
     if out_dir is None and not only:
         from paper_figs import gallery
 
         gallery.write()
     return manifest
+
+
+# Worker processes of a parallel run (spawned: a fresh interpreter each, never a fork of a
+# process that has started JAX). Each reports on a queue when it starts a step and how the
+# ledger's claims advance; only the parent draws the progress display.
+_queue = None
+
+
+def _worker_init(queue, parent: int) -> None:
+    global _queue
+    _queue = queue
+    from sims import progress
+
+    progress.silence()  # inner bars would draw over the parent's display
+    try:  # die with the parent (a killed run leaves no worker behind to write files)
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _build_in_worker(step: str, quick: bool, fig_dir: str, ledger_dir: str):
+    from sims import resources
+
+    _queue.put(("start", step, None, None))
+    sub = lambda label, done, total: _queue.put(("sub", step, label, (done, total)))  # noqa: E731
+    out = build(step, quick, Path(fig_dir), Path(ledger_dir), sub)
+    resources.release_compiled_code()
+    return out
+
+
+def _run_parallel(pending, quick, fig_dir, ledger_dir, bar, record, jobs, total) -> None:
+    """The pending steps in `jobs` worker processes, in order (the ledger first); `record` runs
+    here, in the parent, as each step ends."""
+    import multiprocessing
+    import queue as queues
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    running: list[str] = []
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(q, os.getpid())) as pool:
+        futures = {pool.submit(_build_in_worker, step, quick, str(fig_dir), str(ledger_dir)): step
+                   for step in pending}
+        try:
+            while futures:
+                done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                while True:
+                    try:
+                        kind, step, label, counts = q.get_nowait()
+                    except queues.Empty:
+                        break
+                    if kind == "start":
+                        running.append(step)
+                        bar.start(" + ".join(running), completed=bar.started_steps - len(running) + 1,
+                                  total=total)
+                    else:
+                        bar.sub(label, *counts, step=step)
+                for f in done:
+                    step = futures.pop(f)
+                    if step in running:
+                        running.remove(step)
+                    record(step, *f.result(), completed=bar.started_steps - len(running))
+                    bar.relabel(" + ".join(running))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

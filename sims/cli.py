@@ -281,9 +281,16 @@ def figures(
     only: Optional[str] = typer.Option(None, help="comma-separated steps: ledger and/or figure modules"),
     force: bool = typer.Option(False, "--force", help="rebuild even when up to date"),
     out: Optional[str] = typer.Option(None, help="output folder (default paper_figs/figures, ledger in paper_figs/)"),
+    jobs: Optional[int] = typer.Option(None, help="worker processes (default: one per core, at most 4; 1 runs "
+                                                 "every step in this process)"),
 ):
     """Run the ledger and regenerate every out-of-date figure (PNG, PDF and data)."""
     from paper_figs import pipeline
+
+    if jobs is None:
+        jobs = pipeline.default_jobs()
+    if not 1 <= jobs <= pipeline.MAX_JOBS:
+        raise InputError(f"--jobs must be between 1 and {pipeline.MAX_JOBS}, got {jobs}")
 
     steps = None if only is None else [s.strip() for s in only.split(",")]
     known = {"ledger", *pipeline.figure_modules()}
@@ -293,7 +300,7 @@ def figures(
         if s not in known:
             raise InputError(f"unknown step {s!r}; known: {', '.join(sorted(known))}")
     folder = output_folder(out)
-    manifest = pipeline.run(quick=quick, only=steps, force=force, out_dir=folder)
+    manifest = pipeline.run(quick=quick, only=steps, force=force, out_dir=folder, jobs=jobs)
     ledger = manifest.get("ledger", {}).get("summary", {})
     raise typer.Exit(1 if ledger.get("not_passed") else 0)
 

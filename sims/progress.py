@@ -19,6 +19,13 @@ import time
 HEARTBEAT_S = 30.0
 
 _open = None  # the rich Progress of the `steps` display now open, if any
+_silent = False  # set by `silence()`: no display at all in this process
+
+
+def silence() -> None:
+    """No progress display from this process (a worker of a parallel run, whose parent draws)."""
+    global _silent
+    _silent = True
 
 
 def elapsed(seconds: float) -> str:
@@ -55,15 +62,23 @@ class Steps:
         else:
             self.heartbeat(f"{self.title} {self.started_steps}/{self.total} · {label}")
 
-    def sub(self, label: str, completed: int, total: int) -> None:
-        """Progress inside the current step (e.g. the ledger's claims inside `pglab figures`)."""
+    def sub(self, label: str, completed: int, total: int, step: str | None = None) -> None:
+        """Progress inside the current step (e.g. the ledger's claims inside `pglab figures`), or
+        inside `step`, one of several running at once."""
+        step = step or self.label
         if self._progress is None:
-            self.heartbeat(f"{self.title} · {self.label} {completed}/{total} · {label}")
+            self.heartbeat(f"{self.title} · {step} {completed}/{total} · {label}")
             return
         if self._sub is None:
             self._sub = self._progress.add_task("", total=total)
-        self._progress.update(self._sub, description=f"  {self.label} · {label}",
+        self._progress.update(self._sub, description=f"  {step} · {label}",
                               completed=completed, total=total)
+
+    def relabel(self, label: str) -> None:
+        """Name what is running now without starting a step (steps running at once)."""
+        self.label = label
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{self.title} · {label}")
 
     def heartbeat(self, line: str) -> None:
         """Without a live bar: `line` on stderr when the last one is older than HEARTBEAT_S."""
@@ -72,12 +87,12 @@ class Steps:
             self._last_line = now
             self.print(f"{line} · {elapsed(now - self.started)}")
 
-    def done(self) -> None:
+    def done(self, completed: int | None = None) -> None:
         """The current step has finished with work done (a step left without `done` was
-        skipped)."""
+        skipped); `completed` steps are now over (default: every step started)."""
         self._end_sub()
         self.done_steps += 1
-        self.completed = self.started_steps
+        self.completed = self.started_steps if completed is None else completed
         if self._progress is not None:
             self._progress.update(self._task, completed=self.completed)
 
@@ -99,6 +114,8 @@ def steps(title: str, total: int, enabled: bool | None = None):
     from rich.console import Console
 
     console = Console(stderr=True)
+    if _silent:
+        enabled = False
     if enabled is False or _open is not None or not console.is_terminal:
         yield Steps(None, None, title, total, console, live=enabled is not False and _open is None)
         return
@@ -140,6 +157,8 @@ class _NoTask:
 def task(description: str, total: float):
     """A bar for work inside a step: a row of the open `steps` display, else its own transient
     display on stderr. Returns an object with `update(completed)` and `stop()`."""
+    if _silent:
+        return _NoTask()
     if _open is not None:
         return _Task(_open, _open.add_task(f"  {description}", total=total), own=False)
     from rich.console import Console

@@ -142,6 +142,8 @@ BAD = [  # (argv, fragment of the one-line error) — exit 2
     (["figures", "--only", ""], "empty step"),
     (["figures", "--only", "copg_toy,,"], "empty step"),
     (["figures", "--out", "/dev/null", "--only", "copg_toy"], "not a folder"),
+    (["figures", "--jobs", "0", "--only", "copg_toy"], "--jobs must be between 1"),
+    (["figures", "--jobs", "100000", "--only", "copg_toy"], "--jobs must be between 1"),
 ]
 
 

@@ -52,7 +52,7 @@ def resumed_run(tmp_path_factory):
     """Run every figure (quick), kill the run once the first figure is done, run again."""
     out = tmp_path_factory.mktemp("figures")
     steps = ",".join(pipeline.figure_modules())
-    proc = _figures(["--only", steps], out)
+    proc = _figures(["--only", steps, "--jobs", "2"], out)
     deadline = time.time() + 300
     manifest = out / "manifest.json"
     while time.time() < deadline and proc.poll() is None:
@@ -60,16 +60,46 @@ def resumed_run(tmp_path_factory):
             break
         time.sleep(0.1)
     killed_midway = proc.poll() is None
+    workers = _children(proc.pid)
     if killed_midway:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
+    survivors = _wait_gone(workers)
     rerun = _figures(["--only", steps], out)
     log, _ = rerun.communicate(timeout=900)
-    return out, steps, rerun.returncode, log, killed_midway
+    return out, steps, rerun.returncode, log, killed_midway, workers, survivors
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the run's step workers), from /proc."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids, seconds: float = 30.0) -> list[int]:
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(map(_alive, pids)):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
 
 
 def test_resume_after_kill_leaves_every_file_complete(resumed_run):
-    out, _, code, log, killed_midway = resumed_run
+    out, _, code, log, killed_midway, _, _ = resumed_run
     assert code == 0, log
     assert killed_midway
     entries = json.loads((out / "manifest.json").read_text())
@@ -82,8 +112,15 @@ def test_resume_after_kill_leaves_every_file_complete(resumed_run):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_killed_run_leaves_no_worker_behind(resumed_run):
+    """The run was killed while two step workers ran (`--jobs 2`); they die with it and write
+    nothing after it (the rerun's checks above would not see a late write)."""
+    *_, workers, survivors = resumed_run
+    assert len(workers) >= 2 and survivors == []
+
+
 def test_second_run_skips_everything(resumed_run):
-    out, steps, _, _, _ = resumed_run
+    out, steps, *_ = resumed_run
     again = _figures(["--only", steps], out)
     log, _ = again.communicate(timeout=300)
     assert again.returncode == 0 and log.count("up to date") == len(pipeline.figure_modules()), log
@@ -91,7 +128,7 @@ def test_second_run_skips_everything(resumed_run):
 
 def test_figures_are_deterministic(resumed_run, tmp_path):
     """A second, forced run of every figure writes byte-identical data files."""
-    out, steps, _, _, _ = resumed_run
+    out, steps, *_ = resumed_run
     again = _figures(["--only", steps, "--force"], tmp_path)
     log, _ = again.communicate(timeout=900)
     assert again.returncode == 0, log
