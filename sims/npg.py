@@ -336,7 +336,8 @@ def run(method: str, problem: Problem, seeds, steps: int, gamma0, record_every: 
         states, gaps = _block(method, problem, states, jnp.asarray(g0), n, record_every)
         out.append(np.asarray(gaps))
         done += n
-        bar = _progress(bar, progress, done, records)
+        if progress:
+            bar = _progress(bar, progress, done, records)
     if bar is not None:
         bar.stop()
     traj = METHODS[method].trajectories_per_step * record_every * np.arange(records + 1)
@@ -354,13 +355,10 @@ def _progress(bar, progress, done, total):
         progress(done, total)
         return bar
     if bar is None:
-        from rich.console import Console
-        from rich.progress import Progress
+        from sims import progress as bars
 
-        bar = Progress(console=Console(stderr=True), transient=True)
-        bar.start()
-        bar.add_task("steps", total=total)
-    bar.update(bar.task_ids[0], completed=done)
+        bar = bars.task("steps", total)
+    bar.update(done)
     return bar
 
 

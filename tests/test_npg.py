@@ -134,6 +134,12 @@ def test_runs_are_reproducible_per_seed_and_blocking_is_exact():
     assert ab.gaps[0, 0] == pytest.approx(0.8 - 0.5)  # uniform policy: J = 0.5
 
 
+def test_a_run_without_progress_writes_nothing(capfd):
+    """No progress asked, no display (a hidden one printed a blank line per run into logs)."""
+    npg.run("n-harpg", P.get("softmax"), [3], 60, 0.7, record_every=3)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_softmax_floor_claim_and_understated_gamma():
     assert C.check_softmax_floor(quick=True).holds
     bad = C.check_softmax_floor(quick=True, understate=4.0)
