@@ -456,7 +456,7 @@ def bandit_group_gradient(advantage_fn, logits, arms, rewards, params, per_coord
         s = softmax.scores(logits, arms)
         return group_gradient(advantage_fn(rewards, s**2, **params), s)
     pi = softmax.policy(logits)
-    weights = 1.0 - 2.0 * pi[arms] + jnp.sum(pi**2)
-    a = advantage_fn(rewards, weights, **params)
     onehot = (arms[..., None] == jnp.arange(pi.shape[-1])).astype(pi.dtype)
-    return (a @ onehot - jnp.sum(a) * pi) / arms.shape[-1]
+    weights = 1.0 - 2.0 * jnp.sum(onehot * pi, axis=-1) + jnp.sum(pi**2)
+    a = advantage_fn(rewards, weights, **params)
+    return (jnp.sum(a[..., None] * onehot, axis=-2) - jnp.sum(a) * pi) / arms.shape[-1]
