@@ -160,9 +160,15 @@ def stream(draw, args, samples: int, seed: int = 0, progress: bool | None = None
     batch_n, batch_tr = np.zeros(n_chunks), np.zeros(n_chunks)
     start, bar = time.perf_counter(), None
     block = min(n_chunks, BLOCK)
+    # One block in flight while the host merges the one before (dispatch is asynchronous), so the
+    # device does not wait for the merges.
+    firsts = range(0, n_chunks, block)
     try:
-        for first in range(0, n_chunks, block):
-            ns, means, m2s = jax.device_get(_block_stats(draw, chunk, block, args, base, first, samples))
+        running = _block_stats(draw, chunk, block, args, base, 0, samples)
+        for b, first in enumerate(firsts):
+            ns, means, m2s = jax.device_get(running)
+            if b + 1 < len(firsts):
+                running = _block_stats(draw, chunk, block, args, base, firsts[b + 1], samples)
             for i in range(min(block, n_chunks - first)):
                 acc = _merge(acc, float(ns[i]), np.asarray(means[i]), np.asarray(m2s[i]))
                 batch_n[first + i] = ns[i]
