@@ -12,6 +12,8 @@ same background load. Where the JAX step's time goes: `jax_rollout_s` (KV-cached
 once per prompt) and `jax_grad_forward_s` (its forward pass alone); the rest of the step (scoring,
 advantages, Adam) is what remains of `jax_step_s`. The PyTorch loop runs its gradient pass in the
 same chunks of prompts as the JAX step (`trainer.grad_chunks`), since both gain from it.
+Each side's dense work is counted (`dense_flops`) and its rate reported in GFLOP/s, so a ratio
+can be read as less work (prefix sharing) times a faster rate.
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ def _best_interleaved(fns, repeats):
             cpu[name][0] += time.process_time() - c
             cpu[name][1] += wall
     return best, {name: c / w for name, (c, w) in cpu.items()}
+
+
+def _rates(flops, best):
+    """GFLOP/s of the dense work (`dense_flops`): JAX's rollout, gradient pass and whole step, and
+    the PyTorch rollout and step (its gradient pass is not timed alone)."""
+    g = lambda n, s: n / s / 1e9  # noqa: E731
+    return {"jax_rollout_gflops": g(flops["jax_rollout"], best["jax_rollout"]),
+            "jax_grad_gflops": g(flops["jax_grad"], best["jax_grad"]),
+            "jax_step_gflops": g(flops["jax_rollout"] + flops["jax_grad"], best["jax_step"]),
+            "torch_rollout_gflops": g(flops["torch_rollout"], best["torch_rollout"]),
+            "torch_step_gflops": g(flops["torch_rollout"] + flops["torch_grad"], best["torch_step"]),
+            "dense_gflop": {k: v / 1e9 for k, v in flops.items()}}
 
 
 def jax_parts(task, p, g):
@@ -121,6 +135,23 @@ def torch_parts(task, p, g):
     return parts
 
 
+def dense_flops(p, g, tp, t, width=128, layers=2):
+    """Dense floating-point operations (2 per multiply-add) of each side's rollout and gradient
+    pass, masked attention scores included as computed: a token attending to L keys costs
+    layers·(24W² + 4W·L) + 2W·V. JAX: the prefix once per prompt, T − 1 cached decoding steps
+    over Tp + T keys, and a teacher-forced pass over the prefix and T − 1 completion tokens (the
+    gradient is counted as three forward passes). The PyTorch loop: the same rollout with a cache
+    that grows, and a gradient pass over the P·G full sequences of Tp + T − 1 tokens."""
+    from sims.scaleup import tokenizer as tok
+
+    f = lambda keys: layers * (24 * width**2 + 4 * width * keys) + 2 * width * tok.VOCAB  # noqa: E731
+    prefix = p * tp * f(tp)
+    return {"jax_rollout": prefix + (t - 1) * p * g * f(tp + t),
+            "jax_grad": 3 * (prefix + p * g * (t - 1) * f(tp + t - 1)),
+            "torch_rollout": prefix + sum(p * g * f(tp + s + 1) for s in range(t - 1)),
+            "torch_grad": 3 * p * g * (tp + t - 1) * f(tp + t - 1)}
+
+
 def main():
     import jax
 
@@ -148,6 +179,7 @@ def main():
                      "jax_grad_forward_s": best["jax_grad_forward"],
                      "torch_rollout_s": best["torch_rollout"], "torch_rollout_fraction": best["torch_rollout"] / tt,
                      "jax_cpu_per_wall": cpu["jax_step"], "torch_cpu_per_wall": cpu["torch_step"],
+                     **_rates(dense_flops(p, g, tp, t), best),
                      "target": target, "meets_target": tt / jt >= target})
     print(json.dumps({"threads": 1, "rows": rows}))
 
