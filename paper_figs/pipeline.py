@@ -293,7 +293,16 @@ def _run_parallel(pending, quick, fig_dir, ledger_dir, bar, record, jobs, total)
 
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
+    skipped = bar.started_steps
     running: list[str] = []
+    started: set[str] = set()
+    finished: set[str] = set()
+
+    def begin(step):  # a worker's message can arrive after its result: count each step once
+        started.add(step)
+        running.append(step)
+        bar.start(" + ".join(running), completed=skipped + len(finished), total=total)
+
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(q, os.getpid())) as pool:
         futures = {pool.submit(_build_in_worker, step, quick, str(fig_dir), str(ledger_dir)): step
@@ -306,17 +315,19 @@ def _run_parallel(pending, quick, fig_dir, ledger_dir, bar, record, jobs, total)
                         kind, step, label, counts = q.get_nowait()
                     except queues.Empty:
                         break
-                    if kind == "start":
-                        running.append(step)
-                        bar.start(" + ".join(running), completed=bar.started_steps - len(running) + 1,
-                                  total=total)
-                    else:
+                    if step in finished:
+                        continue
+                    if kind == "start" and step not in started:
+                        begin(step)
+                    elif kind == "sub":
                         bar.sub(label, *counts, step=step)
                 for f in done:
                     step = futures.pop(f)
-                    if step in running:
-                        running.remove(step)
-                    record(step, *f.result(), completed=bar.started_steps - len(running))
+                    if step not in started:
+                        begin(step)
+                    running.remove(step)
+                    finished.add(step)
+                    record(step, *f.result(), completed=skipped + len(finished))
                     bar.relabel(" + ".join(running))
         except BaseException:
             for f in futures:
