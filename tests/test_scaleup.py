@@ -122,6 +122,23 @@ def test_sampling_never_draws_pad_or_bos_and_pads_after_eos():
     np.testing.assert_array_equal(~live, eos_first)
 
 
+def test_sampling_is_the_same_in_any_number_of_decoding_chunks():
+    """Step t's noise is drawn for the whole batch from fold_in(key, t), so decoding in chunks of
+    prompts changes nothing; noise drawn per chunk from the same key would repeat across chunks
+    and fail here."""
+    model = _model()
+    prompts = jnp.asarray(tasks.get("reverse").prompts[:8])
+    graphdef, params = nnx.split(model)
+    run = jax.jit(lambda prm, k, c: rollout.sample(nnx.merge(graphdef, prm), prompts, k, 3, 4, 1.0, c),
+                  static_argnums=2)
+    whole = run(params, jax.random.key(5), 1)
+    for chunks in (2, 4, 8):
+        got = run(params, jax.random.key(5), chunks)
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(whole[0]))
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(whole[1]))
+    assert len({tuple(np.asarray(whole[0][p]).ravel()) for p in range(8)}) > 1
+
+
 def _batch(seed=0, p=2, g=3, t=4):
     rng = np.random.default_rng(seed)
     prompts = jnp.asarray(tasks.get("reverse").prompts[rng.integers(0, 1000, p)])

@@ -91,7 +91,8 @@ def jax_parts(task, p, g):
 
     run()
     prompts, targets = pool_p[:p], pool_t[:p]
-    sample = jax.jit(lambda prm, k: rollout.sample(nnx.merge(graphdef, prm), prompts, k, g, t_.completion_len))
+    sample = jax.jit(lambda prm, k: rollout.sample(nnx.merge(graphdef, prm), prompts, k, g, t_.completion_len,
+                                                   chunks=T.decode_chunks(cfg)))
     comp, mask = sample(state["params"], key)
     adv = T.rollout_and_advantages(cfg, graphdef, state["params"], prompts, targets, key,
                                    {k: jax.numpy.float32(v) for k, v in T.validate(cfg).items()})[-1]

@@ -55,6 +55,7 @@ from sims.scaleup import tokenizer as tok
 
 MAX_BATCH_TOKENS = 1 << 22  # P·G·(Tp+T) per step; larger batches are refused up front
 GRAD_CHUNK_TOKENS = 512  # completion tokens per chunk of the gradient pass (one device)
+DECODE_CHUNK_SEQUENCES = 64  # sequences P_c·G per chunk of decoding (one device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,12 +199,15 @@ def loss_and_grad(graphdef, params, prompts, completions, mask, advantages, mode
     return value, grads
 
 
-def rollout_and_advantages(cfg: TrainConfig, graphdef, params, prompts, targets, key, est_params):
-    """Sample, score, weigh and compute registry advantages for one batch of prompts."""
+def rollout_and_advantages(cfg: TrainConfig, graphdef, params, prompts, targets, key, est_params,
+                           chunks: int = 1):
+    """Sample (in `chunks` sequential chunks of prompts, `decode_chunks`), score, weigh and compute
+    registry advantages for one batch of prompts."""
     task = tasks.get(cfg.task)
     est = estimators.get(cfg.estimator)
     model = nnx.merge(graphdef, jax.lax.stop_gradient(params))
-    completions, mask = rollout.sample(model, prompts, key, cfg.group, task.completion_len, cfg.temperature)
+    completions, mask = rollout.sample(model, prompts, key, cfg.group, task.completion_len, cfg.temperature,
+                                       chunks)
     rewards = tasks.rewards(completions, targets[:, None, :])
     if cfg.needs_weights:
         weights = L.sequence_sq_norms(graphdef, params, prompts, completions, mask.astype(rewards.dtype))
@@ -230,6 +234,17 @@ def grad_chunks(cfg: TrainConfig, completion_len: int, mesh=None) -> int:
     return micro * split
 
 
+def decode_chunks(cfg: TrainConfig, mesh=None) -> int:
+    """How many sequential chunks of prompts decoding runs in on one device: the fewest that
+    hold at most `DECODE_CHUNK_SEQUENCES` sequences P_c·G each (exact: `rollout.sample` draws
+    the same tokens whatever the chunking). With a mesh, 1: each device decodes its share at once."""
+    if mesh is not None:
+        return 1
+    return next(k for k in range(1, cfg.prompts + 1)
+                if cfg.prompts % k == 0 and (cfg.prompts // k) * cfg.group <= DECODE_CHUNK_SEQUENCES
+                or k == cfg.prompts)
+
+
 def batch_loss_and_grad(cfg: TrainConfig, graphdef, params, t, base_key, pool_prompts, pool_targets,
                         mesh=None, est_params=None, idx=None):
     """Steps 1–5 of a train step: select prompts, sample, score, advantages, surrogate gradient.
@@ -242,7 +257,7 @@ def batch_loss_and_grad(cfg: TrainConfig, graphdef, params, t, base_key, pool_pr
     idx = _shard(idx, mesh)
     prompts, targets = pool_prompts[idx], pool_targets[idx]
     completions, mask, rewards, weights, adv = rollout_and_advantages(
-        cfg, graphdef, params, prompts, targets, k_roll, est_params)
+        cfg, graphdef, params, prompts, targets, k_roll, est_params, decode_chunks(cfg, mesh))
     mask = mask.astype(rewards.dtype)
     value, grads = loss_and_grad(graphdef, params, prompts, completions, mask, adv, cfg.loss_agg,
                                  grad_chunks(cfg, completions.shape[-1], mesh))
