@@ -9,7 +9,7 @@ its G members.
 
 On one device, `chunks` > 1 decodes the prompts in that many sequential chunks (`lax.map`): a
 chunk's KV cache and activations stay in the processor's cache (the 64×8×16 train step 2–4%
-faster in 4 chunks; docs/design.md §4.8). The result is the same whatever the chunking.
+faster in chunks of 64 sequences; docs/design.md §4.8). The result is the same whatever the chunking.
 """
 
 from __future__ import annotations
@@ -39,21 +39,19 @@ def sample(model: Policy, prompts, key, group: int, length: int, temperature: fl
     1 up to and including EOS. Call inside `jit`; `group`, `length`, `temperature` and `chunks`
     (a divisor of P) are static."""
     p = prompts.shape[0]
-    shape = (p, group, model.cfg.vocab)
-    noise = (jnp.zeros((length, 1, 1, 1), model.cfg.dtype) if temperature == 0
-             else gumbel_noise(key, shape, length, model.cfg.dtype))
+    noise = (jnp.zeros((length, p, 1, 1), model.cfg.dtype) if temperature == 0  # unused when greedy
+             else gumbel_noise(key, (p, group, model.cfg.vocab), length, model.cfg.dtype))
     if chunks == 1:
         return _decode(model, prompts, noise, group, length, temperature)
     size = p // chunks
-    parts = (prompts.reshape(chunks, size, -1),
-             jnp.moveaxis(noise.reshape(length, -1, size, *noise.shape[2:]), 1, 0)
-             if temperature else jnp.broadcast_to(noise, (chunks, *noise.shape)))
-    tokens, live = jax.lax.map(lambda xs: _decode(model, *xs, group, length, temperature), parts)
+    per_chunk = jnp.moveaxis(noise.reshape(length, chunks, size, *noise.shape[2:]), 1, 0)
+    tokens, live = jax.lax.map(lambda xs: _decode(model, *xs, group, length, temperature),
+                               (prompts.reshape(chunks, size, -1), per_chunk))
     return tokens.reshape(p, group, length), live.reshape(p, group, length)
 
 
 def _decode(model: Policy, prompts, noise, group, length, temperature):
-    """Decoding proper: noise (T, P, G, V) (or broadcastable zeros when greedy)."""
+    """Decoding proper: noise (T, P, G, V) (zeros (T, P, 1, 1) when greedy)."""
     p = prompts.shape[0]
     first, kv = model.prefix(prompts)
     logits = jnp.broadcast_to(first[:, None, :], (p, group, first.shape[-1]))

@@ -227,11 +227,14 @@ def grad_chunks(cfg: TrainConfig, completion_len: int, mesh=None) -> int:
     micro = cfg.micro_batches
     if mesh is not None:
         return micro
-    per = cfg.prompts // micro
-    split = next(k for k in range(1, per + 1)
-                 if per % k == 0 and (per // k) * cfg.group * completion_len <= GRAD_CHUNK_TOKENS
-                 or k == per)
-    return micro * split
+    return micro * _fewest_chunks(cfg.prompts // micro, cfg.group * completion_len, GRAD_CHUNK_TOKENS)
+
+
+def _fewest_chunks(prompts: int, per_prompt: int, limit: int) -> int:
+    """The fewest equal chunks of `prompts` holding at most `limit` units (`per_prompt` per
+    prompt) each; all `prompts` (one per chunk) when even one prompt exceeds it."""
+    return next(k for k in range(1, prompts + 1)
+                if prompts % k == 0 and (prompts // k) * per_prompt <= limit or k == prompts)
 
 
 def decode_chunks(cfg: TrainConfig, mesh=None) -> int:
@@ -240,9 +243,7 @@ def decode_chunks(cfg: TrainConfig, mesh=None) -> int:
     the same tokens whatever the chunking). With a mesh, 1: each device decodes its share at once."""
     if mesh is not None:
         return 1
-    return next(k for k in range(1, cfg.prompts + 1)
-                if cfg.prompts % k == 0 and (cfg.prompts // k) * cfg.group <= DECODE_CHUNK_SEQUENCES
-                or k == cfg.prompts)
+    return _fewest_chunks(cfg.prompts, cfg.group, DECODE_CHUNK_SEQUENCES)
 
 
 def batch_loss_and_grad(cfg: TrainConfig, graphdef, params, t, base_key, pool_prompts, pool_targets,
