@@ -89,6 +89,23 @@ def test_prefix_sharing_and_extend_match_a_plain_forward():
             np.testing.assert_allclose(np.asarray(logp[p, g]), np.asarray(want), atol=1e-10)
 
 
+@pytest.mark.parametrize("n_in, n_out", [(3, 5), (5, 3)])
+def test_dense_layer_gradients_are_the_plain_product_gradients(n_in, n_out):
+    """Both forms of the weight gradient (x transposed when it is the narrower factor, ∂y
+    otherwise) against autodiff of x·K + b written with einsum, for the batch and per example."""
+    rng = np.random.default_rng(4)
+    x, c = rng.normal(size=(2, 4, n_in)), rng.normal(size=(2, 4, n_out))
+    k, b = rng.normal(size=(n_in, n_out)), rng.normal(size=n_out)
+    plain = lambda x, k, b: jnp.einsum("...i,io->...o", x, k) + b  # noqa: E731
+    objective = lambda f: lambda x, k, b: jnp.sum(jnp.tanh(f(x, k, b)) * c[..., :x.shape[-2], :])  # noqa: E731
+    got = jax.grad(objective(M.dense_product), argnums=(0, 1, 2))(x, k, b)
+    want = jax.grad(objective(plain), argnums=(0, 1, 2))(x, k, b)
+    per_example = lambda f: jax.vmap(jax.grad(objective(f), argnums=1), in_axes=(0, None, None))  # noqa: E731
+    for g, w in [*zip(got, want), (per_example(M.dense_product)(x, k, b), per_example(plain)(x, k, b))]:
+        assert g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-12)
+
+
 def test_kv_cache_greedy_decoding_matches_recomputation():
     model = _model()
     prompts = jnp.asarray(tasks.get("reverse").prompts[[7, 123, 999]])

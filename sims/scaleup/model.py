@@ -17,6 +17,12 @@ The policy is called in three ways, all through `Block.__call__`:
 Computing each prompt's prefix once per group instead of G times is exact: attention of a
 completion token to the prompt is the same whichever member it belongs to.
 
+Three choices are for XLA:CPU's speed and change values only by float rounding (docs/design.md
+§4.8): heads are laid out (P, H, G, T, D), so the products against the shared prefix batch over
+(P, H) with no layout copies; attention normalises the prefix and own-key blocks with one shared
+maximum instead of concatenating them; the dense layers (`Dense`) compute their weight gradient
+as a product whose operands XLA:CPU's fast matmul path accepts.
+
 Actions: PAD and BOS are never sampled (their logits are masked by `action_logits`), so the
 policy acts over the other VOCAB − 2 tokens.
 """
@@ -57,9 +63,47 @@ class Config:
             raise InputError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
 
+@jax.custom_vjp
+def dense_product(x, kernel, bias):
+    """x @ kernel + bias over the last axis of x; its gradient is autodiff's, in another form.
+
+    The weight gradient ∂K = Σ_n x_n ∂y_nᵀ contracts the token axis, which is the leading axis of
+    both x and ∂y. XLA:CPU runs such a product on its slow generic path (YNNPACK takes only a left
+    operand contracted on its last axis), so the backward pass materialises the narrower of x and
+    ∂y transposed, behind `optimization_barrier`s that keep XLA from folding the transposes back
+    into the product: ∂K = (xᵀ)·∂y when x is no wider than ∂y, else ∂K = ((∂yᵀ)·x)ᵀ. The other two
+    gradients are the usual ∂x = ∂y·Kᵀ and ∂b = Σ_n ∂y_n."""
+    return x @ kernel + bias
+
+
+def _dense_forward(x, kernel, bias):
+    return x @ kernel + bias, (x, kernel)
+
+
+def _dense_backward(residuals, dy):
+    x, kernel = residuals
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    barrier = jax.lax.optimization_barrier
+    if x2.shape[1] <= dy2.shape[1]:
+        dk = barrier(x2.T) @ dy2
+    else:
+        dk = barrier(barrier(dy2.T) @ x2).T
+    return dy @ kernel.T, dk, dy2.sum(0)
+
+
+dense_product.defvjp(_dense_forward, _dense_backward)
+
+
+class Dense(nnx.Linear):
+    """`nnx.Linear` (same parameters, same values) through `dense_product`."""
+
+    def __call__(self, x):
+        return dense_product(x, self.kernel[...], self.bias[...])
+
+
 def _dense(n_in, n_out, cfg, rngs):
-    return nnx.Linear(n_in, n_out, kernel_init=nnx.initializers.normal(0.02),
-                      param_dtype=cfg.dtype, dtype=cfg.dtype, rngs=rngs)
+    return Dense(n_in, n_out, kernel_init=nnx.initializers.normal(0.02),
+                 param_dtype=cfg.dtype, dtype=cfg.dtype, rngs=rngs)
 
 
 class Block(nnx.Module):
@@ -75,28 +119,31 @@ class Block(nnx.Module):
 
     def __call__(self, x, mask, prefix=None, cache=None, t=None):
         """x (P, G, Tq, W); mask (Tq, Ts) over the sequences' own keys; prefix (k, v) each
-        (P, H, Tp, D) or None; cache (k, v) each (P, G, H, Ts, D) with the new keys written at t.
-        Returns the block's output and its own keys/values (P, G, H, Ts, D)."""
+        (P, H, Tp, D) or None; cache (k, v) each (P, H, G, Ts, D) with the new keys written at t.
+        Returns the block's output and its own keys/values (P, H, G, Ts, D).
+
+        With a prefix, softmax over [prefix keys, own keys] is computed blockwise with one shared
+        maximum m: weights exp(s − m) / Z with Z summed over both blocks."""
         p, g, tq, w = x.shape
         d = w // self.heads
         q, k, v = jnp.split(self.qkv(self.ln1(x)), 3, axis=-1)
-        heads = lambda a: a.reshape(p, g, tq, self.heads, d).transpose(0, 1, 3, 2, 4)
+        heads = lambda a: a.reshape(p, g, tq, self.heads, d).transpose(0, 3, 1, 2, 4)
         q, k, v = heads(q), heads(k), heads(v)
         if cache is not None:
             k = jax.lax.dynamic_update_slice_in_dim(cache[0], k, t, axis=3)
             v = jax.lax.dynamic_update_slice_in_dim(cache[1], v, t, axis=3)
-        scale = 1.0 / jnp.sqrt(jnp.asarray(d, x.dtype))
-        s_self = jnp.where(mask, jnp.einsum("pghqd,pghkd->pghqk", q, k) * scale, NEG)
+        q = q * (1.0 / jnp.sqrt(jnp.asarray(d, x.dtype)))
+        s_self = jnp.where(mask, jnp.einsum("phgqd,phgkd->phgqk", q, k), NEG)
         if prefix is None:
-            att = jax.nn.softmax(s_self, axis=-1)
-            y = jnp.einsum("pghqk,pghkd->pghqd", att, v)
+            y = jnp.einsum("phgqk,phgkd->phgqd", jax.nn.softmax(s_self, axis=-1), v)
         else:
-            s_pre = jnp.einsum("pghqd,phkd->pghqk", q, prefix[0]) * scale
-            att = jax.nn.softmax(jnp.concatenate([s_pre, s_self], axis=-1), axis=-1)
-            tp = s_pre.shape[-1]
-            y = (jnp.einsum("pghqk,phkd->pghqd", att[..., :tp], prefix[1])
-                 + jnp.einsum("pghqk,pghkd->pghqd", att[..., tp:], v))
-        y = y.transpose(0, 1, 3, 2, 4).reshape(p, g, tq, w)
+            s_pre = jnp.einsum("phgqd,phkd->phgqk", q, prefix[0])
+            m = jax.lax.stop_gradient(jnp.maximum(s_pre.max(-1, keepdims=True), s_self.max(-1, keepdims=True)))
+            e_pre, e_self = jnp.exp(s_pre - m), jnp.exp(s_self - m)
+            z = e_pre.sum(-1, keepdims=True) + e_self.sum(-1, keepdims=True)
+            y = (jnp.einsum("phgqk,phkd->phgqd", e_pre, prefix[1])
+                 + jnp.einsum("phgqk,phgkd->phgqd", e_self, v)) / z
+        y = y.transpose(0, 2, 3, 1, 4).reshape(p, g, tq, w)
         x = x + self.proj(y)
         x = x + self.out(jax.nn.gelu(self.fc(self.ln2(x))))
         return x, (k, v)
@@ -130,7 +177,7 @@ class Policy(nnx.Module):
         kv = []
         for block in self.blocks:
             x, (k, v) = block(x, causal)
-            kv.append((k[:, 0], v[:, 0]))
+            kv.append((k[:, :, 0], v[:, :, 0]))
         return self._logits(x[:, 0, -1]), kv
 
     def extend(self, tokens, prefix):
@@ -144,7 +191,7 @@ class Policy(nnx.Module):
 
     def empty_cache(self, p: int, g: int, length: int):
         cfg = self.cfg
-        shape = (p, g, cfg.heads, length, cfg.width // cfg.heads)
+        shape = (p, cfg.heads, g, length, cfg.width // cfg.heads)
         return [(jnp.zeros(shape, cfg.dtype), jnp.zeros(shape, cfg.dtype)) for _ in self.blocks]
 
     def step(self, token, t, prefix, cache):
