@@ -160,13 +160,15 @@ def multiset_weights(logits, arms, log_cq):
     return jnp.exp(log_cq + jnp.sum(jax.nn.log_softmax(logits)[arms], axis=-1))
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _moments_kernel(name, logits, arms, rewards, log_cq, params, means):
-    """Weighted mean and covariance of ĝ over multisets, and the bandit's `_reference` values."""
-    est = estimators.get(name)
+@functools.partial(jax.jit, static_argnames=("advantages", "per_coordinate"))
+def _moments_kernel(advantages, per_coordinate, logits, arms, rewards, log_cq, params, means):
+    """Weighted mean and covariance of ĝ over multisets, and the bandit's `_reference` values.
+
+    The compiled kernel is keyed on the advantage function itself, not on a registry name, so a
+    name registered again with another function is compiled afresh."""
     w = multiset_weights(logits, arms, log_cq)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-        est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
+        advantages, logits, a, r, params, per_coordinate))(arms, rewards)
     mean = w @ g
     d = g - mean
     return mean, (d * w[:, None]).T @ d, _reference(logits, means)
@@ -235,18 +237,18 @@ def type_groups(types: int, group: int):
     return groups, log_coef
 
 
-def _alphabet_moments(name, logits, q, values, rep, groups, log_coef, params, means):
+def _alphabet_moments(advantages, logits, q, values, rep, groups, log_coef, params, means):
     """E[ĝ] and Cov[ĝ] from the conditional advantage moments h, h², H over type multisets:
     every group (τ_1, τ_2, rest) is evaluated once; h_τ = Σ_τ' ρ_τ' E[A_1 | τ, τ'], likewise h².
-    Also returns the bandit's `_reference` values (one compilation per call, not two)."""
-    est = estimators.get(name)
+    Also returns the bandit's `_reference` values (one compilation per call, not two). Keyed on
+    the advantage function `advantages` (static), not on a registry name."""
     group = groups.shape[-1]
     pi = softmax.policy(logits)
     pq = pi[:, None] * q  # P(arm a, type τ)
     rho = jnp.sum(pq, axis=0)
     weights = softmax.score_sq_norms(logits)[rep]
     flat = groups.reshape(-1, group)
-    a = jax.vmap(lambda t: est.advantages(values[t], weights[t], **params))(flat)
+    a = jax.vmap(lambda t: advantages(values[t], weights[t], **params))(flat)
     a = a.reshape(groups.shape)
     fixed = min(group, 2)
     p = jnp.exp(log_coef + jnp.sum(jnp.log(rho)[groups[..., fixed:]], axis=-1))  # P(rest)
@@ -269,8 +271,8 @@ def _alphabet_moments(name, logits, q, values, rep, groups, log_coef, params, me
 # all compilation: below SMALL_ALPHABET_ENTRIES the kernel is compiled without LLVM's optimisation
 # passes (about half the compile time; the run itself stays in milliseconds).
 SMALL_ALPHABET_ENTRIES = 1 << 20
-_alphabet_kernel = jax.jit(_alphabet_moments, static_argnames=("name",))
-_alphabet_kernel_small = jax.jit(_alphabet_moments, static_argnames=("name",),
+_alphabet_kernel = jax.jit(_alphabet_moments, static_argnames=("advantages",))
+_alphabet_kernel_small = jax.jit(_alphabet_moments, static_argnames=("advantages",),
                                  compiler_options={"xla_backend_optimization_level": 0})
 
 
@@ -327,7 +329,7 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
         raise InputError(f"unknown exact route {route!r}; known: {', '.join(ROUTES)}")
     if route == "multiset":
         e = enumerate_groups(logits, rewards, group)
-        mean, cov, ref = _moments_kernel(name, e.logits, e.arms, e.values, e.log_cq, jparams,
+        mean, cov, ref = _moments_kernel(est.advantages, est.per_coordinate, e.logits, e.arms, e.values, e.log_cq, jparams,
                                          means[: e.logits.shape[0]])
         count = e.multisets
     else:
@@ -342,7 +344,7 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
         groups, log_coef = type_groups(alpha.size, group)
         kernel = _alphabet_kernel_small if groups.size <= SMALL_ALPHABET_ENTRIES else _alphabet_kernel
         mean, cov, ref = kernel(
-            name, np.concatenate([logits, np.full(k_pad - k, -np.inf)]),
+            est.advantages, np.concatenate([logits, np.full(k_pad - k, -np.inf)]),
             np.concatenate([alpha.q, np.zeros((k_pad - k, alpha.size))]),
             alpha.values, alpha.rep, groups, log_coef, jparams, means)
     mean, cov, (pi, objective, true_gradient, b_star) = jax.device_get((mean, cov, ref))

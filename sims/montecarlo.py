@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import math
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -56,10 +57,11 @@ def chunk_size(samples: int) -> int:
     return int(min(MAX_CHUNK, max(MIN_CHUNK, 1 << (target.bit_length() - 1))))
 
 
-def sample_group_gradients(name, logits, tables, params, key, shape):
-    """ĝ for `shape` independent groups: arrays shape + (K,). The Monte Carlo unit of work."""
+def sample_group_gradients(name, logits, tables, params, key, shape, advantages=None):
+    """ĝ for `shape` independent groups: arrays shape + (K,). The Monte Carlo unit of work.
+    `advantages` overrides the registry entry's function (its `per_coordinate` still applies)."""
     est = estimators.get(name)
-    fn = est.advantages
+    fn = est.advantages if advantages is None else advantages
     arms, rewards = softmax.sample_outcomes(key, logits, tables, shape)
     grad = functools.partial(estimators.bandit_group_gradient, fn, logits, params=params,
                              per_coordinate=est.per_coordinate)
@@ -75,14 +77,24 @@ def _base_key(seed: int):
 
 @dataclasses.dataclass(frozen=True)
 class SoftmaxGroups:
-    """The softmax-bandit problem: `draw(key, n, (logits, tables, params))` → n group estimates ĝ (n, K)."""
+    """The softmax-bandit problem: `draw(key, n, (logits, tables, params))` → n group estimates ĝ (n, K).
+
+    `advantages` (default: the registry entry's function at construction) is part of the hash, so
+    the compiled kernel follows the function, not the name: a name registered again with another
+    function is compiled afresh."""
 
     name: str
     group: int
+    advantages: Callable | None = None
+
+    def __post_init__(self):
+        if self.advantages is None:
+            object.__setattr__(self, "advantages", estimators.get(self.name).advantages)
 
     def __call__(self, key, n, args):
         logits, tables, params = args
-        return sample_group_gradients(self.name, logits, tables, params, key, (n, self.group))
+        return sample_group_gradients(self.name, logits, tables, params, key, (n, self.group),
+                                      self.advantages)
 
 
 def _one_chunk(draw, chunk, args, key, valid):

@@ -130,3 +130,56 @@ def test_too_large_enumeration_is_refused():
 def test_logit_count_must_match_arms():
     with pytest.raises(InputError, match="one per arm"):
         exact.moments("rloo", [0.0, 0.0], R.bernoulli([0.5, 0.5, 0.5]), 2)
+
+
+def test_a_name_registered_again_computes_the_new_function():
+    """Compiled kernels must follow the registered function, not its name: register f, compute
+    exactly (both routes) and by Monte Carlo, unregister, register a different g under the same
+    name and compute again: the numbers are g's (here g = 2f, so E[ĝ] doubles)."""
+    from sims import montecarlo
+
+    logits, model, group = [0.3, -0.2, 0.1], R.bernoulli([0.8, 0.4, 0.1]), 3
+
+    def f(rewards, weights):
+        return rewards - jnp.mean(rewards, axis=-1, keepdims=True)
+
+    def g(rewards, weights):
+        return 2.0 * (rewards - jnp.mean(rewards, axis=-1, keepdims=True))
+
+    results = []
+    for fn in (f, g):
+        E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
+        try:
+            results.append([exact.moments("reused_name", logits, model, group, route=r).mean
+                            for r in exact.ROUTES]
+                           + [montecarlo.moments("reused_name", logits, model, group, 4096, seed=3).mean])
+        finally:
+            E.unregister("reused_name")
+    for first, second in zip(*results):
+        np.testing.assert_allclose(second, 2.0 * first, rtol=1e-12, atol=1e-15)
+        assert np.max(np.abs(first)) > 1e-3
+
+
+def test_a_batch_name_registered_again_computes_the_new_function():
+    """The batch engine and the two-armed route key their kernels on the function as well."""
+    from sims import atlas, batch
+
+    def f(rewards, weights):
+        return rewards - jnp.mean(rewards, axis=-1, keepdims=True)
+
+    def g(rewards, weights):
+        return 2.0 * (rewards - jnp.mean(rewards, axis=-1, keepdims=True))
+
+    results = []
+    for fn in (f, g):
+        batch.REGISTRY["reused_name"] = batch.BatchEstimator("reused_name", fn, {}, "reused", "test", "test")
+        E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
+        try:
+            results.append([batch.exact_ensemble("reused_name", [0.3, 0.6], 3)["c"],
+                            batch.mc_ensemble("reused_name", [0.3, 0.6], 3, 4096, seed=3)["c"],
+                            atlas.scale_curve("reused_name", [0.3, 0.6], 3)])
+        finally:
+            batch.REGISTRY.pop("reused_name")
+            E.unregister("reused_name")
+    for first, second in zip(*results):
+        np.testing.assert_allclose(second, 2.0 * first, rtol=1e-12)
