@@ -122,19 +122,19 @@ def bnpo_batch(rewards, weights, max_weight=1e6):
     return jnp.where(ok, inv_f * _centre(rewards), 0.0)
 
 
-def copo(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
-    """COPO (arXiv 2508.04138; hijih/copo-code): local GRPO term blended with a global term,
-
-        A_qi = w_q·A_GRPO,qi + (1 − w_q)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps),
-        g_q = p̂_q·(1 − λ_G H_q),  λ_G = (1 − 1/G)/log2 G,  w_q = σ(k_b(H_q − b)),
-
-    H_q the entropy in bits of prompt q's answers, read from `weights` (equal = same answer).
-    With one prompt the global term is 0."""
+def _copo(rewards, weights, eps, k_b, b, zero_mask: bool, consistency: bool):
+    """A_qi = w_qi·A_GRPO,qi + (1 − w_qi)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps), with
+    w_qi = σ(k_b(H_q − b)), times 1[R_qi ≠ 0] if `zero_mask`, and g_q = p̂_q·(1 − λ_G H_q) if
+    `consistency` else p̂_q. One prompt: the global term is 0 (the release's torch.std gives NaN)."""
     g = rewards.shape[-1]
     h = E.answer_entropy_bits(weights)  # (P, 1)
     w = jax.nn.sigmoid(k_b * (h - b))
-    lam = (1.0 - 1.0 / g) / np.log2(g) if g > 1 else 0.0
-    gq = jnp.mean(rewards, axis=-1, keepdims=True) * (1.0 - lam * h)
+    if zero_mask:
+        w = jnp.where(rewards != 0, w, 0.0)
+    gq = jnp.mean(rewards, axis=-1, keepdims=True)
+    if consistency:
+        lam = (1.0 - 1.0 / g) / np.log2(g) if g > 1 else 0.0
+        gq = gq * (1.0 - lam * h)
     if rewards.shape[0] > 1:
         std, centred = _std1_all(gq)
         den = std + eps
@@ -142,6 +142,28 @@ def copo(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
     else:
         glob = jnp.zeros_like(gq)
     return w * E.grpo(rewards, None, eps) + (1.0 - w) * glob
+
+
+def copo(rewards, weights, eps=1e-6, k_b=5.0, b=1.0):
+    """COPO as released (arXiv 2508.04138; hijih/copo-code `run_copo.sh`: global_flg =
+    "soft-with-zero", k = 5, b = 1, reward_coef_flg = false, entropy_coeff = 0):
+
+        A_qi = w_qi·A_GRPO,qi + (1 − w_qi)·(p̂_q − mean_Q p̂)/(std_Q(p̂, ddof=1) + eps),
+        w_qi = σ(k_b(H_q − b))·1[R_qi ≠ 0],
+
+    H_q the entropy in bits of prompt q's answers, read from `weights` (equal = same answer); a
+    member with R = 0 gets the global term alone. The global reward is the pass rate (no
+    consistency coefficient). On-policy, the PPO clip of both terms has no effect."""
+    return _copo(rewards, weights, eps, k_b, b, zero_mask=True, consistency=False)
+
+
+def copo_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
+    """COPO in the release's "only-soft" mode with the consistency-weighted global reward
+    (hijih/copo-code: reward_coef_flg = true; k = 1, b = 0.5, the loss function's defaults):
+
+        A_qi = w_q·A_GRPO,qi + (1 − w_q)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps),
+        g_q = p̂_q·(1 − λ_G H_q),  λ_G = (1 − 1/G)/log2 G,  w_q = σ(k_b(H_q − b))."""
+    return _copo(rewards, weights, eps, k_b, b, zero_mask=False, consistency=True)
 
 
 def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
@@ -192,8 +214,14 @@ REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
                    "Xiao et al. 2025 (BNPO)", PER_PROMPT, ()),
     BatchEstimator("dgpo", dgpo, {"eps": 1e-4, "temperature": 2.0}, "N_v·softmax(−p̂/T)·A_DGAE",
                    "DGPO / MathForge (arXiv 2601.20614)", PER_PROMPT, ()),
-    BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, "w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH))",
-                   "COPO (arXiv 2508.04138)", E.BIASED, (), True),
+    BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 5.0, "b": 1.0},
+                   "w·A_GRPO + (1 − w)·z_batch(p̂), w = σ(5(H − 1))·1[R ≠ 0]",
+                   "COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
+                   E.BIASED, (), True),
+    BatchEstimator("copo_soft", copo_soft, {"eps": 1e-6, "k_b": 1.0, "b": 0.5},
+                   "w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH)), w = σ(k_b(H − b))",
+                   "COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, reward_coef_flg, k=1, b=0.5",
+                   E.BIASED, (), True),
 ]}
 
 

@@ -252,14 +252,29 @@ def answer_entropy_bits(answers):
     return -jnp.mean(jnp.log2(counts / g), axis=-1, keepdims=True)
 
 
-def copo_local(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
-    """COPO's local (group) term, soft-blended (arXiv 2508.04138; hijih/copo-code):
+def copo_local(rewards, weights, eps=1e-6, k_b=5.0, b=1.0):
+    """COPO's local (group) term as released (arXiv 2508.04138; hijih/copo-code, `run_copo.sh`:
+    global_flg="soft-with-zero", k = 5, b = 1):
+
+        A_i = σ(k_b·(H − b))·1[R_i ≠ 0]·(R_i − mean R)/(std(R, ddof=1) + eps),
+
+    H the entropy in bits of the group's final answers. The weight of the local term is masked by
+    the member's own reward (`compute_policy_loss_with_global`: w_i = σ(k(H − b))·1[R_i ≠ 0]), so
+    a member with R_i = 0 gets only the batch term (`sims.batch.copo`). The answer of member i is
+    read from `weights` (equal weights = same answer; on bandits |s(a)|² identifies the arm).
+    The release adds 1e-8 inside its float32 log2, a no-op at float32 resolution; not reproduced.
+    """
+    w = jax.nn.sigmoid(k_b * (answer_entropy_bits(weights) - b))
+    return jnp.where(rewards != 0, w, 0.0) * grpo(rewards, None, eps)
+
+
+def copo_local_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
+    """COPO's local term in the release's "only-soft" mode, at the defaults of its loss function
+    (`compute_policy_loss_with_global`: k = 1, b = 0.5; hijih/copo-code):
 
         A_i = σ(k_b·(H − b))·(R_i − mean R)/(std(R, ddof=1) + eps),
 
-    H the entropy in bits of the group's final answers. The answer of member i is read from
-    `weights` (equal weights = same answer; on bandits |s(a)|² identifies the arm). The batch
-    term is `sims.batch.copo_global`.
+    one weight per group, not masked by the member's reward. H and the answers as in `copo_local`.
     """
     w = jax.nn.sigmoid(k_b * (answer_entropy_bits(weights) - b))
     return w * grpo(rewards, None, eps)
@@ -381,9 +396,15 @@ REGISTRY: dict[str, Estimator] = {
                   "w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ",
                   source="ADORA (arXiv 2602.10019)", declared=BIASED, provenance="code",
                   param_help=(("lam", "attenuation λ"), ("eps", "GRPO's eps"))),
-        Estimator("copo_local", copo_local, 2, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, False,
+        Estimator("copo_local", copo_local, 2, {"eps": 1e-6, "k_b": 5.0, "b": 1.0}, False,
+                  "σ(5(H_ans − 1))·1[R_i ≠ 0]·A_GRPO",
+                  source="COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
+                  declared=BIASED, provenance="code",
+                  param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
+        Estimator("copo_local_soft", copo_local_soft, 2, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, False,
                   "σ(k_b(H_ans − b))·A_GRPO",
-                  source="COPO (arXiv 2508.04138)", declared=BIASED, provenance="code",
+                  source="COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, loss defaults k=1, b=0.5",
+                  declared=BIASED, provenance="code",
                   param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
         Estimator("gtpo", gtpo, 2, {"threshold": 0.7, "shift": 0.1, "eps": 1e-4}, False,
                   "1[H_i ≤ 0.7]·(A_GRPO − 0.1·H_i), H = entropy feature",

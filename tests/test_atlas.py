@@ -55,7 +55,9 @@ def test_new_formulas_match_plain_references(rw):
     np.testing.assert_allclose(adv("adora", r, w), (1.0 if length_adv else 0.1) * grpo, atol=1e-9)
     _, counts = np.unique(w, return_counts=True)
     h = -np.sum(counts / g * np.log2(counts / g))
-    np.testing.assert_allclose(adv("copo_local", r, w), grpo / (1 + np.exp(-(h - 0.5))), atol=1e-9)
+    np.testing.assert_allclose(adv("copo_local", r, w), np.where(r != 0, grpo / (1 + np.exp(-5 * (h - 1))), 0.0),
+                               atol=1e-9)
+    np.testing.assert_allclose(adv("copo_local_soft", r, w), grpo / (1 + np.exp(-(h - 0.5))), atol=1e-9)
     trl_grpo = (r - m) / (sd1 + 1e-4)
     np.testing.assert_allclose(adv("gtpo", r, w), np.where(w > 0.7, 0.0, trl_grpo - 0.1 * w), atol=1e-9)
 
@@ -209,3 +211,65 @@ def test_dgpo_question_weights_against_a_plain_reference():
 def test_batch_parameters_are_validated(name, params, message):
     with pytest.raises(InputError, match=message):
         batch.exact_ensemble(name, [0.3, 0.6], 2, **params)
+
+
+def _sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def _copo_local_pin_holds(fn) -> bool:
+    """Hand value, rewards (1, 0, 1, 1), answers (a, b, a, c): H = 1.5 bits, mean 3/4, std 1/2;
+    released weight σ(5(1.5 − 1))·1[R ≠ 0]: the passes get σ(2.5)·(1/4)/(1/2 + 1e-6), the fail 0."""
+    r, answers = np.array([1.0, 0, 1, 1]), np.array([1.0, 2, 1, 3])
+    want = [_sigmoid(2.5) * 0.25 / (0.5 + 1e-6) if x else 0.0 for x in r]
+    got = np.asarray(fn(jnp.asarray(r), jnp.asarray(answers), 1e-6, 5.0, 1.0))
+    return bool(np.allclose(got, want, rtol=1e-13, atol=1e-15))
+
+
+def _copo_pin_holds(fn) -> bool:
+    """Hand value, P = 2, G = 2: rewards ((1, 0), (1, 1)), answers ((a, b), (c, c)). H = (1, 0) bits,
+    p̂ = (1/2, 1), global z = (∓1/4)/(√2/4 + 1e-6); local A = ±(1/2)/(√2/2 + 1e-6) on prompt 1, 0 on 2;
+    released weights σ(5(H − 1))·1[R ≠ 0] = (1/2, 0) on prompt 1, σ(−5) on prompt 2."""
+    r, answers = np.array([[1.0, 0], [1, 1]]), np.array([[1.0, 2], [3, 3]])
+    z = 0.25 / (math.sqrt(2) / 4 + 1e-6)
+    loc = 0.5 / (math.sqrt(2) / 2 + 1e-6)
+    w2 = _sigmoid(-5.0)
+    want = [[0.5 * loc - 0.5 * z, -z], [(1 - w2) * z, (1 - w2) * z]]
+    got = np.asarray(fn(jnp.asarray(r), jnp.asarray(answers), 1e-6, 5.0, 1.0))
+    return bool(np.allclose(got, want, rtol=1e-13, atol=1e-15))
+
+
+def test_copo_released_form_against_hand_values_and_planted_defects():
+    assert _copo_local_pin_holds(E.copo_local)
+    assert not _copo_local_pin_holds(E.copo_local_soft)  # defect: the 1[R ≠ 0] mask dropped
+    assert _copo_pin_holds(batch.copo)
+    assert not _copo_pin_holds(lambda r, w, eps, k, b: batch._copo(r, w, eps, k, b, zero_mask=False,
+                                                                    consistency=False))  # mask dropped
+    assert not _copo_pin_holds(lambda r, w, eps, k, b: batch._copo(r, w, eps, k, b, zero_mask=True,
+                                                                    consistency=True))  # 1 − λH kept
+    assert E.get("copo_local").params == {"eps": 1e-6, "k_b": 5.0, "b": 1.0}
+    assert batch.get("copo").params == {"eps": 1e-6, "k_b": 5.0, "b": 1.0}
+
+
+def test_copo_soft_variant_against_a_plain_reference():
+    """The lab's earlier form, kept as the release's only-soft mode: g_q = p̂(1 − λ_G H), one weight per
+    prompt σ(H − 1/2), written here per prompt in plain numpy."""
+    rng = np.random.default_rng(9)
+    r = (rng.uniform(size=(3, 4)) < 0.5).astype(float)
+    answers = rng.integers(0, 3, size=(3, 4)).astype(float)
+    g = 4
+    lam = (1 - 1 / g) / math.log2(g)
+    hs, gq, loc = [], [], []
+    for row, ans in zip(r, answers):
+        _, counts = np.unique(ans, return_counts=True)
+        h = -np.sum(counts / g * np.log2(counts / g))
+        hs.append(h)
+        gq.append(row.mean() * (1 - lam * h))
+        sd = row.std(ddof=1)
+        loc.append((row - row.mean()) / (sd + 1e-6))
+    gq = np.array(gq)
+    glob = (gq - gq.mean()) / (gq.std(ddof=1) + 1e-6)
+    w = 1 / (1 + np.exp(-(np.array(hs) - 0.5)))
+    want = w[:, None] * np.array(loc) + (1 - w[:, None]) * glob[:, None]
+    got = np.asarray(batch.copo_soft(jnp.asarray(r), jnp.asarray(answers)))
+    np.testing.assert_allclose(got, want, atol=1e-12)
