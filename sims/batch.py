@@ -167,13 +167,20 @@ def copo_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
 
 
 def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
-    """DGPO: DGAE times difficulty-aware question weighting (MathForge, arXiv 2601.20614):
+    """DGPO as released: DGAE times difficulty-aware question weighting times the valid-token
+    ratio (MathForge, arXiv 2601.20614; AMAP-ML/MathForge TRL 0.20 `grpo_trainer.py`, enable_dgpo
+    and enable_dgpo_dqw, T = 2):
 
-        A_qi = λ_q·G(R_qi − mean R_q)/(Σ_j |R_qj − mean R_q| + eps),
+        A_qi = (P/N_v)·λ_q·G(R_qi − mean R_q)/(Σ_j |R_qj − mean R_q| + eps),
         λ_q = N_v·softmax_{q ∈ V}(−mean R_q / T),
 
-    V the prompts whose group is not all-equal (N_v of them), T = 2; λ = 1 elsewhere (where DGAE is
-    0 anyway). The code's token-count ratios are 1 for equal lengths."""
+    V the prompts whose group is not all-equal (N_v of them); λ = 1 elsewhere (where DGAE is 0).
+    P/N_v is the release's zero_mask_ratio, the batch's completion tokens over those of the
+    groups in V, at equal lengths (1 when N_v = 0): it rescales every prompt by a factor that
+    depends on how many prompts of the batch are degenerate. The release's global_balancing_ratio
+    is 1 on one process. Unequal lengths would make the ratio Σ L / Σ_{V} L; not modelled.
+    The release sets an all-fail group's accuracy to 1 before the softmax; that matters only when
+    another reward makes such a group non-degenerate, never with one pass/fail reward."""
     del weights
     centred = _centre(rewards)
     valid = jnp.any(centred != 0, axis=-1, keepdims=True)
@@ -182,7 +189,8 @@ def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
     shifted = logits - jnp.max(jnp.where(valid, logits, -1e300))
     w = jnp.where(valid, jnp.exp(shifted), 0.0)
     lam = jnp.where(valid, n_valid * w / jnp.maximum(jnp.sum(w), 1e-300), 1.0)
-    return lam * E.dgae(rewards, None, eps)
+    zero_mask_ratio = jnp.where(n_valid > 0, rewards.shape[0] / jnp.maximum(n_valid, 1), 1.0)
+    return zero_mask_ratio * lam * E.dgae(rewards, None, eps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,8 +220,9 @@ REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
                    "GDPO (arXiv 2601.05242)", PER_PROMPT, ("TRL normalize_then_sum",)),
     BatchEstimator("bnpo_batch", bnpo_batch, {"max_weight": 1e6}, "(R − p̂)/BetaPDF(p̂; α̂, β̂), α̂, β̂ by moments",
                    "Xiao et al. 2025 (BNPO)", PER_PROMPT, ()),
-    BatchEstimator("dgpo", dgpo, {"eps": 1e-4, "temperature": 2.0}, "N_v·softmax(−p̂/T)·A_DGAE",
-                   "DGPO / MathForge (arXiv 2601.20614)", PER_PROMPT, ()),
+    BatchEstimator("dgpo", dgpo, {"eps": 1e-4, "temperature": 2.0}, "(P/N_v)·N_v·softmax(−p̂/T)·A_DGAE",
+                   "DGPO / MathForge (arXiv 2601.20614); AMAP-ML/MathForge enable_dgpo, dqw, T=2",
+                   PER_PROMPT, ()),
     BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 5.0, "b": 1.0},
                    "w·A_GRPO + (1 − w)·z_batch(p̂), w = σ(5(H − 1))·1[R ≠ 0]",
                    "COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",

@@ -195,13 +195,35 @@ def test_dgpo_question_weights_against_a_plain_reference():
         r = (rng.uniform(size=(4, 5)) < rng.uniform(size=(4, 1))).astype(float)
         m = r.mean(1)
         valid = (r.min(1) != r.max(1))
-        lam = np.ones(4)
+        lam, ratio = np.ones(4), 1.0
         if valid.any():
             e = np.exp(-m[valid] / 2.0)
             lam[valid] = valid.sum() * e / e.sum()
+            ratio = 4 / valid.sum()  # the release's zero_mask_ratio at equal lengths
         dgae = 5 * (r - m[:, None]) / (np.abs(r - m[:, None]).sum(1, keepdims=True) + 1e-4)
         got = np.asarray(batch.dgpo(jnp.asarray(r), jnp.ones((4, 5))))
-        np.testing.assert_allclose(got, lam[:, None] * dgae, atol=1e-12)
+        np.testing.assert_allclose(got, ratio * lam[:, None] * dgae, atol=1e-12)
+
+
+def _dgpo_pin_holds(fn) -> bool:
+    """Hand value, rewards ((1, 0, 0, 0), (1, 1, 1, 1), (1, 1, 0, 0)): V = {1st, 3rd}, N_v = 2,
+    zero_mask_ratio 3/2; λ = 2·(e^{−1/8}, e^{−1/4})/(e^{−1/8} + e^{−1/4}); DGAE 4(R − R̄)/(Σ|R − R̄| + 1e-4)
+    with Σ|R − R̄| = 3/2 and 2."""
+    r = np.array([[1.0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    e1, e3 = math.exp(-1 / 8), math.exp(-1 / 4)
+    l1, l3 = 2 * e1 / (e1 + e3), 2 * e3 / (e1 + e3)
+    a1 = [4 * x / (1.5 + 1e-4) for x in (0.75, -0.25, -0.25, -0.25)]
+    a3 = [4 * x / (2 + 1e-4) for x in (0.5, 0.5, -0.5, -0.5)]
+    want = [[1.5 * l1 * x for x in a1], [0.0] * 4, [1.5 * l3 * x for x in a3]]
+    got = np.asarray(fn(jnp.asarray(r), jnp.ones((3, 4)), 1e-4, 2.0))
+    return bool(np.allclose(got, want, rtol=1e-13, atol=0))
+
+
+def test_dgpo_released_form_against_a_hand_value_and_a_planted_defect():
+    assert _dgpo_pin_holds(batch.dgpo)
+    # planted defect: the zero_mask_ratio P/N_v left out (the lab's earlier form)
+    assert not _dgpo_pin_holds(lambda r, w, eps, t: batch.dgpo(r, w, eps, t) * 2 / 3)
+    assert not _dgpo_pin_holds(lambda r, w, eps, t: E.dgae(r, None, eps) * 1.5)  # λ left out
 
 
 @pytest.mark.parametrize("name, params, message", [
