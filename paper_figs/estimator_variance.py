@@ -30,7 +30,8 @@ def make(quick: bool) -> "Path":  # noqa: F821
         ax_a.set_title("(a) variance at equal budget and step length, G = 8")
         ax_a.legend(fontsize=6, ncol=2)
         for i, (n, c) in enumerate(bc.items()):
-            ax_b.plot(pb, c, marker="o", ms=3, color=style.PALETTE[i], lw=1.4, label=n)
+            ax_b.plot(pb, c, marker="o", ms=3, color=style.PALETTE[i % len(style.PALETTE)],
+                      ls=["-", "--", ":"][i // len(style.PALETTE) % 3], lw=1.4, label=n)
         ax_b.set_xlabel("pass rate p of prompt 1 (others 0.5, 0.8)")
         ax_b.set_ylabel("c_1")
         ax_b.set_title("(b) batch estimators: per-prompt scale, G = 4")
