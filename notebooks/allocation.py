@@ -46,23 +46,28 @@ for counts in ([4, 4, 4], [2, 2, 8], [0, 6, 6]):
 
 # %% [markdown]
 # ## 2. Knapsack RL: its value function, its programme, and "no additional bias"
-# Value(n, p) = (1 − pⁿ − (1 − p)ⁿ)·p(1 − p)². The programme is exact for this objective, but the
-# batch gradient weighs prompt p by n_p/N (rollout-mean aggregation): unequal counts reweight the
-# prompts. With RLOO and prompt-mean aggregation they do not.
+# Value(n, p) = (1 − pⁿ − (1 − p)ⁿ)·p(1 − p)². The released programme scores a prompt left at
+# its 2 rollouts as 0 (not Value(2)) and sends a surplus beyond its "cost" to the p̂ = 0 prompts;
+# the lab's earlier variant starts its table at Value(2). The batch gradient weighs prompt p by
+# n_p/N (rollout-mean aggregation): unequal counts reweight the prompts. With RLOO and
+# prompt-mean aggregation they do not.
 
 # %%
 print("Value(2, 1/2) =", A.knapsack_value(2, 0.5), "(1/16)")
-print("Knapsack allocation of 22 rollouts, p̂ = 0, 1/2, 1/4, 1, no history:",
-      A.knapsack_rule([0, 2, 1, 4, 0], [4, 4, 4, 4, 0], 22, n_max=6))
+print("released Knapsack, 6 rollouts, p̂ = 1/2, 1/8:",
+      A.knapsack_released_rule([True, True], [0.5, 0.125], 6, max_n=6), "| lab variant:",
+      A.knapsack_lab_rule([4, 1], [8, 8], 6, n_max=6))
+print("released Knapsack, 30 rollouts, p̂ = 0, 1/2, 1 (cost fallback to p̂ = 0):",
+      A.knapsack_released_rule([True] * 3, [0.0, 0.5, 1.0], 30, max_n=6))
 print(C.check_reweighting(True).measured)
 
 # %% [markdown]
-# ## 3. D³S keeps the rollouts of largest Var(A): a biased selection
-# On a Bernoulli prompt the bias is a scale that depends on the pass rate (cosine 1 with the
-# random-subset gradient), so across prompts it reweights the batch.
+# ## 3. D³S keeps the rollouts of largest Var(A): a reweighting of the prompts
+# On a Bernoulli prompt the kept-subset gradient is a multiple c(p) of a random subset's (no
+# direction defect), and c depends on the pass rate, so across prompts it reweights the batch.
 
 # %%
-print(C.check_d3s_bias(True).measured)
+print(C.check_d3s_reweights(True).measured)
 
 # %% [markdown]
 # ## 4. Every rule at equal budget
@@ -78,6 +83,6 @@ for kind in ("mixed",) if QUICK else tuple(S.KINDS):
 # ## 5. The ledger
 
 # %%
-report = ledger.run(quick=True, only="allocation.knapsack_dp_optimal,allocation.d3s_selection_bias")
+report = ledger.run(quick=True, only="allocation.knapsack_released_optimal,allocation.d3s_reweights_prompts")
 for c in report["claims"]:
     print(c["id"], c["status"])

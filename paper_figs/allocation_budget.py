@@ -2,9 +2,12 @@
 
 Ensembles of 12 prompts × 3 answers with success probabilities ~ Beta(3, 1) (easy), Beta(1, 1)
 (mixed) and Beta(1, 3) (hard), uniform policy; one GRPO step with η = 2 and rollout-mean
-aggregation (docs/design.md §4.10). Rules: uniform, VAS (OVS only, λ = 1), Knapsack RL (the
-paper's value and n_min = 2), VADE (Thompson sampling, IG = p(1 − p)), SEC (difficulty terciles,
-τ = 0.4), each on a history of 8 past rollouts per prompt, G = 4 per selected prompt; D³S
+aggregation (docs/design.md §4.10). Rules: uniform; VAS (MMR1: λ = 0.5 of the groups drawn with
+replacement ∝ VPS = OVS + TDS, the rest uniform); Knapsack RL as released (the reward buffer's
+p̂, 2 rollouts per prompt, the rest by its programme with "no extra" scored 0 and the cost
+fallback, GRPO advantages clipped at ±5) and the lab's variant (table from n_min, no fallback);
+VADE (Thompson sampling, IG = p(1 − p)); SEC (terciles of the estimated pass rate, TD(0) values,
+τ = 0.4); each on a history of 8 past rollouts per prompt, G = 4 per selected group; D³S
 (uniformly drawn prompts, G = 4 rollouts each, GRPO on the 2 kept of largest variance); and the
 oracle (the knapsack programme on the exact per-prompt gains, n_p ≤ 16). Each point is the exact
 E[ΔJ] given the allocation, averaged over independent histories and draws of the rule (±1 SE,
@@ -18,8 +21,7 @@ from paper_figs import style
 from sims import allocation as S
 
 SEED = 0
-CLAIMS = ["allocation.oracle_is_best", "allocation.nonzero_fraction_ranks_gain",
-          "allocation.knapsack_dp_optimal"]
+CLAIMS = ["allocation.knapsack_released_optimal", "allocation.d3s_reweights_prompts"]
 
 
 def make(quick: bool) -> "Path":  # noqa: F821

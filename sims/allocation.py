@@ -35,6 +35,7 @@ import numpy as np
 from bandits import allocation as A
 from bandits import ensemble as ens
 from bandits import softmax
+from bandits import vas as vas_mod
 from bandits.errors import InputError
 from bandits.rewards import bernoulli
 from sims import estimators, exact, montecarlo
@@ -78,10 +79,20 @@ def _rows(arms: int, group: int):
     return jnp.asarray(rows // 2), jnp.asarray((rows % 2).astype(np.float64)), jnp.asarray(log_coef)
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _gains_kernel(name, logits, success, steps, arm_rows, val_rows, log_coef, params):
+def _advantages(name, clip):
+    """The estimator's advantages, clipped to [−clip, clip] when `clip` is set (Knapsack RL's
+    trainer clamps A at ±ADV_CLIP_VALUE = 5 after GRPO)."""
+    est = estimators.get(name)
+    if clip is None:
+        return est.advantages
+    return lambda r, w, **k: jnp.clip(est.advantages(r, w, **k), -clip, clip)
+
+
+@functools.partial(jax.jit, static_argnames=("name", "clip"))
+def _gains_kernel(name, logits, success, steps, arm_rows, val_rows, log_coef, params, clip=None):
     """E[J_p(θ_p + step_p·ĝ_p) − J_p(θ_p)] for each prompt (one group size for all)."""
     est = estimators.get(name)
+    adv = _advantages(name, clip)
 
     def one(lg, q, step):
         logp_arm = jax.nn.log_softmax(lg)
@@ -91,15 +102,17 @@ def _gains_kernel(name, logits, success, steps, arm_rows, val_rows, log_coef, pa
                                                                  log_fail[arm_rows]), axis=-1)
         w = jnp.exp(lp)
         g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-            est.advantages, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
+            adv, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
         dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(g)
         return jnp.sum(jnp.where(w > 0, w * dj, 0.0))
 
     return jax.lax.map(lambda args: one(*args), (logits, success, steps))
 
 
-def prompt_gains(logits, success, group: int, steps, estimator: str = "grpo", **params) -> np.ndarray:
-    """E[J_p(θ_p + step_p·ĝ_p)] − J_p(θ_p) for every prompt p, ĝ_p one group of G (exact, (P,))."""
+def prompt_gains(logits, success, group: int, steps, estimator: str = "grpo", adv_clip=None,
+                 **params) -> np.ndarray:
+    """E[J_p(θ_p + step_p·ĝ_p)] − J_p(θ_p) for every prompt p, ĝ_p one group of G (exact, (P,));
+    `adv_clip` clamps the advantages to [−c, c]."""
     lg = np.asarray(logits, dtype=np.float64)
     q = np.asarray(success, dtype=np.float64)
     est = estimators.get(estimator)
@@ -111,12 +124,14 @@ def prompt_gains(logits, success, group: int, steps, estimator: str = "grpo", **
     arm_rows, val_rows, log_coef = _rows(q.shape[1], group)
     st = np.broadcast_to(np.asarray(steps, dtype=np.float64), (q.shape[0],))
     out = _gains_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(st), arm_rows,
-                        val_rows, log_coef, {k: jnp.float64(v) for k, v in params.items()})
+                        val_rows, log_coef, {k: jnp.float64(v) for k, v in params.items()},
+                        clip=None if adv_clip is None else float(adv_clip))
     return np.asarray(out)
 
 
 def expected_improvement(logits, success, counts, eta: float, estimator: str = "grpo",
-                         aggregation: str = "rollout", per_prompt: bool = False, **params):
+                         aggregation: str = "rollout", per_prompt: bool = False, adv_clip=None,
+                         **params):
     """E[ΔJ] = (1/P) Σ_p E[J_p(θ_p + η w_p ĝ_p) − J_p(θ_p)] of one step under allocation `counts`
     (module docstring), exactly. `per_prompt` returns the (P,) terms (already divided by P)."""
     lg, q, n = _validate(logits, success, counts, estimator)
@@ -124,9 +139,99 @@ def expected_improvement(logits, success, counts, eta: float, estimator: str = "
     out = np.zeros(q.shape[0])
     for g in np.unique(n[n > 0]):
         idx = np.flatnonzero(n == g)
-        out[idx] = prompt_gains(lg[idx], q[idx], int(g), eta * w[idx], estimator, **params)
+        out[idx] = prompt_gains(lg[idx], q[idx], int(g), eta * w[idx], estimator, adv_clip, **params)
     out /= q.shape[0]
     return out if per_prompt else float(out.sum())
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _group_law_kernel(name, lg, q, arm_rows, val_rows, log_coef, params):
+    """The law of one group's ĝ on one prompt: (gradients (M, K), probabilities (M,))."""
+    est = estimators.get(name)
+    logp_arm = jax.nn.log_softmax(lg)
+    lp = log_coef + jnp.sum(logp_arm[arm_rows] + jnp.where(val_rows > 0, jnp.log(q)[arm_rows],
+                                                             jnp.log1p(-q)[arm_rows]), axis=-1)
+    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
+        est.advantages, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
+    return g, jnp.exp(lp)
+
+
+@jax.jit
+def _changes(lg, q, deltas):
+    return jax.vmap(lambda x: objective_change(lg, q, x))(deltas)
+
+
+def _merge(points, probs):
+    """Merge equal support points (rounded to 1e-12) of a discrete law, dropping zero mass."""
+    keep = probs > 0
+    uniq, inv = np.unique(np.round(points[keep], 12), axis=0, return_inverse=True)
+    mass = np.zeros(uniq.shape[0])
+    np.add.at(mass, inv.ravel(), probs[keep])
+    return uniq, mass
+
+
+MC_REPEATS = 1 << 15  # Monte Carlo samples for a prompt drawn too often for the exact sum
+
+
+@functools.partial(jax.jit, static_argnames=("name", "group", "copies", "samples"))
+def _repeated_mc_kernel(name, group, copies, samples, key, lg, q, step, params):
+    tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
+              "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
+    g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, copies, group))
+    dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(jnp.sum(g, axis=1))
+    return jnp.mean(dj), jnp.std(dj, ddof=1) / jnp.sqrt(samples)
+
+
+def repeated_group_gain(logits, success, group: int, copies: int, step: float,
+                        estimator: str = "grpo", seed: int = 0) -> tuple[float, bool]:
+    """E[J(θ + step·Σ_{j=1}^{c} ĝ_j) − J(θ)] for c = `copies` independent groups of G on one
+    prompt (a prompt drawn c times by a sampler with replacement, each copy its own group):
+    the law of one group's ĝ from the multisets, convolved c times, support points merged at
+    1e-12 (exact up to that rounding). Returns (value, exact); when the convolution would pass
+    `MAX_ROWS` support points it is a Monte Carlo mean of `MC_REPEATS` samples from `seed`
+    instead (exact = False; its noise is independent across the rule's draws, so the SE over
+    draws covers it)."""
+    lg = np.asarray(logits, dtype=np.float64)
+    q = np.asarray(success, dtype=np.float64)
+    if copies == 1:
+        return float(prompt_gains(lg[None], q[None], group, step, estimator)[0]), True
+    est = estimators.get(estimator)
+    prm = {k: jnp.float64(v) for k, v in estimators.resolve_params(est, group).items()}
+    arm_rows, val_rows, log_coef = _rows(q.shape[0], group)
+    g, w = _group_law_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), arm_rows, val_rows, log_coef, prm)
+    one, mass = _merge(np.asarray(g), np.asarray(w))
+    pts, pr = one, mass
+    for _ in range(copies - 1):
+        if pts.shape[0] * one.shape[0] > MAX_ROWS:
+            m, _ = _repeated_mc_kernel(estimator, group, copies, MC_REPEATS, jax.random.key(seed),
+                                       jnp.asarray(lg), jnp.asarray(q), jnp.float64(step), prm)
+            return float(m), False
+        pts, pr = _merge((pts[:, None, :] + one[None, :, :]).reshape(-1, q.shape[0]),
+                         (pr[:, None] * mass[None, :]).ravel())
+    pad = max(64, 1 << (pts.shape[0] - 1).bit_length()) - pts.shape[0]  # shape buckets
+    deltas = np.concatenate([step * pts, np.zeros((pad, q.shape[0]))])
+    dj = np.asarray(_changes(jnp.asarray(lg), jnp.asarray(q), jnp.asarray(deltas)))[: pts.shape[0]]
+    return float(np.sum(pr * dj)), True
+
+
+def groups_improvement(logits, success, groups, group: int, eta: float, estimator: str = "grpo",
+                       seed: int = 0, with_exact: bool = False):
+    """E[ΔJ] of a batch of m = Σ_p c_p groups of G (prompt p drawn c_p times), rollout-mean
+    aggregation: every group has weight G/N, N = G·m, so
+    E[ΔJ] = (1/P) Σ_p E[J_p(θ_p + η(G/N) Σ_j ĝ_{p,j}) − J_p(θ_p)], exact but for the prompts
+    `repeated_group_gain` hands to Monte Carlo (`with_exact`: also return how many were)."""
+    lg = np.asarray(logits, dtype=np.float64)
+    q = np.asarray(success, dtype=np.float64)
+    c = np.asarray(groups, dtype=np.int64)
+    step = eta / c.sum()  # η·G/N
+    once = np.flatnonzero(c == 1)
+    total = float(np.sum(prompt_gains(lg[once], q[once], group, step, estimator))) if once.size else 0.0
+    sampled = 0
+    for p in np.flatnonzero(c > 1):
+        v, ok = repeated_group_gain(lg[p], q[p], group, int(c[p]), step, estimator, seed=seed + int(p))
+        total += v
+        sampled += not ok
+    return (total / q.shape[0], sampled) if with_exact else total / q.shape[0]
 
 
 def gain_table(logits, success, budget: int, eta: float, *, n_min: int = 2, n_max: int | None = None,
@@ -396,49 +501,81 @@ def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimat
 # Rules on an ensemble: history → allocation → exact E[ΔJ]
 # ---------------------------------------------------------------------------------------------
 
-RULES = ("uniform", "vas", "knapsack", "vade", "sec", "d3s", "oracle")
+RULES = ("uniform", "vas", "knapsack", "knapsack_lab", "vade", "sec", "d3s", "oracle")
+SEC_TAU, SEC_LR = 0.4, 0.5  # SEC's README: τ = 0.4 (Math), α = 0.5
 
 
 def ensemble_pass_rates(logits, success) -> np.ndarray:
     return np.asarray(ens.pass_rates(jnp.asarray(logits), jnp.asarray(success)))
 
 
-def draw_history(rng: np.random.Generator, pass_rates, trials: int):
-    """Successes ~ Binomial(trials, P_p) for every prompt (the rules' observable history)."""
-    return rng.binomial(trials, np.asarray(pass_rates)), np.full(len(pass_rates), trials)
+def draw_history(rng: np.random.Generator, logits, success, trials: int):
+    """The rules' observable history: `trials` rollouts per prompt at the current policy,
+    arms (P, h) ~ π_p and rewards (P, h) ~ Bernoulli(q_p[arm])."""
+    pi = np.asarray(jax.vmap(softmax.policy)(jnp.asarray(logits)))
+    u = rng.uniform(size=(pi.shape[0], trials, 1))
+    arms = np.minimum((u > np.cumsum(pi, axis=1)[:, None, :]).sum(axis=-1), pi.shape[1] - 1)
+    q = np.asarray(success)
+    rewards = (rng.uniform(size=arms.shape) < np.take_along_axis(q, arms, axis=1)).astype(np.float64)
+    return arms, rewards
 
 
 def categories_by_difficulty(pass_rates, num: int = 3) -> np.ndarray:
-    """SEC's categories: prompts binned by their true pass rate into `num` equal-width bins."""
+    """Prompts binned by their true pass rate into `num` equal-width bins (a yardstick only: SEC
+    itself bins the estimates it has, `bandits.allocation.sec_categories`)."""
     return np.minimum((np.asarray(pass_rates) * num).astype(np.int64), num - 1)
 
 
+def sec_values(rewards, categories, group: int, *, lr: float = SEC_LR, num: int = 3):
+    """SEC's Q after its TD(0) updates (`bandits.allocation.sec_update`) over the history, read as
+    ⌊h/G⌋ past steps (one step of h when h < G) in each of which every prompt had one group:
+    Q starts at 0, r_c is the mean GRPO |A| of category c's rollouts that step."""
+    r = np.asarray(rewards)
+    size = group if r.shape[1] >= group else r.shape[1]
+    q = np.zeros(num)
+    for t in range(r.shape[1] // size):
+        k = r[:, t * size:(t + 1) * size].sum(axis=1)
+        mean_abs = A.grpo_mean_abs_advantage(k, size)
+        q = A.sec_update(q, [mean_abs[categories == c].repeat(size) if np.any(categories == c) else None
+                             for c in range(num)], lr=lr)
+    return q
+
+
 def rule_allocation(rule: str, rng: np.random.Generator, logits, success, budget: int, group: int,
-                    eta: float, history: int = 8, estimator: str = "grpo") -> np.ndarray:
-    """One allocation of `rule` on its observable history (`history` past rollouts per prompt,
-    drawn at the current policy): VADE's posterior is Beta(1 + k, 1 + h − k); SEC's Q values
-    are the expected mean |A| of GRPO per category estimated from the same history, with
-    categories = difficulty terciles; the oracle uses the true pass rates and the exact gains."""
-    rates = ensemble_pass_rates(logits, success)
-    k, t = draw_history(rng, rates, history)
-    prompts = len(rates)
+                    eta: float, history: int = 8, estimator: str = "grpo", vas_lambda: float = 0.5):
+    """One draw of `rule` on its observable history (`history` past rollouts per prompt at the
+    current policy): returns ("counts", n) (one group of n_p per prompt) or ("groups", c) (c_p
+    groups of G, VAS's sampling with replacement). Knapsack RL (released): the reward buffer's
+    p̂ (valid: h ≥ 8) and `knapsack_released_rule`; its lab variant: p̂ = k/h and
+    `knapsack_lab_rule`; VAS: VPS = OVS + TDS from the history, λ = `vas_lambda`; VADE:
+    Beta(1 + k, 1 + h − k); SEC: categories = terciles of p̂, Q from TD(0) over the history,
+    τ = 0.4; the oracle uses the true pass rates and the exact gains."""
+    arms, rewards = draw_history(rng, logits, success, history)
+    k = rewards.sum(axis=1).astype(np.int64)
+    t = np.full(k.shape[0], history)
+    prompts = k.shape[0]
     if rule == "uniform":
-        return A.uniform_rule(rng, prompts, budget, group)
+        return "counts", A.uniform_rule(rng, prompts, budget, group)
     if rule == "vas":
-        return A.vas_rule(rng, k, t, budget, group, lam=1.0)
+        tds = np.asarray(vas_mod.diversity_score(jnp.asarray(arms), np.asarray(logits).shape[1]))
+        return "groups", A.vas_groups(rng, A.vas_scores(k, t, tds), budget, group, lam=vas_lambda)
     if rule == "knapsack":
-        return A.knapsack_rule(k, t, budget, n_min=2, n_max=min(128, budget), default_n=group)
+        cfg = A.KNAPSACK_RELEASED
+        valid, p_hat = A.knapsack_reward_state([[r] for r in rewards], buffer=cfg["buffer"],
+                                               min_buffer=cfg["min_buffer"])
+        return "counts", A.knapsack_released_rule(valid, p_hat, budget, n=cfg["n"], min_n=cfg["min_n"],
+                                                  max_n=cfg["max_n"], negative_n=cfg["negative_n"],
+                                                  positive_n=cfg["positive_n"], alpha=cfg["alpha"])
+    if rule == "knapsack_lab":
+        return "counts", A.knapsack_lab_rule(k, t, budget, n_min=2, n_max=min(128, budget), default_n=group)
     if rule == "vade":
-        return A.vade_rule(rng, 1.0 + k, 1.0 + t - k, budget, group)
+        return "counts", A.vade_rule(rng, 1.0 + k, 1.0 + t - k, budget, group)
     if rule == "sec":
-        cats = categories_by_difficulty(rates)
-        p_hat = k / t
-        mean_abs = 2.0 * np.sqrt(p_hat * (1 - p_hat))  # GRPO's mean |A| on a non-degenerate group
-        q = np.array([mean_abs[cats == c].mean() if np.any(cats == c) else 0.0 for c in range(3)])
-        return A.sec_rule(rng, q, cats, budget, group, tau=0.4)
+        cats = A.sec_categories(k, t)
+        return "counts", A.sec_rule(rng, sec_values(rewards, cats, group), cats, budget, group, tau=SEC_TAU)
     if rule == "oracle":
-        return oracle_allocation(logits, success, budget, eta, n_max=min(4 * group, budget),
-                                 estimator=estimator)[0]
+        return "counts", oracle_allocation(logits, success, budget, eta, n_max=min(4 * group, budget),
+                                           estimator=estimator)[0]
     raise InputError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
 
 
@@ -456,26 +593,42 @@ def _d3s_improvement(logits, success, budget, group, eta, estimator):
     frac = float(np.mean(1.0 - rates**group - (1.0 - rates) ** group))
     total = float(np.sum(gains)) * m / prompts / prompts
     return {"rule": "d3s", "gain": total, "gain_se": 0.0, "per_rollout": total / budget,
-            "nonzero_fraction": frac, "draws": 0}
+            "nonzero_fraction": frac, "draws": 0, "monte_carlo_terms": 0}
 
 
 def rule_improvement(rule: str, logits, success, budget: int, group: int, eta: float, *,
-                     draws: int = 16, seed: int = 0, history: int = 8, estimator: str = "grpo") -> dict:
+                     draws: int = 16, seed: int = 0, history: int = 8, estimator: str = "grpo",
+                     vas_lambda: float = 0.5) -> dict:
     """E[ΔJ] of a rule: exact given each allocation, averaged over `draws` independent histories
-    and draws of the rule (mean, SE over draws), with the expected non-zero-gradient fraction."""
+    and draws of the rule (mean, SE over draws), with the expected non-zero-gradient fraction of
+    its groups. The released Knapsack rule's step clamps GRPO's advantages at ±5 (its trainer)."""
     rng = np.random.default_rng(seed)
     rates = ensemble_pass_rates(logits, success)
     if rule == "d3s":
         return _d3s_improvement(logits, success, budget, group, eta, estimator)
-    gains, frac = [], []
+    gains, frac, mc_terms = [], [], 0
     for _ in range(1 if rule == "oracle" else draws):
-        n = rule_allocation(rule, rng, logits, success, budget, group, eta, history, estimator)
-        gains.append(expected_improvement(logits, success, n, eta, estimator))
-        frac.append(nonzero_fraction(rates, n))
+        kind, n = rule_allocation(rule, rng, logits, success, budget, group, eta, history, estimator,
+                                  vas_lambda)
+        if kind == "groups":
+            v, sampled = groups_improvement(logits, success, n, group, eta, estimator,
+                                            seed=int(rng.integers(2**31)), with_exact=True)
+            gains.append(v)
+            mc_terms += sampled
+            nz = 1.0 - rates**group - (1.0 - rates) ** group
+            frac.append(float(np.sum(n * nz) / n.sum()))
+        else:
+            big = int(n.max())
+            if exact.count_multisets(2 * np.asarray(success).shape[1], big) > exact.MAX_MULTISETS:
+                raise InputError(f"rule {rule!r} gave a prompt {big} rollouts: beyond the exact limit of "
+                                 f"{exact.MAX_MULTISETS:,} multisets; use a smaller budget")
+            clip = A.KNAPSACK_RELEASED["adv_clip"] if rule == "knapsack" else None
+            gains.append(expected_improvement(logits, success, n, eta, estimator, adv_clip=clip))
+            frac.append(nonzero_fraction(rates, n))
     g = np.asarray(gains)
     se = float(g.std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else 0.0
     return {"rule": rule, "gain": float(g.mean()), "gain_se": se, "per_rollout": float(g.mean()) / budget,
-            "nonzero_fraction": float(np.mean(frac)), "draws": len(g)}
+            "nonzero_fraction": float(np.mean(frac)), "draws": len(g), "monte_carlo_terms": mc_terms}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,51 +649,118 @@ def study_ensemble(kind: str, setup: dict | None = None):
 
 
 def rank_rules(kind: str, budget: int, *, draws: int = 16, seed: int = 0, rules=RULES,
-               setup: dict | None = None) -> list[dict]:
+               setup: dict | None = None, vas_lambda: float = 0.5) -> list[dict]:
     """`rule_improvement` of every rule on one study ensemble at one budget, best first."""
     s = dict(STUDY, **(setup or {}))
     lg, q = study_ensemble(kind, s)
     out = [rule_improvement(r, lg, q, budget, s["group"], s["eta"], draws=draws, seed=seed,
-                            history=s["history"]) for r in rules]
+                            history=s["history"], vas_lambda=vas_lambda) for r in rules]
     return sorted(out, key=lambda d: -d["gain"])
 
 
-def main(argv=None) -> None:
-    """`python -m sims.allocation [--quick]`: the rules ranked by exact E[ΔJ] at equal budget on
-    the easy, mixed and hard study ensembles, as JSON."""
+MAX_GROUP = 8  # the exact sums at K = 3: C(2K + G − 1, G) multisets per group
+MAX_DRAWS = 256
+MAX_SEED = 2**63 - 1
+
+
+def budget_limits(group: int, prompts: int = STUDY["prompts"]) -> tuple[int, int]:
+    """The budgets every rule can spend: at least 2 per prompt (Knapsack RL's minimum) and one
+    group, at most one group of G for every prompt (uniform, VADE and SEC draw distinct prompts)."""
+    return max(2 * prompts, group), prompts * group
+
+
+def _cli_int(text: str, name: str, lo: int, hi: int) -> int:
+    try:
+        v = int(text, 10)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be an integer, got {text!r}") from None
+    if not lo <= v <= hi:
+        raise InputError(f"{name} must lie in [{lo:,}, {hi:,}], got {v:,}")
+    return v
+
+
+def _cli_lambda(text: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise InputError(f"--vas-lambda must be a number, got {text!r}") from None
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise InputError(f"--vas-lambda (MMR1's mixture ratio λ) must lie in [0, 1], got {text}")
+    return v
+
+
+def report(budget: int, group: int = STUDY["group"], *, seed: int = 0, draws: int = 32,
+           vas_lambda: float = 0.5, kinds=tuple(KINDS)) -> dict:
+    """The ranking of every rule on each study ensemble at one budget (the command's JSON)."""
+    setup = dict(STUDY, group=group)
+    out = {"setup": dict(setup, budget=budget, seed=seed, draws=draws, vas_lambda=vas_lambda,
+                         rollouts_per_prompt=budget / setup["prompts"]), "ranking": {}}
+    for kind in kinds:
+        out["ranking"][kind] = rank_rules(kind, budget, draws=draws, seed=seed, setup=setup,
+                                          vas_lambda=vas_lambda)
+    return out
+
+
+def main(argv=None) -> int:
+    """`python -m sims.allocation [--budget N] [--group G] [--draws D] [--seed S] [--vas-lambda λ]
+    [--kind K] [--quick]`: the rules ranked by exact E[ΔJ] at equal budget on the easy, mixed and
+    hard study ensembles (12 prompts × 3 arms), as strict JSON. The paper's setting is 8 rollouts
+    per prompt: `--budget 96 --group 8`; the lab's: `--budget 32 --group 4`. Bad input: exit 2
+    and one line on stderr."""
     import argparse
     import json
+    import sys
 
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--budget", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    report = {"setup": dict(STUDY, budget=a.budget, seed=a.seed), "ranking": {}}
-    for kind in KINDS:
-        report["ranking"][kind] = rank_rules(kind, a.budget, draws=4 if a.quick else 32, seed=a.seed)
-    print(json.dumps(report, indent=1, allow_nan=False))
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise InputError(message)
+
+    ap = _Parser(prog="python -m sims.allocation", description=main.__doc__)
+    ap.add_argument("--quick", action="store_true", help="4 draws per rule")
+    ap.add_argument("--budget", default="32", help="rollouts per step")
+    ap.add_argument("--group", default=str(STUDY["group"]), help=f"G, 2..{MAX_GROUP}")
+    ap.add_argument("--draws", default=None, help=f"histories per rule, 2..{MAX_DRAWS} (default 32)")
+    ap.add_argument("--seed", default="0", help="0..2^63 − 1")
+    ap.add_argument("--vas-lambda", default="0.5", help="MMR1's mixture ratio λ ∈ [0, 1]")
+    ap.add_argument("--kind", default=None, choices=tuple(KINDS), help="one ensemble (default all)")
+    try:
+        a = ap.parse_args(argv)
+        group = _cli_int(a.group, "--group", 2, MAX_GROUP)
+        lo, hi = budget_limits(group)
+        budget = _cli_int(a.budget, f"--budget (at G = {group})", lo, hi)
+        seed = _cli_int(a.seed, "--seed", 0, MAX_SEED)
+        draws = 4 if a.quick and a.draws is None else _cli_int(a.draws or "32", "--draws", 2, MAX_DRAWS)
+        lam = _cli_lambda(a.vas_lambda)
+        kinds = (a.kind,) if a.kind else tuple(KINDS)
+        text = json.dumps(report(budget, group, seed=seed, draws=draws, vas_lambda=lam, kinds=kinds),
+                          indent=1, allow_nan=False)
+    except (InputError, ValueError) as exc:
+        print(f"sims.allocation: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
 
 
 # ---------------------------------------------------------------------------------------------
 # Learning curves at equal rollout budget
 # ---------------------------------------------------------------------------------------------
 
-CURVE_RULES = ("uniform", "vas", "knapsack", "vade", "sec")
+CURVE_RULES = ("uniform", "vas", "knapsack", "knapsack_lab", "vade", "sec")
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _group_terms(name, lg, arms, rewards):
-    """ĝ of one group on prompt logits `lg` and its advantages (weights 1), compiled once per
-    (estimator, group size): the training loops call it once per prompt and step."""
+@functools.partial(jax.jit, static_argnames=("name", "clip"))
+def _group_terms(name, lg, arms, rewards, clip=None):
+    """ĝ of one group on prompt logits `lg` and its advantages (weights 1; clipped to ±clip when
+    set), compiled once per (estimator, group size): the training loops call it once per group."""
     est = estimators.get(name)
     prm = estimators.resolve_params(est, arms.shape[0])
-    g = estimators.bandit_group_gradient(est.advantages, lg, arms, rewards, prm)
-    return g, est.advantages(rewards, jnp.ones_like(rewards), **prm)
+    adv = _advantages(name, clip)
+    g = estimators.bandit_group_gradient(adv, lg, arms, rewards, prm)
+    return g, adv(rewards, jnp.ones_like(rewards), **prm)
 
 
 _policy = jax.jit(softmax.policy)
@@ -548,18 +768,26 @@ _objective = jax.jit(ens.objective)
 
 
 def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: float, steps: int,
-               seed: int, warmup: int = 2, refresh: int = 10, estimator: str = "grpo") -> dict:
+               seed: int, warmup: int = 2, refresh: int = 10, estimator: str = "grpo",
+               vas_lambda: float = 0.5) -> dict:
     """One run of `rule` on an ensemble: every step the rule allocates `budget` rollouts from what
-    it has observed, the groups are drawn, and Θ_p += η (n_p/N) ĝ_p. Every rollout is counted:
-    a warm-up pass of `warmup` rollouts per prompt gives the history-based rules their first
-    estimates (all rules but uniform), and VAS re-scores every prompt with `warmup` rollouts every
-    `refresh` steps (MMR1's refresh). Histories: Knapsack RL and VAS use each prompt's latest
-    group; VADE a Beta posterior (decay 0.1 toward Beta(1, 1)); SEC mean |A| per difficulty
-    tercile (of the warm-up estimate). Returns {"rollouts", "objective"}: cumulative rollouts and J(Θ) after the warm-up and every step."""
+    it has observed, the groups are drawn, and Θ_p += η (n/N) ĝ for each group of n (N the
+    step's rollouts). Every rollout is counted: a warm-up pass gives the history-based rules
+    their first estimates (`warmup` rollouts per prompt; the released Knapsack rule needs its
+    buffer's 8), and VAS re-scores every prompt with `warmup` rollouts every `refresh` steps
+    (MMR1's refresh; VPS = OVS + TDS, λ = `vas_lambda`, with replacement). Histories: Knapsack RL
+    (released) the reward buffer of the latest 16 rewards and ±5 advantage clipping; its lab
+    variant each prompt's latest group; VAS the scores of its latest refresh; VADE a Beta posterior (decay 0.1 toward
+    Beta(1, 1)); SEC categories = terciles of the warm-up estimate, Q by TD(0) on mean |A|.
+    Returns {"rollouts", "objective"}: cumulative rollouts and J(Θ) after the warm-up and every
+    step."""
+    if rule not in CURVE_RULES:
+        raise InputError(f"unknown rule {rule!r}; expected one of {', '.join(CURVE_RULES)}")
     rng = np.random.default_rng(seed)
     lg = np.array(logits, dtype=np.float64)
     q = np.asarray(success, dtype=np.float64)
     prompts = q.shape[0]
+    cfg = A.KNAPSACK_RELEASED
 
     def draw(p, n):
         pi = np.asarray(_policy(lg[p]))
@@ -568,21 +796,27 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
 
     spent = 0
     succ, trials = np.zeros(prompts, np.int64), np.zeros(prompts, np.int64)
+    tds, vps = np.zeros(prompts), np.zeros(prompts)
+    buffers: list[list] = [[] for _ in range(prompts)]
     a_post, b_post = np.ones(prompts), np.ones(prompts)
 
-    def score_all():
+    def score_all(n):
         nonlocal spent
         for p in range(prompts):
-            _, r = draw(p, warmup)
-            succ[p], trials[p] = int(r.sum()), warmup
-        spent += prompts * warmup
+            arms, r = draw(p, n)
+            succ[p], trials[p] = int(r.sum()), n
+            tds[p] = float(vas_mod.diversity_score(jnp.asarray(arms), q.shape[1]))
+            buffers[p].append(r)
+        vps[:] = A.vas_scores(succ, trials, tds)  # VAS keeps these scores until the next refresh
+        spent += prompts * n
 
     if rule != "uniform":
-        score_all()
+        score_all(max(warmup, cfg["min_buffer"]) if rule == "knapsack" else warmup)
         a_post += succ
         b_post += trials - succ
-    cats = categories_by_difficulty(np.where(trials > 0, succ / np.maximum(trials, 1), 0.5))
+    cats = A.sec_categories(succ, trials)
     q_sec = np.zeros(3)
+    clip = cfg["adv_clip"] if rule == "knapsack" else None
     j0 = float(_objective(lg, q))
     rollouts, objective = ([0, spent], [j0, j0]) if spent else ([0], [j0])  # warm-up moves nothing
     for t in range(steps):
@@ -590,32 +824,40 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
             n = A.uniform_rule(rng, prompts, budget, group)
         elif rule == "vas":
             if t > 0 and t % refresh == 0:
-                score_all()
-            n = A.vas_rule(rng, succ, trials, budget, group, lam=1.0)
+                score_all(warmup)
+            n = group * A.vas_groups(rng, vps, budget, group, lam=vas_lambda)
         elif rule == "knapsack":
-            n = A.knapsack_rule(succ, trials, budget, n_min=2, n_max=min(128, budget), default_n=group)
+            valid, p_hat = A.knapsack_reward_state(buffers, buffer=cfg["buffer"], min_buffer=cfg["min_buffer"])
+            n = A.knapsack_released_rule(valid, p_hat, budget, n=cfg["n"], min_n=cfg["min_n"],
+                                         max_n=cfg["max_n"], negative_n=cfg["negative_n"],
+                                         positive_n=cfg["positive_n"], alpha=cfg["alpha"])
+        elif rule == "knapsack_lab":
+            n = A.knapsack_lab_rule(succ, trials, budget, n_min=2, n_max=min(128, budget), default_n=group)
         elif rule == "vade":
             n = A.vade_rule(rng, a_post, b_post, budget, group)
-        elif rule == "sec":
-            n = A.sec_rule(rng, q_sec, cats, budget, group, tau=0.4)
         else:
-            raise InputError(f"unknown rule {rule!r}; expected one of {', '.join(CURVE_RULES)}")
-        total = n.sum()
+            n = A.sec_rule(rng, q_sec, cats, budget, group, tau=SEC_TAU)
+        sizes = [(p, group) for p in np.flatnonzero(n) for _ in range(n[p] // group)] if rule == "vas" \
+            else [(p, int(n[p])) for p in np.flatnonzero(n)]
+        total = int(n.sum())
         new = lg.copy()
-        k_step = np.zeros(prompts)
+        k_step, n_step = np.zeros(prompts), np.zeros(prompts)
         abs_adv = [[] for _ in range(3)]
-        for p in np.flatnonzero(n > 0):
-            arms, r = draw(p, int(n[p]))
-            if n[p] >= 2:
-                g, adv = _group_terms(estimator, lg[p], arms, r)
-                new[p] += eta * n[p] / total * np.asarray(g)
+        for p, size in sizes:
+            arms, r = draw(p, size)
+            if size >= 2:
+                g, adv = _group_terms(estimator, lg[p], arms, r, clip=clip)
+                new[p] += eta * size / total * np.asarray(g)
                 abs_adv[cats[p]].extend(np.abs(np.asarray(adv)).tolist())
-            k_step[p] = r.sum()
-            succ[p], trials[p] = int(r.sum()), int(n[p])
-        a_post, b_post = A.vade_update(a_post, b_post, n, k_step, decay=0.1)
-        q_sec = A.sec_update(q_sec, [x if x else None for x in abs_adv], lr=0.5)
+            k_step[p] += r.sum()
+            n_step[p] += size
+            buffers[p].append(r)
+        for p in np.flatnonzero(n_step):
+            succ[p], trials[p] = int(k_step[p]), int(n_step[p])
+        a_post, b_post = A.vade_update(a_post, b_post, n_step, k_step, decay=0.1)
+        q_sec = A.sec_update(q_sec, [x if x else None for x in abs_adv], lr=SEC_LR)
         lg = new
-        spent += int(total)
+        spent += total
         rollouts.append(spent)
         objective.append(float(_objective(lg, q)))
     return {"rollouts": np.array(rollouts), "objective": np.array(objective)}
