@@ -16,18 +16,20 @@ method is `State(theta, theta_prev, d, t, key)`: θ_t, θ_{t−1}, d_{t−1}, t 
 
 | method | direction d_t | step θ_{t+1} − θ_t | η_t | γ_t | trajectories |
 |---|---|---|---|---|---|
-| `pg` (GPOMDP) | g(τ_t, θ_t) | γ_t d_t | – | γ_0/√(t+1) | 1 |
+| `pg` (GPOMDP) | g(τ_t, θ_t) | γ_t d_t | – | γ_0 ρ_t^{2/3} | 1 |
 | `pg-const` | g(τ_t, θ_t) | γ_0 d_t | – | γ_0 | 1 |
-| `n-pg-m` | (1−η_t)d_{t−1} + η_t g(τ_t, θ_t) | γ_t d_t/‖d_t‖ | ρ_t^{4/5} | γ_0 ρ_t | 1 |
+| `n-pg-m` | (1−η_t)d_{t−1} + η_t g(τ_t, θ_t) | γ_t d_t/‖d_t‖ | ρ_t^{2/3} | γ_0 ρ_t | 1 |
 | `n-pg-igt` | (1−η_t)d_{t−1} + η_t g(τ̃_t, θ̃_t) | γ_t d_t/‖d_t‖ | ρ_t^{4/5} | γ_0 ρ_t | 1 |
 | `harpg` | (1−η_t)(d_{t−1} + v_t) + η_t g(τ_t, θ_t) | γ_t d_t | ρ_t | γ_0 ρ_t^{1/2} | 2 |
 | `n-harpg` | (1−η_t)(d_{t−1} + v_t) + η_t g(τ_t, θ_t) | γ_t d_t/‖d_t‖ | ρ_t | γ_0 ρ_t | 2 |
 
 with the look-ahead θ̃_t = θ_t + ((1−η_t)/η_t)(θ_t − θ_{t−1}) (implicit gradient transport), and
 the Hessian correction v_t = B(τ̂_t, θ̂_t)(θ_t − θ_{t−1}) at θ̂_t = q_tθ_t + (1−q_t)θ_{t−1},
-q_t ~ U[0, 1], τ̂_t independent of τ_t. `n-pg-m` (normalised PG with momentum) is the lab's
-ablation: N-PG-IGT with the look-ahead removed, same schedule; `pg-const` is vanilla PG with a
-constant (tuned) step. A zero direction gives a zero
+q_t ~ U[0, 1], τ̂_t independent of τ_t. The schedules of `pg` (the authors' `sgd`: γ_t =
+γ_0(2/(t+2))^{2/3}) and `n-pg-m` (their `nsgdm`, normalised PG with momentum: η_t =
+(2/(t+2))^{2/3} with η_0 = 1, γ_t = γ_0·2/(t+2)) are those of the authors' released code
+(`SGDMOptimizer`, garage fork, `run_PG.py` with its default η_0 = 1; the lab's earlier `pg`
+step γ_0/√(t+1) is gone); `pg-const` (a constant tuned step) is the lab's variant. A zero direction gives a zero
 normalised step. The papers' sample-complexity rates (upper bounds on the trajectories to a
 global ε-optimum): `pg` O(ε⁻³), `n-pg-igt` Õ(ε⁻²·⁵), `harpg`/`n-harpg` Õ(ε⁻²).
 
@@ -131,9 +133,9 @@ def igt_lookahead(eta):
 
 SCHEDULES = {
     # method: (t, γ_0) -> (γ_t, η_t)
-    "pg": lambda t, g0: (g0 / jnp.sqrt(jnp.asarray(t, jnp.float64) + 1.0), jnp.float64(1.0)),
+    "pg": lambda t, g0: (g0 * rho(t) ** (2.0 / 3.0), jnp.float64(1.0)),
     "pg-const": lambda t, g0: (g0 * jnp.ones((), jnp.float64), jnp.float64(1.0)),
-    "n-pg-m": lambda t, g0: (g0 * rho(t), igt_momentum(t)),
+    "n-pg-m": lambda t, g0: (g0 * rho(t), rho(t) ** (2.0 / 3.0)),
     "n-pg-igt": lambda t, g0: (g0 * rho(t), igt_momentum(t)),
     "harpg": lambda t, g0: (g0 * jnp.sqrt(rho(t)), rho(t)),
     "n-harpg": lambda t, g0: (g0 * rho(t), rho(t)),
@@ -190,19 +192,23 @@ def igt_step(problem: Problem, gamma0, state: State):
 
 def harpg_direction(problem: Problem, state: State, eta, kg, kh, kq):
     """d_t = (1−η_t)(d_{t−1} + B(τ̂_t, θ̂_t)(θ_t − θ_{t−1})) + η_t g(τ_t, θ_t), with
-    θ̂_t = q θ_t + (1−q) θ_{t−1}, q ~ U[0, 1]; two independent trajectories."""
+    θ̂_t = q θ_t + (1−q) θ_{t−1}, q = U[0, 1] drawn from kq, τ̂_t from kh and τ_t from kg (two
+    independent trajectories)."""
     q = jax.random.uniform(kq, dtype=jnp.float64)
     delta = state.theta - state.theta_prev
     v = problem.hvp_sample(kh, state.theta_prev + q * delta, delta)
     return (1.0 - eta) * (state.d + v) + eta * problem.grad_sample(kg, state.theta)
 
 
-def harpg_step(problem: Problem, gamma0, state: State, normalised: bool = False):
+def harpg_step(problem: Problem, gamma0, state: State, normalised: bool = False,
+               direction: Callable | None = None):
     """HARPG (θ_{t+1} = θ_t + γ_t d_t, γ_t = γ_0 (2/(t+2))^{1/2}) or, `normalised`, N-HARPG
-    (θ_{t+1} = θ_t + γ_t d_t/‖d_t‖, γ_t = γ_0·2/(t+2)); η_t = 2/(t+2) for both."""
+    (θ_{t+1} = θ_t + γ_t d_t/‖d_t‖, γ_t = γ_0·2/(t+2)); η_t = 2/(t+2) for both. `direction`
+    (default `harpg_direction`) is the d_t rule, a parameter so that the tests can plant a
+    wrong one."""
     key, kg, kh, kq = _keys(state)
     gamma, eta = SCHEDULES["n-harpg" if normalised else "harpg"](state.t, gamma0)
-    d = harpg_direction(problem, state, eta, kg, kh, kq)
+    d = (direction or harpg_direction)(problem, state, eta, kg, kh, kq)
     step = normalise(d) if normalised else d
     return State(state.theta + gamma * step, state.theta, d, state.t + 1, key)
 
@@ -221,11 +227,13 @@ class Method:
 
 SOURCE = "Fatkhullin, Barakat, Kireeva & He, ICML 2023"
 METHODS = {
-    "pg": Method("pg", pg_step, 1, 3.0, "vanilla PG (GPOMDP), the baseline of " + SOURCE),
+    "pg": Method("pg", pg_step, 1, 3.0, "vanilla PG (GPOMDP), the baseline of " + SOURCE
+                 + " (the released code's `sgd` step γ_0(2/(t+2))^{2/3})"),
     "pg-const": Method("pg-const", functools.partial(pg_step, sched=SCHEDULES["pg-const"]), 1,
                        3.0, "vanilla PG (GPOMDP) with a constant step (lab variant)"),
     "n-pg-m": Method("n-pg-m", momentum_step, 1, None,
-                     "normalised PG with momentum: N-PG-IGT without the look-ahead (lab ablation)"),
+                     "normalised PG with momentum (the released code's `nsgdm`: η_t = "
+                     "(2/(t+2))^{2/3}, γ_t = γ_0·2/(t+2)), the baseline of " + SOURCE),
     "n-pg-igt": Method("n-pg-igt", igt_step, 1, 2.5, SOURCE + ", Algorithm 1"),
     "harpg": Method("harpg", harpg_step, 2, 2.0, SOURCE + ", Algorithm 2 (not normalised)"),
     "n-harpg": Method("n-harpg", functools.partial(harpg_step, normalised=True), 2, 2.0,
@@ -278,10 +286,8 @@ class Run:
     theta: np.ndarray  # final parameters, (seeds, dim)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "problem", "records", "record_every"))
-def _block(method, problem, states, gamma0, records, record_every):
-    step = METHODS[method].step
-
+@functools.partial(jax.jit, static_argnames=("step", "problem", "records", "record_every"))
+def _block(step, problem, states, gamma0, records, record_every):
     def one(state, g0):
         def inner(s, _):
             return step(problem, g0, s), None
@@ -333,7 +339,8 @@ def run(method: str, problem: Problem, seeds, steps: int, gamma0, record_every: 
     blocks = [records] if not progress else _split(records, min(records, 50))
     out, done, bar = [], 0, None
     for n in blocks:
-        states, gaps = _block(method, problem, states, jnp.asarray(g0), n, record_every)
+        states, gaps = _block(METHODS[method].step, problem, states, jnp.asarray(g0), n,
+                              record_every)
         out.append(np.asarray(gaps))
         done += n
         if progress:

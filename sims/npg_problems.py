@@ -241,6 +241,115 @@ def lqr_problem(inst: L.LQR, sigma: float, theta0, name: str) -> Problem:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# The paper's setting: bounded score, bounded reward, γ < 1, H growing with the accuracy
+# ---------------------------------------------------------------------------------------------
+
+MDP = dict(scale=1.0, centres=(1.0, -1.0), weights=(0.5, 1.0), slope=2.0, shift=1.0,
+           start=(0.5, 0.5), gamma=0.5, theta0=(-0.5, 0.5))
+QUAD_NODES = 400  # Gauss–Legendre nodes on [−QUAD_RANGE, QUAD_RANGE] for E over a logistic action
+QUAD_RANGE = 36.0  # logistic tail mass beyond it: 2e^{−36} ≈ 5e-16
+
+
+def logistic_log_prob(theta, state, action, scale: float = MDP["scale"]):
+    """log π(a | s; θ) of a ~ Logistic(μ_s, b), μ_s = θ·e_s (state one-hot), z = (a − μ_s)/b:
+    −z − 2 log(1 + e^{−z}) − log b. Score ∂_μ log π = tanh(z/2)/b, |score| ≤ 1/b; ∂²_μ log π =
+    −sech²(z/2)/(2b²), bounded; Fisher information 1/(3b²) per state visited, whatever θ
+    (Fisher-non-degenerate, with the bounded score and Hessian of the paper's assumptions)."""
+    z = (action[0] - jnp.dot(theta, state)) / scale
+    return -z - 2.0 * jax.nn.softplus(-z) - jnp.log(scale)
+
+
+def horizon_for(eps: float, gamma: float, r_max: float = 1.0) -> int:
+    """The smallest H with γ^H r_max/(1 − γ) ≤ ε/10: J_H is then within ε/10 of the discounted
+    infinite-horizon J at every θ (rewards in [0, r_max]), so H = O(log(1/ε)/(1 − γ))."""
+    if not (0 < gamma < 1 and eps > 0):
+        raise InputError("need 0 < γ < 1 and ε > 0")
+    return max(1, int(np.ceil(np.log(eps * (1 - gamma) / (10 * r_max)) / np.log(gamma))))
+
+
+def mdp_problem(eps: float = 1e-3, name: str = "mdp-logistic", **overrides) -> Problem:
+    """A two-state MDP in the setting of Fatkhullin et al. (2023): θ ∈ ℝ² (one mean per state),
+    a ~ Logistic(θ_s, b) (bounded score, Fisher-non-degenerate), reward
+    r(s, a) = w_s exp(−(a − c_s)²/2) ∈ [0, 1], next state 1 with probability σ(κa − δ), start
+    law ρ_0, discount γ < 1 and horizon H = `horizon_for(eps, γ)`. In state 0 a large action pays
+    and leads to state 1, where the reward wants a < 0, which leads away: the optimum is interior.
+    J = J_H exactly: r̄_s(θ_s) = E_a r(s, a) and p̄_s(θ_s) = E_a σ(κa − δ) by Gauss–Legendre
+    quadrature of the logistic density, then ρ_{h+1} = ρ_h P(θ), J_H = Σ_{h<H} γ^h ρ_h·r̄. J* =
+    max_θ J_H by Newton's method on the exact J (autodiff Hessian). Oracles: GPOMDP and B·v on
+    one fresh H-step trajectory (`sims.trajectory`)."""
+    cfg = {**MDP, **overrides}
+    b, gamma = float(cfg["scale"]), float(cfg["gamma"])
+    c, w = jnp.asarray(cfg["centres"]), jnp.asarray(cfg["weights"])
+    kappa, delta = float(cfg["slope"]), float(cfg["shift"])
+    start = jnp.asarray(cfg["start"], jnp.float64)
+    horizon = horizon_for(eps, gamma, float(np.max(cfg["weights"])))
+    x, wq = np.polynomial.legendre.leggauss(QUAD_NODES)
+    x, wq = x * QUAD_RANGE, wq * QUAD_RANGE
+    dens = jnp.asarray(wq * np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2)
+    x = jnp.asarray(x)
+
+    def reward(s_onehot, a):
+        return jnp.dot(w, s_onehot) * jnp.exp(-0.5 * (a - jnp.dot(c, s_onehot)) ** 2)
+
+    def objective(theta):
+        a = theta[:, None] + b * x[None, :]  # (2, nodes)
+        rbar = (w[:, None] * jnp.exp(-0.5 * (a - c[:, None]) ** 2)) @ dens
+        pbar = jax.nn.sigmoid(kappa * a - delta) @ dens
+        trans = jnp.stack([1 - pbar, pbar], axis=1)
+
+        def body(carry, _):
+            rho, disc = carry
+            return (rho @ trans, disc * gamma), disc * (rho @ rbar)
+
+        _, vals = jax.lax.scan(body, (start, jnp.float64(1.0)), None, length=horizon)
+        return jnp.sum(vals)
+
+    def rollout(key, theta):
+        k0, ks = jax.random.split(key)
+        s0 = jax.random.bernoulli(k0, start[1]).astype(jnp.int32)
+
+        def body(s, k):
+            ka, kn = jax.random.split(k)
+            e = jax.nn.one_hot(s, 2, dtype=jnp.float64)
+            a = theta[s] + b * jax.random.logistic(ka, dtype=jnp.float64)
+            nxt = jax.random.bernoulli(kn, jax.nn.sigmoid(kappa * a - delta)).astype(jnp.int32)
+            return nxt, (e, a.reshape(1), reward(e, a))
+
+        _, (states, actions, rewards) = jax.lax.scan(body, s0, jax.random.split(ks, horizon))
+        return L.Trajectory(states, actions, rewards)
+
+    policy = functools.partial(logistic_log_prob, scale=b)
+    grad_sample, hvp_sample = trajectory_oracles(rollout, policy, gamma)
+    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 61), np.linspace(-3, 3, 61)), -1).reshape(-1, 2)
+    theta = jnp.asarray(grid[int(np.argmax(np.asarray(jax.jit(jax.vmap(objective))(grid))))])
+    grad, hess = jax.jit(jax.grad(objective)), jax.jit(jax.hessian(objective))
+    for _ in range(60):
+        step = jnp.linalg.solve(hess(theta), -grad(theta))
+        theta = theta + step
+        if float(jnp.max(jnp.abs(step))) < 1e-14:
+            break
+    h = np.asarray(hess(theta))
+    if not (np.max(np.abs(np.asarray(grad(theta)))) < 1e-10 and np.linalg.eigvalsh(h).max() < 0):
+        raise InputError("Newton's method found no maximiser of the MDP's J_H")
+    theta_star = np.asarray(theta)
+    j_star = float(objective(theta))
+    return Problem(
+        name=name,
+        theta0=np.asarray(cfg["theta0"], dtype=np.float64),
+        objective=objective,
+        grad_sample=grad_sample,
+        hvp_sample=hvp_sample,
+        j_star=j_star,
+        description=f"two-state MDP, logistic policy a ~ Logistic(θ_s, {b:g}) (bounded score), "
+                    f"reward w_s exp(−(a − c_s)²/2) ∈ [0, 1], w = {list(cfg['weights'])}, "
+                    f"c = {list(cfg['centres'])}, P(s' = 1) = σ({kappa:g}a − {delta:g}), "
+                    f"γ = {gamma:g}, H = {horizon} (γ^H/(1 − γ) ≤ ε/10 for ε = {eps:g}), "
+                    f"θ_0 = {list(cfg['theta0'])}, θ* = {np.round(theta_star, 6).tolist()}, "
+                    f"J* = {j_star:.8g}",
+    )
+
+
 LQR1 = dict(A=1.0, B=1.0, Q=1.0, R=1.0, horizon=50, gamma=1.0, init_cov=1.0, noise_cov=0.01)
 LQR2 = dict(A=[[1.0, 0.2], [0.0, 0.9]], B=[[0.0], [1.0]], Q=1.0, R=1.0, horizon=50, gamma=1.0,
             init_cov=1.0, noise_cov=0.01)
@@ -309,3 +418,9 @@ def _lqr1():
           "Σ_w = 0.01 I, H = 50, σ = 0.5, K_0 = (−0.5, −0.5)")
 def _lqr2():
     return lqr_problem(L.make(**LQR2), LQR_SIGMA, [-0.5, -0.5], "lqr2")
+
+
+@register("mdp-logistic", "two-state MDP in the paper's setting: logistic policy (bounded score, "
+          "Fisher-non-degenerate), rewards in [0, 1], γ = 0.5, H = 15 (from ε = 1e-3), θ ∈ ℝ²")
+def _mdp_logistic():
+    return mdp_problem(1e-3)

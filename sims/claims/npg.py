@@ -115,6 +115,106 @@ def check_tracking(steps_by_name: dict, quick: bool) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------------------
+# The defining identities on a stochastic run: every step recomputed from its oracle samples
+# ---------------------------------------------------------------------------------------------
+
+IDENTITY_TOL = 1e-10  # relative; one step's rounding is ~1e-16
+IDENTITY_METHODS = ("pg", "n-pg-m", "n-pg-igt", "harpg", "n-harpg")
+
+
+def paper_schedule(method: str, t, gamma0):
+    """(γ_t, η_t) written here from the paper (Algorithms 1–2) and the released code (`sgd`,
+    `nsgdm`), plain NumPy: ρ = 2/(t+2); pg γ_0ρ^{2/3}; n-pg-m γ_0ρ, ρ^{2/3}; n-pg-igt γ_0ρ,
+    ρ^{4/5}; harpg γ_0ρ^{1/2}, ρ; n-harpg γ_0ρ, ρ."""
+    r = 2.0 / (np.asarray(t, np.float64) + 2.0)
+    return {"pg": (gamma0 * r ** (2 / 3), np.ones_like(r)), "n-pg-m": (gamma0 * r, r ** (2 / 3)),
+            "n-pg-igt": (gamma0 * r, r**0.8), "harpg": (gamma0 * np.sqrt(r), r),
+            "n-harpg": (gamma0 * r, r)}[method]
+
+
+def step_keys(seed: int, steps: int):
+    """The keys of steps 0..steps−1 of a run from `seed` (docs/design.md §4.7: each step splits
+    its key into (next, g, B, q)): three arrays of typed keys (g, B, q)."""
+
+    def body(key, _):
+        nxt, kg, kh, kq = jax.random.split(key, 4)
+        return nxt, (kg, kh, kq)
+
+    _, (kg, kh, kq) = jax.lax.scan(body, jax.random.key(seed), None, length=steps)
+    return kg, kh, kq
+
+
+def identity_error(method: str, problem: npg.Problem, gamma0: float, steps: int, seed: int,
+                   step=None) -> float:
+    """Runs `step` (default the registered method's) with the problem's stochastic oracles and
+    recomputes every step t from the recorded θ_t, θ_{t−1}, d_{t−1} (θ_{−1} = θ_0, d_{−1} = 0)
+    and the oracle samples of that step's keys, following the paper's formulas:
+    g_t = g(τ, p_t) at p_t = θ_t (p_t = θ_t + ((1−η_t)/η_t)(θ_t − θ_{t−1}) for N-PG-IGT);
+    v_t = B(τ̂, q_tθ_t + (1−q_t)θ_{t−1})(θ_t − θ_{t−1}), q_t the uniform draw of the q key;
+    d_t = g_t (pg), (1−η_t)d_{t−1} + η_t g_t (n-pg-m, n-pg-igt),
+    (1−η_t)(d_{t−1} + v_t) + η_t g_t ((N)-HARPG); θ_{t+1} = θ_t + γ_t d_t (pg, harpg) or
+    θ_t + γ_t d_t/‖d_t‖. Returns max_t of the relative errors of d_t and θ_{t+1}."""
+    step = step or npg.METHODS[method].step
+    thetas, ds, final = npg.trace(step, problem, gamma0, steps, seed=seed)
+    th = np.asarray(thetas)
+    nxt = np.concatenate([th[1:], np.asarray(final.theta)[None]])
+    prev = np.concatenate([th[:1], th[:-1]])
+    d_prev = np.concatenate([np.zeros_like(th[:1]), np.asarray(ds)[:-1]])
+    t = np.arange(steps)
+    gamma, eta = paper_schedule(method, t, gamma0)
+    kg, kh, kq = step_keys(seed, steps)
+    point = th + ((1 - eta) / eta)[:, None] * (th - prev) if method == "n-pg-igt" else th
+    g = np.asarray(jax.vmap(problem.grad_sample)(kg, jnp.asarray(point)))
+    if method in ("harpg", "n-harpg"):
+        q = np.asarray(jax.vmap(lambda k: jax.random.uniform(k, dtype=jnp.float64))(kq))
+        hat = q[:, None] * th + (1 - q[:, None]) * prev
+        v = np.asarray(jax.vmap(problem.hvp_sample)(kh, jnp.asarray(hat), jnp.asarray(th - prev)))
+        d = (1 - eta)[:, None] * (d_prev + v) + eta[:, None] * g
+    elif method == "pg":
+        d = g
+    else:
+        d = (1 - eta)[:, None] * d_prev + eta[:, None] * g
+    if method in ("pg", "harpg"):
+        want = th + gamma[:, None] * d
+    else:
+        n = np.linalg.norm(d, axis=1, keepdims=True)
+        want = th + gamma[:, None] * np.where(n > 0, d / np.where(n > 0, n, 1.0), 0.0)
+    err_d = np.linalg.norm(np.asarray(ds) - d, axis=1) / (np.linalg.norm(d, axis=1) + 1e-300)
+    err_th = np.linalg.norm(nxt - want, axis=1) / (1 + np.linalg.norm(want, axis=1))
+    return float(max(err_d.max(), err_th.max()))
+
+
+def identity_problems(quick: bool = False):
+    """Non-quadratic problems with stochastic oracles on which the identities are checked: the
+    3-armed softmax bandit (one step) and, in full mode, the paper-setting MDP (trajectories of
+    H steps)."""
+    return [P.get("softmax")] if quick else [P.get("softmax"), P.get("mdp-logistic")]
+
+
+def check_trajectory_identities(quick: bool, methods=IDENTITY_METHODS) -> Outcome:
+    """`identity_error` ≤ IDENTITY_TOL for every method, problem and seed (γ_0 = 0.5 for the
+    normalised steps, 0.2 otherwise)."""
+    steps, seeds = (25, (0,)) if quick else (200, (0, 1, 2))
+    worst, where = {}, None
+    for m in methods:
+        worst[m] = 0.0
+        for prob in identity_problems(quick):
+            g0 = 0.2 if m in ("pg", "harpg") else 0.5
+            for seed in seeds:
+                err = identity_error(m, prob, g0, steps, seed)
+                worst[m] = max(worst[m], err) if np.isfinite(err) else np.inf
+                if not err <= IDENTITY_TOL and where is None:
+                    where = {"method": m, "problem": prob.name, "seed": seed, "error": err}
+    ok = all(w <= IDENTITY_TOL for w in worst.values())
+    return Outcome(ok, {m: (w if np.isfinite(w) else None) for m, w in worst.items()},
+                   f"≤ {IDENTITY_TOL:g}",
+                   f"max over steps of the relative error of d_t and θ_{{t+1}} recomputed from the "
+                   f"recorded iterates and the oracle samples of each step's keys ({steps} steps, "
+                   f"seeds {list(seeds)}, problems {', '.join(p.name for p in identity_problems(quick))})",
+                   counterexample=where)
+
+
+# ---------------------------------------------------------------------------------------------
 # The interpolation identity E_q[∇²J(qx + (1−q)y)](x − y) = ∇J(x) − ∇J(y)
 # ---------------------------------------------------------------------------------------------
 
@@ -367,25 +467,34 @@ def check_softmax_floor(quick: bool, understate: float = 1.0) -> Outcome:
 
 
 def check_exponent(method: str, quick: bool, data: dict | None = None) -> Outcome:
-    """The fitted exponent p (trajectories to ε ∝ ε^{−p}) of `method` on every problem of the
-    sweep is not clearly above the paper's rate: the lower end of its 95% bootstrap CI is at most
-    the rate. `data` defaults to `sims.npg_complexity.sweep(quick)`."""
+    """The fitted exponent p (trajectories to ε ∝ ε^{−p}) of `method` on every claimed problem of
+    the sweep (`data["claimed"]`, default all) is resolved at or below the paper's rate: an
+    exponent is fitted and the upper end of its 95% bootstrap CI is ≤ the rate (`verdict`
+    "below"); an undefined, unresolved or above verdict on any claimed problem fails. Problems
+    outside `claimed` are reported with their verdicts. `data` defaults to
+    `sims.npg_complexity.sweep(quick)`."""
     from sims import npg_complexity as S
 
     data = S.sweep(quick) if data is None else data
+    claimed = list(data.get("claimed") or data["problems"])
     measured, verdicts = {}, {}
     for problem, pd in data["problems"].items():
         d = pd["methods"][method]
         comp = d["complexity"]
         v = S.verdict(comp["exponent"], comp["exponent_ci"], d["paper_exponent"])
-        verdicts[problem] = v
+        if problem in claimed:
+            verdicts[problem] = v
         measured[problem] = {"exponent": comp["exponent"], "ci": comp["exponent_ci"],
                              "gamma0": d["gamma0"], "eps": pd["eps"], "budget": pd["budget"],
-                             "reached": comp["reached"], "verdict": v,
+                             "reached": comp["reached"], "verdict": v, "claimed": problem in claimed,
+                             "setting": S.SETTINGS.get(problem),
                              "reason": comp["reason"], "warning": comp["warning"]}
-    ok = "above" not in verdicts.values() and any(v == "consistent" for v in verdicts.values())
+    ok = bool(verdicts) and len(verdicts) == len(claimed) and all(
+        v == "below" for v in verdicts.values())
     paper = METHOD_RATES[method]
-    return Outcome(ok, measured, {"paper_exponent": paper, "rule": "CI lower end ≤ paper exponent"},
+    return Outcome(ok, measured, {"paper_exponent": paper,
+                                  "rule": "on every claimed problem an exponent is fitted and its "
+                                          "CI upper end ≤ paper exponent"},
                    f"{method}: " + ", ".join(f"{p} {m['exponent'] if m['exponent'] is None else round(m['exponent'], 3)}"
                                              f" ({m['verdict']})" for p, m in measured.items())
                    + f"; paper's rate ε^-{paper}")
@@ -393,15 +502,22 @@ def check_exponent(method: str, quick: bool, data: dict | None = None) -> Outcom
 
 METHOD_RATES = {m: npg.METHODS[m].paper_exponent for m in ("pg", "n-pg-igt", "harpg", "n-harpg")}
 EXPONENT_CONDITIONS = (
-    "Gaussian bandit (θ = μ, σ = 1, reward −(a − 1)²) and LQR (scalar and 2-D, H = 50, σ = 0.5 "
-    "fixed, θ = K), one-trajectory GPOMDP / B·v oracles; γ_0 tuned on a 7-point grid (4 points in "
-    "quick mode) with 4 seeds per value and the same trajectory budget for every method (4000; "
-    "1000 quick; a γ_0 under which a tuning run diverged ranks last); 28 evaluation seeds (16 "
-    "quick); ε on a fixed geometric grid per problem (one decade or less: Gaussian 0.1–0.01, "
-    "scalar LQR 2–0.2, 2-D LQR 1.5–0.3), J* − J recorded every 4 steps (10 quick); trajectories "
-    "until J* − J stays ≤ ε to the end of the run, median over seeds, exponent by least squares "
-    "in log-log, 95% bootstrap CI over seeds; an exponent that cannot be fitted (fewer than 3 ε "
-    "with a finite median and upper bound) is reported as undefined (sims/npg_complexity.py)")
+    "Claimed problems: (1) the paper's setting, `mdp-logistic`: a two-state MDP, θ ∈ ℝ², logistic "
+    "policy (bounded score, Fisher-non-degenerate), rewards in [0, 1], γ = 0.5, H = 15 from the "
+    "accuracy (γ^H/(1 − γ) ≤ 1e-4), ε 0.1–0.003 (0.1–0.01 quick); (2) the 1-D Gaussian bandit "
+    "(θ = μ, σ = 1, reward −(a − 1)², outside the paper's assumptions: unbounded score and "
+    "reward, a normalised step is a sign step), ε 0.1–0.01 (0.3–0.03 quick). Both have a smooth "
+    "interior optimum where J is locally strongly concave; there the error analysis predicts "
+    "about ε^-1.25 (N-PG-IGT) and ε^-1 (N-HARPG), so the measurement tests that the paper's "
+    "upper bounds are not exceeded and cannot show their ε^-2.5 vs ε^-2 separation. LQR (γ = 1, "
+    "H = 50 fixed, unbounded score) is in the full sweep's figure only. One-trajectory GPOMDP / "
+    "B·v oracles; γ_0 tuned on a 7-point grid (4 quick) with 4 seeds per value and the same "
+    "trajectory budget for every method (4000; 1000 quick; a γ_0 under which a tuning run "
+    "diverged ranks last); 28 evaluation seeds (16 quick); J* − J recorded every 4 steps (10 "
+    "quick); trajectories until J* − J stays ≤ ε to the end of the run, median over seeds, "
+    "exponent by least squares in log-log, 95% bootstrap CI over seeds; a problem where no "
+    "exponent can be fitted (fewer than 3 ε with a finite median and upper bound) fails the "
+    "claim (sims/npg_complexity.py)")
 
 
 def _exponent_claim(method: str, expected: str):
@@ -409,9 +525,10 @@ def _exponent_claim(method: str, expected: str):
 
     @claim(f"npg.exponent_{method.replace('-', '_')}",
            source=f"{SOURCE}, the sample-complexity rate of {method} (O(ε^-{rate}))",
-           statement=f"The measured exponent p of trajectories-to-ε ∝ ε^{{−p}} of {method} is not "
-                     f"clearly above the paper's upper bound {rate}: on every problem the lower "
-                     "end of its 95% bootstrap CI is ≤ the rate",
+           statement=f"The measured exponent p of trajectories-to-ε ∝ ε^{{−p}} of {method} is "
+                     f"resolved at or below the paper's upper bound {rate}: on every claimed "
+                     "problem an exponent is fitted and the upper end of its 95% bootstrap CI "
+                     "is ≤ the rate",
            expected=expected, conditions=EXPONENT_CONDITIONS)
     def _fn():
         return [Check("monte_carlo", lambda quick: check_exponent(method, quick))]
@@ -447,7 +564,8 @@ def _igt():
         Check("symbolic", lambda quick: symbolic_zero(
             {f"dim {d}": T.igt_transport_residual(d) for d in (1, 2, 3)},
             "(1−η)∇J(θ_{t−1}) + η∇J(θ_t + ((1−η)/η)(θ_t − θ_{t−1})) − ∇J(θ_t), general quadratic")),
-        Check("exact", lambda quick: check_tracking({"n-pg-igt": npg.igt_step}, quick)),
+        Check("exact", lambda quick: check_tracking({"n-pg-igt": npg.METHODS["n-pg-igt"].step},
+                                                    quick)),
     ]
 
 
@@ -464,6 +582,21 @@ def _harpg():
         Check("exact", lambda quick: check_tracking(
             {"harpg": npg.METHODS["harpg"].step, "n-harpg": npg.METHODS["n-harpg"].step}, quick)),
     ]
+
+
+@claim("npg.trajectory_identities", source=f"{SOURCE}, Algorithms 1 and 2; the released code's "
+       "`sgd` and `nsgdm` schedules",
+       statement="On every step of a stochastic run, d_t and θ_{t+1} of pg, n-pg-m, N-PG-IGT, HARPG "
+                 "and N-HARPG equal the paper's formulas recomputed from the recorded θ_t, θ_{t−1}, "
+                 "d_{t−1} and that step's oracle samples: the gradient at the look-ahead point "
+                 "θ_t + ((1−η_t)/η_t)(θ_t − θ_{t−1}) (N-PG-IGT), the Hessian correction at "
+                 "q_tθ_t + (1−q_t)θ_{t−1} with q_t the step's uniform draw ((N)-HARPG), the "
+                 "momentum and step schedules",
+       conditions="3-armed Bernoulli softmax bandit (non-quadratic J), one-trajectory oracles, 25 "
+                  "steps, 1 seed; full mode adds the paper-setting MDP `mdp-logistic` (H-step "
+                  "trajectories), 200 steps, 3 seeds")
+def _identities():
+    return [Check("exact", lambda quick: check_trajectory_identities(quick))]
 
 
 @claim("npg.hessian_interpolation", source=f"{SOURCE}, Algorithm 2 (the unbiased Hessian correction)",
