@@ -148,7 +148,11 @@ def test_a_planted_defect_fails_the_ledger_row(monkeypatch):
 
 # The reference itself, against values derived by hand.
 
-def test_reference_grpo_batch_and_bnpo_by_hand():
+def test_reference_dgpo_grpo_batch_and_bnpo_by_hand():
+    # Two valid groups with equal pass rates (λ = 1), P/N_v = 3/2: ±(3/2)·4·(1/2)/(2 + 1e-4).
+    got = REF.dgpo([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 1, 1]])
+    v = float(Fraction(3, 2) * 2 / (2 + Fraction(1, 10_000)))
+    assert np.allclose(got, [[v, -v, v, -v], [-v, v, -v, v], [0, 0, 0, 0]], rtol=0, atol=1e-15)
     # Batch std of (1, 0, 1, 1) with ddof 1 is 1/2: ±(1/2)/(1/2 + 1e-4) = ±5000/5001.
     assert np.allclose(REF.grpo_batch_std([[1, 0], [1, 1]]), [[5000 / 5001, -5000 / 5001], [0, 0]], rtol=0, atol=1e-15)
     # One prompt: m = 0, v = 1, so α = β = 1 and A = R − p̂.

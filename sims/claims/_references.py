@@ -219,5 +219,5 @@ FEATURES = {"reinforce_pp_baseline": "lengths", "copo": "answers", "copo_soft": 
 
 REFERENCES = {
     "grpo_batch_std": grpo_batch_std, "reinforce_pp_baseline": reinforce_pp_baseline, "gdpo": gdpo,
-    "bnpo_batch": bnpo_batch, "copo": copo, "copo_soft": copo_soft,
+    "bnpo_batch": bnpo_batch, "dgpo": dgpo, "copo": copo, "copo_soft": copo_soft,
 }
