@@ -106,7 +106,7 @@ def shape_word(c: np.ndarray, ps: np.ndarray) -> str:
 
 DOC_PS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 DOC_GROUP = 8
-TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg", "gdpo")
+TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg_verl", "gdpo")
 
 
 def _fmt(x: float) -> str:

@@ -70,8 +70,24 @@ def reinforce_pp_baseline(rewards, weights, eps=1e-8, token_weighted=1.0):
 
 
 def gpg(rewards, weights, f_norm=1.0):
-    """GPG (Chu et al. 2025; verl `gpg`): A = α (R − mean_group R)/f_norm with
-    α = (P·G)/max(1, #{non-zero rewards in the batch})."""
+    """GPG as its authors released it (Chu et al. 2025, arXiv 2504.02546; AMAP-ML/GPG
+    `gpg_trainer.py` with `--scale_rewards False --adjust_gd`, the paper's α = B/(B − M)):
+
+        A = α·(R − mean_group R)/f_norm,   α = P/N_v,
+
+    N_v the prompts whose group is not all-equal (the loss is divided by inverse_alpha =
+    N_v/P). No non-degenerate group: A = 0 (the release would divide 0 by 0). The release's
+    resampling until N_v ≥ 0.5·P (`min_inverse_alpha`) is a sampling rule, not modelled here."""
+    del weights
+    valid = jnp.any(_centre(rewards) != 0, axis=-1)
+    alpha = rewards.shape[0] / jnp.maximum(jnp.sum(valid), 1)
+    return alpha * _centre(rewards) / f_norm
+
+
+def gpg_verl(rewards, weights, f_norm=1.0):
+    """verl's `gpg` advantage (`compute_gpg_outcome_advantage`): A = α (R − mean_group R)/f_norm with
+    α = (P·G)/max(1, #{non-zero rewards in the batch}), responses over non-zero rewards rather
+    than the paper's prompts over non-degenerate groups (`gpg`). This is what verl runs."""
     del weights
     nonzero = jnp.sum(rewards != 0)
     alpha = rewards.size / jnp.maximum(nonzero, 1)
@@ -214,8 +230,10 @@ REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
                    "whiten_tokens(R − mean_group R)", "Hu 2025 (REINFORCE++, arXiv 2501.03262)",
                    E.BIASED + " (token weights); " + PER_PROMPT + " with equal lengths",
                    ("verl reinforce_plus_plus_baseline",), True),
-    BatchEstimator("gpg", gpg, {"f_norm": 1.0}, "(PG/#nonzero)·(R − mean_group R)/f_norm",
-                   "Chu et al. 2025 (GPG)", PER_PROMPT, ("verl gpg",)),
+    BatchEstimator("gpg", gpg, {"f_norm": 1.0}, "(P/N_v)·(R − mean_group R)/f_norm",
+                   "Chu et al. 2025 (GPG, arXiv 2504.02546); AMAP-ML/GPG adjust_gd", PER_PROMPT, ()),
+    BatchEstimator("gpg_verl", gpg_verl, {"f_norm": 1.0}, "(PG/#nonzero R)·(R − mean_group R)/f_norm",
+                   "verl gpg (compute_gpg_outcome_advantage)", PER_PROMPT, ("verl gpg",)),
     BatchEstimator("gdpo", gdpo, {"eps": 1e-4}, "whiten_batch(Σ_k z_group(r_k))",
                    "GDPO (arXiv 2601.05242)", PER_PROMPT, ("TRL normalize_then_sum",)),
     BatchEstimator("bnpo_batch", bnpo_batch, {"max_weight": 1e6}, "(R − p̂)/BetaPDF(p̂; α̂, β̂), α̂, β̂ by moments",

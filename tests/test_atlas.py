@@ -295,3 +295,21 @@ def test_copo_soft_variant_against_a_plain_reference():
     want = w[:, None] * np.array(loc) + (1 - w[:, None]) * glob[:, None]
     got = np.asarray(batch.copo_soft(jnp.asarray(r), jnp.asarray(answers)))
     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def _gpg_pin_holds(fn, alpha) -> bool:
+    """Hand value, rewards ((1, 0, 0, 0), (1, 1, 1, 1), (0, 0, 0, 0), (1, 1, 0, 0)), f_norm = 1:
+    A = α(R − mean R); the paper's α = P/N_v = 4/2, verl's α = PG/#{R ≠ 0} = 16/7."""
+    r = np.array([[1.0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 1, 0, 0]])
+    want = alpha * np.array([[0.75, -0.25, -0.25, -0.25], [0] * 4, [0] * 4, [0.5, 0.5, -0.5, -0.5]])
+    return bool(np.allclose(np.asarray(fn(jnp.asarray(r), jnp.ones((4, 4)), 1.0)), want, rtol=1e-14, atol=0))
+
+
+def test_gpg_paper_and_verl_forms_against_hand_values_and_planted_defects():
+    assert _gpg_pin_holds(batch.gpg, 2.0) and _gpg_pin_holds(batch.gpg_verl, 16 / 7)
+    assert not _gpg_pin_holds(batch.gpg, 16 / 7)  # defect: verl's α credited to the paper
+    assert not _gpg_pin_holds(batch.gpg_verl, 2.0)
+    assert not _gpg_pin_holds(lambda r, w, f: batch.gpg(r, w, f) / 2.0, 2.0)  # defect: α = 1
+    assert batch.get("gpg").peers == () and batch.get("gpg_verl").peers == ("verl gpg",)
+    none_valid = jnp.asarray([[1.0, 1.0], [0.0, 0.0]])
+    assert np.all(np.asarray(batch.gpg(none_valid, jnp.ones((2, 2)))) == 0.0)

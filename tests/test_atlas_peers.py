@@ -154,7 +154,7 @@ def test_batch_estimators_agree_with_verl_and_trl(batch_):
         return np.asarray(b.advantages(jnp.asarray(rr), jnp.asarray(w), **b.params)).reshape(-1)
 
     np.testing.assert_allclose(lab("grpo_batch_std"), trl(flat, g, "batch"), **TOL)
-    np.testing.assert_allclose(lab("gpg"), verl_gpg(flat, index), **TOL)
+    np.testing.assert_allclose(lab("gpg_verl"), verl_gpg(flat, index), **TOL)
     np.testing.assert_allclose(lab("reinforce_pp_baseline"), verl_reinforce_pp_baseline(flat, index, L), **TOL)
     comps = np.stack([r, (np.arange(g)[None, :] % 2 == 0) * 1.0 + 0 * r], axis=-1)
     comps[1, :, 1] = 1.0 - comps[1, :, 1]
