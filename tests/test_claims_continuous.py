@@ -1,10 +1,15 @@
 """Every check of the gaussian.* and lqr.* claims fails on a planted defect handed to the same
-check function (that they pass as shipped is checked where the test suite runs the ledger)."""
+check function (that they pass as shipped is checked where the test suite runs the ledger); the
+Hessian checks catch a bias of the size they state (B scaled by 1.1 or 0.9); the independent
+recursion and quadrature the closed forms are pinned to are themselves pinned to hand values."""
 
 import dataclasses
+import math
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from bandits import gaussian as G
@@ -75,6 +80,19 @@ def gradient_cost_gain_frozen(theta, lqr, sigma=None):
     return jax.grad(j)(theta)
 
 
+def objective_noise_term_linear(theta, lqr, sigma=None):
+    """Defect: the action-noise cost σ tr R per step instead of σ² tr R."""
+    s = L.policy_std(theta, lqr, sigma)
+    extra = (s - s**2) * jnp.trace(lqr.R) * jnp.sum(lqr.gamma ** jnp.arange(lqr.horizon))
+    return L.objective(theta, lqr, sigma) - extra
+
+
+def gaussian_objective_sigma_not_squared(theta, coeffs, sigma=None):
+    """Defect: J with σ in place of σ² in the second moment E[a²] = μ² + σ²."""
+    mu, s = G.mu_sigma(theta, sigma)
+    return G.objective(theta, coeffs, sigma) + coeffs[2] * (s - s**2) if len(coeffs) > 2 else G.objective(theta, coeffs, sigma)
+
+
 DEFECTS = {
     "gaussian.gpomdp_unbiased": [
         lambda: CG.exact_unbiased("gpomdp", True, fn=own_reward_dropped),
@@ -118,3 +136,66 @@ def test_every_check_catches_its_planted_defect(claim_id):
     for make_outcome in DEFECTS[claim_id]:
         out = make_outcome()
         assert not out.holds, out.detail
+
+
+@pytest.mark.parametrize("make_outcome", [
+    lambda: CL.exact_finite_difference(True, objective=objective_noise_term_linear),
+    lambda: CL.exact_finite_difference(True, gradient=jax.jit(jax.grad(objective_noise_term_linear))),
+    lambda: CL.exact_finite_difference(True, hessian=jax.jit(jax.hessian(objective_noise_term_linear))),
+    lambda: CG.exact_closed_forms(True, objective=gaussian_objective_sigma_not_squared),
+    lambda: CG.exact_closed_forms(True, hessian=lambda th, c, s=None: G.hessian(th, c, s) * 1.001),
+    lambda: CG.exact_closed_forms(True, fisher=fisher_log_sigma_one),
+], ids=["lqr J σ", "lqr ∇J σ", "lqr ∇²J σ", "gaussian J σ", "gaussian ∇²J", "gaussian F"])
+def test_independent_pins_catch_a_wrong_noise_term(make_outcome):
+    assert not make_outcome().holds
+
+
+def _scaled(fn, factor):
+    def scaled(log_prob, theta, traj, gamma, v):
+        return factor * fn(log_prob, theta, traj, gamma, v)
+    scaled.__name__ = f"{fn.__name__}_times_{factor}"
+    return scaled
+
+
+@pytest.mark.parametrize("factor", [1.1, 0.9])
+def test_hessian_checks_catch_a_tenth_of_the_target(factor):
+    """Both Hessian checks state a detectable bias ≤ 0.1 × |target| at quick sizes; B scaled by
+    1.1 or 0.9 is a bias of exactly 0.1 × |target| and fails both."""
+    lqr_out = CL.mc_unbiased("hessian_vector", True, fn=_scaled(T.hessian_vector, factor))
+    gauss_out = CG.mc_unbiased("hessian", True, fn=_scaled(T.ESTIMATORS["hessian"], factor))
+    assert not lqr_out.holds, lqr_out.detail
+    assert not gauss_out.holds, gauss_out.detail
+    for out in (lqr_out, gauss_out):  # scaling B scales every standard error by the same factor
+        reach = float(out.detail.split("detects bias ≥ ")[1].split(" ")[0]) / factor
+        assert reach <= 0.1, out.detail
+
+
+def test_independent_lqr_recursion_by_hand():
+    """Scalar, H = 2, in fractions: S_0 = s0, S_1 = (a + bk)² s0 + σ²b² + w,
+    J = −[(q + k²r) s0 + σ²r] − γ[(q + k²r) S_1 + σ²r]."""
+    a, b, q, r, s0, w, g, k, sig2 = (Fraction(x) for x in ("0.9", "0.5", "1", "0.1", "1", "0.05", "0.9", "-0.6", "0.25"))
+    s1 = (a + b * k) ** 2 * s0 + sig2 * b**2 + w
+    want = -((q + k * k * r) * s0 + sig2 * r) - g * ((q + k * k * r) * s1 + sig2 * r)
+    one = lambda x: np.array([[float(x)]])  # noqa: E731
+    got = CL.independent_objective(one(a), one(b), one(q), one(r), one(s0), one(w), float(g), 2, one(k), 0.5)
+    assert got == pytest.approx(float(want), rel=1e-15)
+    # dJ/dK by hand: −[2kr s0] − γ[2kr S_1 + (q + k²r)·2(a + bk)b s0]
+    dk = -(2 * k * r * s0) - g * (2 * k * r * s1 + (q + k * k * r) * 2 * (a + b * k) * b * s0)
+    # dJ/dlog σ: d(σ²) = 2σ²: −[2σ²r] − γ[(q + k²r)·2σ²b² + 2σ²r]
+    dw = -(2 * sig2 * r) - g * ((q + k * k * r) * 2 * sig2 * b**2 + 2 * sig2 * r)
+    grad = CL.independent_gradient(one(a), one(b), one(q), one(r), one(s0), one(w), float(g), 2, one(k), 0.5, True)
+    np.testing.assert_allclose(grad, [float(dk), float(dw)], rtol=1e-14)
+
+
+def test_gaussian_quadrature_moments_by_hand():
+    """R = −(a − 1)² at θ = (μ, log s) = (0, 0): J = −(μ − 1)² − s² = −2, ∇J = (2, −2),
+    ∇²J = diag(−2, −4), F = diag(1, 2); with σ fixed at 2 and θ = μ: ∇J = 2, ∇²J = −2, F = 1/4."""
+    j, g, h, f, fd = CG.quadrature_moments((0.0, 0.0), G.REWARDS["quadratic"])
+    assert j == pytest.approx(-2.0, abs=1e-13)
+    np.testing.assert_allclose(g, [2.0, -2.0], atol=1e-13)
+    np.testing.assert_allclose(h, [[-2.0, 0.0], [0.0, -4.0]], atol=1e-12)
+    np.testing.assert_allclose(f, np.diag([1.0, 2.0]), atol=1e-13)
+    np.testing.assert_allclose(fd, g, atol=1e-7)
+    j, g, h, f, _ = CG.quadrature_moments((0.0,), G.REWARDS["quadratic"], sigma=2.0)
+    assert (j, g[0], h[0, 0], f[0, 0]) == pytest.approx((-5.0, 2.0, -2.0, 0.25), abs=1e-12)
+    assert math.isfinite(j)

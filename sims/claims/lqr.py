@@ -1,15 +1,20 @@
 """Claims of docs/design.md §4.5 on discrete-time LQR with a linear Gaussian policy.
 
 Exact checks: tensor Gauss–Hermite quadrature over a short trajectory's standard normals (exact
-for the polynomial integrands), central finite differences of the exact J, the discounted
-Lyapunov value J_∞. Monte Carlo checks stream trajectories through the one engine
-(`sims.montecarlo.stream`) and compare with the exact recursion under Holm at α = 1e-6. Every check
+for the polynomial integrands), the second-moment recursion written out again here in plain NumPy
+(`independent_objective`, with its gradient by a hand-derived tangent recursion and its Hessian by
+central differences of that gradient), the discounted Lyapunov value J_∞. Monte Carlo checks
+stream trajectories through the one engine (`sims.montecarlo.stream`) and compare with the exact
+recursion under Holm at α = 1e-6; the GPOMDP and B·v checks subtract zero-mean control variates
+(`ControlledDraw`) so that they detect a bias of a tenth of |target| at quick sizes. Every check
 function takes the thing under test as an argument, so the tests can plant a defect in it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +22,8 @@ import numpy as np
 
 from bandits import lqr as L
 from sims import continuous as C
+from sims import montecarlo, stats
+from sims import trajectory as T
 from sims.claims.gaussian import _mc_outcome
 from sims.ledger import Check, Outcome, claim
 
@@ -75,14 +82,92 @@ def exact_unbiased(estimator: str, quick: bool, fn=None) -> Outcome:
     return _worst(res, f"|E[{estimator}] − exact recursion| by quadrature")
 
 
+# ------------------------------------------------------------------ control variates
+
+# (quick, full) trajectories of the controlled checks: enough for B·v to detect a bias of
+# 0.1 × |∇²J v| at quick sizes (GPOMDP's variance is far smaller)
+MC_SAMPLES = {"gpomdp": (100_000, 1_000_000), "hessian_vector": (300_000, 2_000_000)}
+PILOT_SAMPLES = (50_000, 200_000)  # the separate pilot run that fits the coefficients β
+PILOT_SEED_OFFSET = 10_007
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlledDraw:
+    """Engine problem for scalar LQR with θ = (K, log σ): per trajectory the estimator's vector y
+    (GPOMDP g or B·v) followed by 16·H control variates Z with E[Z] = 0 exactly.
+
+    With ε_t = (u_t − K x_t)/σ, the step score s_t = (ε_t x_t/σ, ε_t² − 1) and the step Hessian
+    ∇²log π_t = [[−x_t²/σ², −2ε_t x_t/σ], [−2ε_t x_t/σ, −2ε_t²]], conditionally on the history
+    F_t up to x_t: E[s_t | F_t] = 0 and E[s_t s_tᵀ + ∇²log π_t | F_t] = 0 (ε_t ~ N(0, 1) is
+    independent of F_t). So for q_t ∈ {γ^t, γ^t x_t²} (F_t-measurable) and S_<t, S_>t the sums of
+    the earlier and later step scores, each of
+
+        q_t s_t,   q_t (s_t s_tᵀ + ∇²log π_t) v,   q_t s_t (S_<tᵀ v),   q_t s_t (S_>tᵀ v)
+
+    has mean zero (the last because E[s_t' | F_t'] = 0 for t' > t and q_t s_t is F_t'-measurable).
+    They are the baseline and information-identity terms of g and B·v, step by step."""
+
+    estimator: str | Callable
+    sigma: float | None = None
+
+    def __call__(self, key, n, args):
+        theta, problem, gamma, v = args
+        trajs = T.LQRSampler(self.sigma)(key, n, theta, problem)
+        fn = T.ESTIMATORS[self.estimator] if isinstance(self.estimator, str) else self.estimator
+        y = T.batched(fn, T.LQRPolicy(self.sigma), theta, trajs, gamma, v)
+        return jnp.concatenate([y, jax.vmap(lambda tr: _control_variates(theta, tr, gamma, v))(trajs)], axis=1)
+
+
+def _control_variates(theta, traj, gamma, v):
+    x, u = traj.states[:, 0], traj.actions[:, 0]
+    k, sig = theta[0], jnp.exp(theta[1])
+    eps = (u - k * x) / sig
+    s1, s2 = eps * x / sig, eps**2 - 1.0
+    h11, h12, h22 = s1 * s1 - x**2 / sig**2, s1 * s2 - 2 * eps * x / sig, s2 * s2 - 2 * eps**2
+    sv = s1 * v[0] + s2 * v[1]
+    before = jnp.cumsum(sv) - sv
+    after = jnp.sum(sv) - before - sv
+    disc = gamma ** jnp.arange(x.shape[0])
+    parts = []
+    for q in (disc, disc * x**2):
+        parts += [q * s1, q * s2, q * (h11 * v[0] + h12 * v[1]), q * (h12 * v[0] + h22 * v[1]),
+                  q * s1 * before, q * s2 * before, q * s1 * after, q * s2 * after]
+    return jnp.concatenate(parts)
+
+
+def controlled_mean(lqr: L.LQR, theta, estimator, samples: int, pilot: int, seed: int, v):
+    """(mean, standard error) of the estimator with the control variates of `ControlledDraw`
+    subtracted: β = Σ_ZZ⁻¹ Σ_Zy from a pilot run (seed + PILOT_SEED_OFFSET), then the main run's
+    mean of y − βᵀZ, whose expectation is exactly E[y] (β is independent of the main run), with
+    standard error √(diag(Σ_yy − 2βᵀΣ_Zy + βᵀΣ_ZZ β)/n)."""
+    d, m = lqr.dims
+    th = jnp.asarray(L.check_policy(lqr, theta, None))
+    if (d, m) != (1, 1) or th.size != 2:
+        raise ValueError("the control variates are written for scalar LQR with θ = (K, log σ)")
+    draw = ControlledDraw(estimator)
+    args = (th, lqr, lqr.gamma, jnp.asarray(v, jnp.float64))
+    first = montecarlo.stream(draw, args, pilot, seed + PILOT_SEED_OFFSET)
+    beta = np.linalg.lstsq(first.cov[2:, 2:], first.cov[2:, :2], rcond=None)[0]
+    main = montecarlo.stream(draw, args, samples, seed)
+    cov = main.cov
+    mean = main.mean[:2] - beta.T @ main.mean[2:]
+    var = np.diag(cov[:2, :2] - 2 * beta.T @ cov[2:, :2] + beta.T @ cov[2:, 2:] @ beta)
+    return mean, np.sqrt(np.maximum(var, 0.0) / samples), np.sqrt(np.diag(cov[:2, :2]) / samples)
+
+
 def mc_unbiased(estimator: str, quick: bool, fn=None, seed: int = 31) -> Outcome:
-    """Engine mean of GPOMDP (or B·v) on H = 8 trajectories against the exact recursion."""
+    """Engine mean of GPOMDP (or B·v) on H = 8 trajectories, control variates subtracted, against
+    the exact recursion."""
     lqr = L.make(**MC_CASE)
     v = MC_V if estimator == "hessian_vector" else None
     expected = _target(estimator, MC_THETA, lqr, None, v)
-    zc = C.lqr_check(lqr, MC_THETA, None, fn or estimator, 100_000 if quick else 1_000_000, seed, v=v,
-                     expected=expected)
-    return _mc_outcome(zc, "A = 0.9, B = 0.5, Q = 1, R = 0.1, Σ_w = 0.05, H = 8, γ = 0.9, θ = (−0.6, log 0.5)")
+    n, pilot = MC_SAMPLES[estimator][not quick], PILOT_SAMPLES[not quick]
+    mean, se, raw_se = controlled_mean(lqr, MC_THETA, fn or estimator, n, pilot, seed, MC_V)
+    zc = stats.z_check(f"LQR {estimator}: MC mean (control variates) vs exact recursion", mean, se, expected)
+    return _mc_outcome(zc, f"A = 0.9, B = 0.5, Q = 1, R = 0.1, Σ_w = 0.05, H = 8, γ = 0.9, θ = (−0.6, log 0.5), "
+                           f"{n:,} trajectories, 16·H control variates (β from a {pilot:,}-trajectory pilot run; "
+                           f"standard error {float(np.linalg.norm(se)):.3g} against {float(np.linalg.norm(raw_se)):.3g} "
+                           f"without them)")
 
 
 @claim("lqr.gpomdp_unbiased", SOURCE,
@@ -149,36 +234,116 @@ def fd_instances(quick: bool, seed: int = 3):
     return out
 
 
-def exact_finite_difference(quick: bool, gradient=L.gradient, h: float = 1e-5) -> Outcome:
-    """Autodiff ∇J_H against central differences (J(θ + h e_i) − J(θ − h e_i))/2h of the exact J."""
-    res = []
+def independent_objective(a, b, q, r, s0, sw, gamma: float, horizon: int, k, sigma: float) -> float:
+    """J_H written out from docs/design.md §4.5 in plain NumPy (no `bandits.lqr`):
+    S_0 = Σ_0, S_{t+1} = (A+BK)S_t(A+BK)ᵀ + σ²BBᵀ + Σ_w, J_H = −Σ_{t<H} γ^t [tr((Q + KᵀRK)S_t) + σ² tr R]."""
+    m = a + b @ k
+    cost, noise = q + k.T @ r @ k, sigma**2 * (b @ b.T) + sw
+    s, j = np.array(s0, dtype=np.float64), 0.0
+    for t in range(horizon):
+        j -= gamma**t * (np.trace(cost @ s) + sigma**2 * np.trace(r))
+        s = m @ s @ m.T + noise
+    return float(j)
+
+
+def independent_gradient(a, b, q, r, s0, sw, gamma: float, horizon: int, k, sigma: float, log_sigma: bool):
+    """∇J_H in θ = (vec K row-major[, log σ]) by the tangent recursion, derived by hand: along a
+    direction (dK, dω) with d(σ²) = 2σ² dω and dM = B dK,
+    dS_{t+1} = dM S_t Mᵀ + M dS_t Mᵀ + M S_t dMᵀ + d(σ²)BBᵀ (dS_0 = 0),
+    dJ = −Σ_t γ^t [tr((dKᵀRK + KᵀR dK) S_t) + tr((Q + KᵀRK) dS_t) + d(σ²) tr R]."""
+    mdim, ddim = k.shape
+    m = a + b @ k
+    cost, noise = q + k.T @ r @ k, sigma**2 * (b @ b.T) + sw
+    out = []
+    for i in range(mdim * ddim + int(log_sigma)):
+        dk = np.zeros_like(k)
+        dvar = 0.0
+        if i < mdim * ddim:
+            dk.reshape(-1)[i] = 1.0
+        else:
+            dvar = 2.0 * sigma**2
+        dm, dcost = b @ dk, dk.T @ r @ k + k.T @ r @ dk
+        s, ds, dj = np.array(s0, dtype=np.float64), np.zeros_like(s0, dtype=np.float64), 0.0
+        for t in range(horizon):
+            dj -= gamma**t * (np.trace(dcost @ s) + np.trace(cost @ ds) + dvar * np.trace(r))
+            s, ds = m @ s @ m.T + noise, dm @ s @ m.T + m @ ds @ m.T + m @ s @ dm.T + dvar * (b @ b.T)
+        out.append(dj)
+    return np.array(out)
+
+
+def _independent(lqr, theta, sigma=None):
+    """(J, ∇J, ∇²J, central-difference ∇J) of the NumPy recursion at θ: the Hessian by central
+    differences (step 1e-5) of the tangent gradient, the last entry the tangent's own check."""
+    d, m = lqr.dims
+    mats = [np.asarray(x, dtype=np.float64) for x in (lqr.A, lqr.B, lqr.Q, lqr.R, lqr.init_cov, lqr.noise_cov)]
+    gamma, h = float(lqr.gamma), lqr.horizon
+    th = np.asarray(theta, dtype=np.float64)
+    log_sigma = th.size == d * m + 1
+
+    def split(x):
+        return x[: d * m].reshape(m, d), (math.exp(x[-1]) if log_sigma else sigma)
+
+    def j(x):
+        return independent_objective(*mats, gamma, h, *split(x))
+
+    def grad(x):
+        return independent_gradient(*mats, gamma, h, *split(x), log_sigma)
+
+    step = 1e-5
+    eye = np.eye(th.size)
+    hess = np.array([(grad(th + step * e) - grad(th - step * e)) / (2 * step) for e in eye])
+    fd = np.array([(j(th + 1e-6 * e) - j(th - 1e-6 * e)) / 2e-6 for e in eye])
+    return j(th), grad(th), 0.5 * (hess + hess.T), fd
+
+
+INDEPENDENT_TOL = {"J": 1e-10, "gradient": 1e-9, "hessian": 1e-6, "tangent_vs_fd": 1e-6}
+
+
+def exact_finite_difference(quick: bool, objective=L.objective, gradient=L.gradient, hessian=L.hessian) -> Outcome:
+    """The lab's J_H, ∇J_H and ∇²J_H against `_independent` (relative error |x − y|/(1 + |y|),
+    max over entries), and the independent tangent gradient against central differences of the
+    independent J."""
+    worst = dict.fromkeys(INDEPENDENT_TOL, 0.0)
+    where = None
     for lqr, theta in fd_instances(quick):
         th = np.asarray(theta, dtype=np.float64)
-        fd = np.array([(float(L.objective(jnp.asarray(th + h * e), lqr)) - float(L.objective(jnp.asarray(th - h * e), lqr)))
-                       / (2 * h) for e in np.eye(th.size)])
-        got = np.asarray(gradient(jnp.asarray(th), lqr))
-        res.append((float(np.max(np.abs(got - fd) / (1 + np.abs(fd)))), _describe(lqr, th, None)))
-    worst, where = max(res, key=lambda x: x[0])
-    tol = 1e-6
-    return Outcome(worst <= tol, worst, f"≤ {tol:g} (relative)",
-                   f"max |∇J − central difference|/(1 + |FD|), h = {h:g}, over {len(res)} instances",
-                   counterexample=where if worst > tol else None)
+        j, g, hs, fd = _independent(lqr, th)
+        got = {"J": float(objective(jnp.asarray(th), lqr)), "gradient": np.asarray(gradient(jnp.asarray(th), lqr)),
+               "hessian": np.asarray(hessian(jnp.asarray(th), lqr))}
+        errs = {"J": abs(got["J"] - j) / (1 + abs(j)),
+                "gradient": float(np.max(np.abs(got["gradient"] - g) / (1 + np.abs(g)))),
+                "hessian": float(np.max(np.abs(got["hessian"] - hs) / (1 + np.abs(hs)))),
+                "tangent_vs_fd": float(np.max(np.abs(g - fd) / (1 + np.abs(fd))))}
+        for key, err in errs.items():
+            err = err if np.isfinite(err) else math.inf
+            if err > worst[key]:
+                worst[key] = err
+                if err > INDEPENDENT_TOL[key]:
+                    where = {**_describe(lqr, th, None), "quantity": key, "lab": np.asarray(got.get(key, g)).tolist(),
+                             "independent": np.asarray({"J": j, "gradient": g, "hessian": hs}.get(key, fd)).tolist()}
+    holds = all(worst[k] <= tol for k, tol in INDEPENDENT_TOL.items())
+    return Outcome(holds, worst, {k: f"≤ {t:g}" for k, t in INDEPENDENT_TOL.items()},
+                   "lab's J_H, ∇J_H (autodiff) and ∇²J_H against the NumPy recursion with a hand-derived tangent "
+                   f"gradient and central-difference Hessian; relative errors over {len(fd_instances(quick))} instances",
+                   counterexample=None if holds else where)
 
 
-def mc_finite_difference(quick: bool, h: float = 1e-2, seed: int = 33, fn=None) -> Outcome:
-    """GPOMDP's Monte Carlo mean against a central difference of the exact J (h = 1e-2: the
-    difference's O(h²) error is far below the Monte Carlo standard error)."""
+def mc_finite_difference(quick: bool, seed: int = 33, fn=None) -> Outcome:
+    """GPOMDP's Monte Carlo mean (control variates subtracted) against the independent tangent
+    gradient of the NumPy recursion."""
     lqr = L.make(**MC_CASE)
-    th = np.asarray(MC_THETA)
-    fd = np.array([(float(L.objective(jnp.asarray(th + h * e), lqr)) - float(L.objective(jnp.asarray(th - h * e), lqr)))
-                   / (2 * h) for e in np.eye(th.size)])
-    zc = C.lqr_check(lqr, MC_THETA, None, fn or "gpomdp", 100_000 if quick else 1_000_000, seed, expected=fd)
-    return _mc_outcome(zc, "GPOMDP mean vs central difference of J_H, h = 1e-2")
+    _, want, _, _ = _independent(lqr, MC_THETA)
+    n, pilot = MC_SAMPLES["gpomdp"][not quick], PILOT_SAMPLES[not quick]
+    mean, se, _ = controlled_mean(lqr, MC_THETA, fn or "gpomdp", n, pilot, seed, MC_V)
+    zc = stats.z_check("LQR gpomdp: MC mean (control variates) vs NumPy tangent gradient", mean, se, want)
+    return _mc_outcome(zc, f"H = 8, {n:,} trajectories, control variates as in lqr.gpomdp_unbiased")
 
 
-@claim("lqr.gradient_finite_difference", "docs/design.md §4.5",
-       "The exact LQR gradient (autodiff of the second-moment recursion) equals a central finite "
-       "difference of the exact J_H.")
+@claim("lqr.gradient_finite_difference", "docs/design.md §4.5 (second-moment recursion)",
+       "The lab's exact J_H, ∇J_H and ∇²J_H (autodiff of bandits.lqr's recursion) equal the second-moment "
+       "recursion written out independently in NumPy, its gradient by a hand-derived tangent recursion "
+       "(itself equal to central differences of that J) and its Hessian by central differences of that "
+       "gradient; GPOMDP's Monte Carlo mean equals that independent gradient.")
 def _():
     return [Check("exact", exact_finite_difference), Check("monte_carlo", mc_finite_difference)]
 
