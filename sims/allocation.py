@@ -15,7 +15,16 @@ are independent and J = (1/P) Σ_p J_p(θ_p), so
 
 and each term is a finite sum over the multisets of n_p outcomes (arm, reward) with multinomial
 weights (`sims.exact.multisets`), evaluated for all prompts of one count at once, float64.
-`objective_change` (from `sims.vas`) evaluates J(θ + δ) − J(θ) without cancellation.
+`objective_change` (from `sims.vas`) evaluates J(θ + δ) − J(θ) without cancellation. A sampler
+with replacement (MMR1's VAS) can give one prompt c groups of G; then the term is
+E[J_p(θ_p + η(G/N) Σ_{j≤c} ĝ_{p,j}) − J_p(θ_p)], exact over the c-fold convolution of one
+group's law (`repeated_group_gain`, `groups_improvement`). The released Knapsack RL trainer
+clamps GRPO's advantages at ±5 (`adv_clip`).
+
+Rules on the study ensembles (`rule_allocation`, `rank_rules`, `python -m sims.allocation`) see
+a history of h = 8 rollouts per prompt at the current policy: Knapsack RL reads it as its reward
+buffer, VAS scores it (OVS + TDS), VADE's posterior is Beta(1 + k, 1 + h − k), SEC bins its
+p̂ = k/h and runs its TD(0) update over it; the oracle knows the pass rates.
 
 Yardsticks: `best_allocation` searches every count vector with Σ n_p = N exhaustively;
 `oracle_allocation` runs the knapsack programme on the exact per-prompt gains (separable
