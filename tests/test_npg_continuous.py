@@ -111,3 +111,66 @@ def test_trajectory_oracles_h1_match_score_function_estimates():
     eg, ebv = P.score_function_estimates(lp, th, tr.actions[0], tr.rewards[0], v)
     np.testing.assert_allclose(g(key, th), eg, rtol=1e-13)
     np.testing.assert_allclose(h(key, th, v), ebv, rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper-setting MDP: logistic policy, bounded score and reward, γ < 1, H from the accuracy
+# ---------------------------------------------------------------------------------------------
+
+
+def mdp_value(theta, cfg=P.MDP, horizon=15):
+    """J_H of the two-state MDP by a plain-NumPy recursion, the expectations over the logistic
+    action by a 200 001-point trapezoid on [−40, 40] (independent of the lab's Gauss–Legendre)."""
+    x = np.linspace(-40, 40, 200_001)
+    dens = np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2
+    dens /= np.trapezoid(dens, x)
+    rbar, pbar = [], []
+    for s in range(2):
+        a = theta[s] + cfg["scale"] * x
+        rbar.append(np.trapezoid(cfg["weights"][s] * np.exp(-0.5 * (a - cfg["centres"][s]) ** 2) * dens, x))
+        pbar.append(np.trapezoid(dens / (1 + np.exp(-(cfg["slope"] * a - cfg["shift"]))), x))
+    rho, total = np.array(cfg["start"], float), 0.0
+    trans = np.array([[1 - pbar[0], pbar[0]], [1 - pbar[1], pbar[1]]])
+    for h in range(horizon):
+        total += cfg["gamma"] ** h * rho @ np.array(rbar)
+        rho = rho @ trans
+    return total
+
+
+def test_mdp_setting_horizon_score_and_value():
+    p = P.get("mdp-logistic")
+    # H = min{H: 0.5^H / 0.5 ≤ ε/10}: ε = 1e-3: 0.5^14 = 6.1e-5 > 5e-5 ≥ 0.5^15 = 3.05e-5;
+    # ε = 1e-2: 0.5^10 = 9.8e-4 > 5e-4 ≥ 0.5^11 = 4.9e-4
+    assert P.horizon_for(1e-3, 0.5) == 15 and P.horizon_for(1e-2, 0.5) == 11
+    assert "H = 15" in p.description and p.dim == 2
+    # score tanh(z/2)/b, bounded by 1/b; Fisher information 1/(3b²) (b = 1)
+    for a in (-30.0, -1.3, 0.0, 0.4, 25.0):
+        s = np.asarray(jax.grad(P.logistic_log_prob)(jnp.array([0.2, -0.7]), jnp.array([0.0, 1.0]),
+                                                     jnp.array([a])))
+        assert s[0] == 0.0 and s[1] == pytest.approx(math.tanh((a + 0.7) / 2), abs=1e-14)
+        assert abs(s[1]) <= 1.0
+    x = np.linspace(-40, 40, 200_001)
+    dens = np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2
+    assert np.trapezoid(np.tanh(x / 2) ** 2 * dens, x) == pytest.approx(1 / 3, abs=1e-9)
+    # J_H against the NumPy recursion; J* a maximum
+    for th in (p.theta0, np.array([1.0, -1.0]), np.array([2.5, 0.3])):
+        assert float(p.objective(jnp.asarray(th))) == pytest.approx(mdp_value(th), abs=1e-9)
+    star = np.array([float(v) for v in p.description.split("θ* = [")[1].split("]")[0].split(",")])
+    assert p.j_star == pytest.approx(mdp_value(star), abs=1e-6)
+    rng = np.random.default_rng(0)
+    assert all(mdp_value(star + rng.normal(0, 0.05, 2)) < p.j_star for _ in range(5))
+
+
+def test_mdp_oracles_unbiased_and_defect():
+    p = P.get("mdp-logistic")
+    th, v = jnp.asarray([0.3, -0.2]), jnp.asarray([1.0, -0.5])
+    target = np.concatenate([np.asarray(jax.grad(p.objective)(th)),
+                             np.asarray(jax.hessian(p.objective)(th)) @ np.asarray(v)])
+    mean, se = _mc(p, th, v, 40_000)
+    check = stats.z_check("mdp", mean, se, target)
+    assert check.passed, check.summary()
+    # planted defect: the oracles discount with γ = 0.6 where the objective has 0.5
+    other = P.mdp_problem(1e-3, gamma=0.6)
+    bad = npg.Problem("bad", p.theta0, p.objective, other.grad_sample, other.hvp_sample, p.j_star)
+    mean, se = _mc(bad, th, v, 20_000)
+    assert not stats.z_check("defect", mean, se, target).passed
