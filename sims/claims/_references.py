@@ -218,6 +218,7 @@ def copo_soft(rewards, answers, eps=1e-6, k=1.0, b=0.5):
 FEATURES = {"reinforce_pp_baseline": "lengths", "copo": "answers", "copo_soft": "answers"}
 
 REFERENCES = {
-    "grpo_batch_std": grpo_batch_std, "reinforce_pp_baseline": reinforce_pp_baseline, "gdpo": gdpo,
-    "bnpo_batch": bnpo_batch, "dgpo": dgpo, "copo": copo, "copo_soft": copo_soft,
+    "grpo_batch_std": grpo_batch_std, "reinforce_pp_baseline": reinforce_pp_baseline, "gpg": gpg,
+    "gpg_verl": gpg_verl, "gdpo": gdpo, "bnpo_batch": bnpo_batch, "dgpo": dgpo, "copo": copo,
+    "copo_soft": copo_soft,
 }
