@@ -7,7 +7,9 @@ the defective step is compiled afresh. The catching claim is `npg.trajectory_ide
 recomputes every step of a stochastic run from the recorded iterates and that step's oracle
 samples; the look-ahead and correction defects also break `npg.igt_transport` /
 `npg.harpg_correction` (d_t = ∇J(θ_t) on quadratics), which cannot see where q is drawn (the
-Hessian of a quadratic is constant), so the q defects are caught by the identities alone.
+Hessian of a quadratic is constant); every (N)-HARPG defect also breaks
+`npg.hessian_interpolation`, whose step check averages one step with exact oracles on the
+(non-quadratic) softmax J over the step's own draw of q, independently of how keys are split.
 """
 
 import dataclasses
@@ -61,16 +63,20 @@ DEFECTS = {
     "igt look-ahead on the wrong iterate": ("n-pg-igt", _igt_wrong_iterate,
                                             ("npg.trajectory_identities", "npg.igt_transport")),
     "n-harpg correction removed": ("n-harpg", _harpg(True, sign=0.0),
-                                   ("npg.trajectory_identities", "npg.harpg_correction")),
+                                   ("npg.trajectory_identities", "npg.harpg_correction",
+                                    "npg.hessian_interpolation")),
     "n-harpg correction sign-flipped": ("n-harpg", _harpg(True, sign=-1.0),
-                                        ("npg.trajectory_identities", "npg.harpg_correction")),
-    "n-harpg q fixed at 0": ("n-harpg", _harpg(True, q=0.0), ("npg.trajectory_identities",)),
-    "n-harpg q fixed at 1": ("n-harpg", _harpg(True, q=1.0), ("npg.trajectory_identities",)),
-    "harpg q fixed at 0": ("harpg", _harpg(False, q=0.0), ("npg.trajectory_identities",)),
+                                        ("npg.trajectory_identities", "npg.harpg_correction",
+                                    "npg.hessian_interpolation")),
+    "n-harpg q fixed at 0": ("n-harpg", _harpg(True, q=0.0), ("npg.trajectory_identities", "npg.hessian_interpolation")),
+    "n-harpg q fixed at 1": ("n-harpg", _harpg(True, q=1.0), ("npg.trajectory_identities", "npg.hessian_interpolation")),
+    "harpg q fixed at 0": ("harpg", _harpg(False, q=0.0), ("npg.trajectory_identities", "npg.hessian_interpolation")),
     "harpg correction removed": ("harpg", _harpg(False, sign=0.0),
-                                 ("npg.trajectory_identities", "npg.harpg_correction")),
+                                 ("npg.trajectory_identities", "npg.harpg_correction",
+                                    "npg.hessian_interpolation")),
 }
-CLAIMS = ("npg.trajectory_identities", "npg.igt_transport", "npg.harpg_correction")
+CLAIMS = ("npg.trajectory_identities", "npg.igt_transport", "npg.harpg_correction",
+          "npg.hessian_interpolation")
 
 
 def _run(ids):

@@ -308,6 +308,57 @@ def correction_mc(problem: npg.Problem, x, y, samples: int, seed: int, draw_q=un
 
 SOFTMAX_MEANS = np.array([0.8, 0.5, 0.2])
 CORRECTION_POINTS = (np.array([1.0, 0.0, -1.0]), np.array([-1.0, 0.5, 1.0]))
+STEP_STATE = (np.array([0.3, -0.2, 0.1]), 3)  # d_{t−1} and t of the one-step check
+
+
+@functools.lru_cache(maxsize=None)
+def exact_softmax_problem() -> npg.Problem:
+    """The softmax bandit of SOFTMAX_MEANS with exact oracles (∇J and ∇²J·v of
+    `bandits.softmax`, the key ignored): J is not quadratic, so ∇²J(θ̂)(θ_t − θ_{t−1}) depends
+    on where θ̂ lies on the segment."""
+    means = jnp.asarray(SOFTMAX_MEANS)
+    return npg.Problem("softmax-exact", np.zeros(3), lambda th: softmax.objective(th, means),
+                       lambda key, th: softmax.gradient(th, means),
+                       lambda key, th, v: softmax.hessian(th, means) @ v, float(SOFTMAX_MEANS.max()))
+
+
+def step_correction_mc(method: str, samples: int, seed: int, step=None):
+    """Mean ± se over `samples` keys of d_t from ONE step of the registered `method` (or `step`)
+    at the state θ_t, θ_{t−1} = CORRECTION_POINTS, d_{t−1}, t = STEP_STATE, with exact
+    oracles on the softmax J: the step's only randomness is its draw of q."""
+    step = step or npg.METHODS[method].step
+    prob = exact_softmax_problem()
+    x, y = (jnp.asarray(a) for a in CORRECTION_POINTS)
+    d_prev, t = STEP_STATE
+
+    @jax.jit
+    def draws(keys):
+        return jax.vmap(lambda k: step(prob, 0.1, npg.State(x, y, jnp.asarray(d_prev),
+                                                             jnp.asarray(t, jnp.int32), k)).d)(keys)
+
+    v = np.asarray(draws(jax.random.split(jax.random.key(seed), samples)))
+    return v.mean(0), v.std(0, ddof=1) / np.sqrt(samples)
+
+
+def check_step_correction_mc(quick: bool, methods=("harpg", "n-harpg")) -> stats.ZCheck:
+    """E_q[d_t] of one (N)-HARPG step with exact oracles on the softmax J equals
+    (1−η_t)(d_{t−1} + ∇J(θ_t) − ∇J(θ_{t−1})) + η_t∇J(θ_t), η_t = 2/(t+2) (the interpolation
+    identity ∫_0^1 ∇²J(qθ_t + (1−q)θ_{t−1})dq (θ_t − θ_{t−1}) = ∇J(θ_t) − ∇J(θ_{t−1}) through
+    the algorithm's own draw of q); Holm z-tests over methods and coordinates."""
+    x, y = CORRECTION_POINTS
+    d_prev, t = STEP_STATE
+    eta = 2.0 / (t + 2)
+    gx = np.asarray(softmax.gradient(x, SOFTMAX_MEANS))
+    gy = np.asarray(softmax.gradient(y, SOFTMAX_MEANS))
+    target = (1 - eta) * (d_prev + gx - gy) + eta * gx
+    means, ses = [], []
+    for i, m in enumerate(methods):
+        mean, se = step_correction_mc(m, 20_000 if quick else 200_000, 17 + i)
+        means.append(mean)
+        ses.append(se)
+    return stats.z_check(f"E_q[d_t] of one {'/'.join(methods)} step vs the interpolation identity",
+                         np.concatenate(means), np.concatenate(ses),
+                         np.tile(target, len(methods)))
 
 
 def check_correction_mc(quick: bool, draw_q=uniform_q, problem=None) -> stats.ZCheck:
@@ -605,7 +656,9 @@ def _identities():
                  "E[B(τ̂, θ̂)(θ_t − θ_{t−1})] = ∇J(θ_t) − ∇J(θ_{t−1})",
        conditions="J twice continuously differentiable (symbolic: general polynomials; exact: "
                   "random polynomials and softmax bandits; Monte Carlo: a 3-armed Bernoulli "
-                  "softmax bandit with the score-function Hessian estimator)")
+                  "softmax bandit with the score-function Hessian estimator, and one step of "
+                  "HARPG and N-HARPG with exact oracles on its J, averaged over the step's own "
+                  "draw of q, 20 000 keys each (200 000 in full mode))")
 def _interpolation():
     return [
         Check("symbolic", lambda quick: symbolic_zero(
@@ -614,6 +667,7 @@ def _interpolation():
             "∫_0^1 ∇²J(qx + (1−q)y) dq (x − y) − (∇J(x) − ∇J(y)), general polynomial J")),
         Check("exact", lambda quick: check_interpolation_exact(quick)),
         Check("monte_carlo", lambda quick: _z_outcome(check_correction_mc(quick))),
+        Check("monte_carlo", lambda quick: _z_outcome(check_step_correction_mc(quick))),
     ]
 
 
