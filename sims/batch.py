@@ -22,7 +22,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import betaln, xlogy
 from scipy.special import gammaln
 
 from bandits.errors import InputError
@@ -133,8 +132,7 @@ def bnpo_batch(rewards, weights, max_weight=1e6):
     del weights
     alpha, beta, ok = bnpo_moments(rewards)
     p = jnp.clip(jnp.mean(rewards, axis=-1, keepdims=True), 0.0, 1.0)
-    log_f = xlogy(alpha - 1.0, p) + xlogy(beta - 1.0, 1.0 - p) - betaln(alpha, beta)
-    inv_f = jnp.minimum(jnp.exp(-log_f), max_weight)
+    inv_f = jnp.minimum(jnp.exp(-E.log_beta_pdf(p, alpha, beta)), max_weight)
     return jnp.where(ok, inv_f * _centre(rewards), 0.0)
 
 

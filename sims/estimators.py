@@ -21,7 +21,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import betaln, xlogy
+from jax.scipy.special import gammaln, xlogy
 
 from bandits import softmax
 from bandits.errors import InputError
@@ -150,20 +150,60 @@ def grpo_passk(rewards, weights, eps=1e-6):
     return jnp.where(is_top & unique & (std > 0), gap / jnp.where(std > 0, std, 1.0), 0.0)
 
 
+_STIRLING_SMALL = 10.0  # below it log B is a difference of log-gammas of arguments < 20
+_HALF_LOG_2PI = 0.9189385332046727
+
+
+def _stirling_remainder(x):
+    """Δ(x) = log Γ(x) − [(x − ½) log x − x + ½ log 2π] by its asymptotic series, float64-exact
+    (first omitted term below 1e-16) for x ≥ 10."""
+    r = 1.0 / (x * x)
+    series = (1 / 12 + r * (-1 / 360 + r * (1 / 1260 + r * (-1 / 1680 + r * (1 / 1188 + r * (
+        -691 / 360360 + r / 156))))))
+    return series / x
+
+
+def log_beta(a, b):
+    """log B(a, b) for a, b ≥ 1 in float64, accurate to ~1e-14 relative in B wherever |log B| is
+    moderate (`jax.scipy.special.betaln` loses about 1e-6 relative for a or b ≳ 8):
+
+        max(a, b) < 10:      log Γ(a) + log Γ(b) − log Γ(a + b);
+        a < 10 ≤ b (a ≤ b):  log Γ(a) − (b − ½) log1p(a/b) − a log(a + b) + a + Δ(b) − Δ(a + b);
+        both ≥ 10:           ½ log 2π − a log1p(b/a) − b log1p(a/b) + ½ log((a + b)/(ab))
+                             + Δ(a) + Δ(b) − Δ(a + b),
+
+    Δ the Stirling remainder: the large log-gammas never cancel each other in floating point."""
+    a, b = jnp.minimum(a, b), jnp.maximum(a, b)
+    safe_b = jnp.maximum(b, _STIRLING_SMALL)  # keeps the unused branches finite
+    safe_a = jnp.maximum(a, _STIRLING_SMALL)
+    direct = gammaln(a) + gammaln(b) - gammaln(a + b)
+    one_large = (gammaln(a) - (safe_b - 0.5) * jnp.log1p(a / safe_b) - a * jnp.log(a + safe_b) + a
+                 + _stirling_remainder(safe_b) - _stirling_remainder(a + safe_b))
+    both_large = (_HALF_LOG_2PI - safe_a * jnp.log1p(safe_b / safe_a) - safe_b * jnp.log1p(safe_a / safe_b)
+                  + 0.5 * jnp.log((safe_a + safe_b) / (safe_a * safe_b)) + _stirling_remainder(safe_a)
+                  + _stirling_remainder(safe_b) - _stirling_remainder(safe_a + safe_b))
+    return jnp.where(b < _STIRLING_SMALL, direct, jnp.where(a < _STIRLING_SMALL, one_large, both_large))
+
+
+def log_beta_pdf(p, alpha, beta):
+    """log f(p; α, β) = (α − 1) log p + (β − 1) log(1 − p) − log B(α, β), 0·log 0 = 0 (`log_beta`)."""
+    return xlogy(alpha - 1.0, p) + xlogy(beta - 1.0, 1.0 - p) - log_beta(alpha, beta)
+
+
 def bnpo(rewards, weights, alpha=1.5, beta=1.5, max_weight=1e6):
     """BNPO at fixed Beta parameters (Xiao et al. 2025, arXiv 2506.02864; code changyi7231/BNPO):
 
         A_i = (R_i − p̂) / f(p̂; α, β),   p̂ = mean(R),  f the Beta(α, β) density,
 
-    with 1/f clamped to [0, max_weight] as in the official code. Rewards are pass/fail in [0, 1]
+    with 1/f clamped to [0, max_weight] as in the official code; f in log space by `log_beta_pdf`
+    (float64-accurate for large α, β). Rewards are pass/fail in [0, 1]
     (p̂ is clipped to [0, 1] for the density). α = β = 1 is the group mean (Dr. GRPO); α = β = 3/2
     is (π/8)·(R_i − p̂)/std(R, ddof=0). α < 1 or β < 1 is rejected (the density is unbounded).
     """
     del weights
     centred = _shifted_centre(rewards)
     p = jnp.clip(jnp.mean(rewards, axis=-1, keepdims=True), 0.0, 1.0)
-    log_f = xlogy(alpha - 1.0, p) + xlogy(beta - 1.0, 1.0 - p) - betaln(alpha, beta)
-    inv_f = jnp.minimum(jnp.exp(-log_f), max_weight)
+    inv_f = jnp.minimum(jnp.exp(-log_beta_pdf(p, alpha, beta)), max_weight)
     return centred * inv_f
 
 

@@ -3,8 +3,10 @@ rows with planted defects, batch estimators, and the generated docs/estimators.m
 
 import itertools
 import math
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -313,3 +315,87 @@ def test_gpg_paper_and_verl_forms_against_hand_values_and_planted_defects():
     assert batch.get("gpg").peers == () and batch.get("gpg_verl").peers == ("verl gpg",)
     none_valid = jnp.asarray([[1.0, 1.0], [0.0, 0.0]])
     assert np.all(np.asarray(batch.gpg(none_valid, jnp.ones((2, 2)))) == 0.0)
+
+
+def _log_exact_beta(a: int, b: int) -> Decimal:
+    """log B(a, b) = log((a − 1)!(b − 1)!/(a + b − 1)!) from exact integers, to 60 digits."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return (Decimal(math.factorial(a - 1) * math.factorial(b - 1)).ln()
+                - Decimal(math.factorial(a + b - 1)).ln())
+
+
+def _beta_rel_error(log_b, a: int, b: int) -> float:
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return abs(float((Decimal(float(log_b)) - _log_exact_beta(a, b)).exp() - 1))
+
+
+INTEGER_AB = [(a, b) for a in (1, 2, 3, 5, 8, 9, 10, 11, 16, 30, 64, 200, 1000) for b in (1, 2, 7, 8, 13, 50, 400)]
+
+
+def test_log_beta_against_exact_factorials_and_mpmath():
+    a, b = (np.array(x, dtype=float) for x in zip(*INTEGER_AB))
+    got = np.asarray(E.log_beta(jnp.asarray(a), jnp.asarray(b)))
+    worst = max(_beta_rel_error(g, int(x), int(y)) for g, x, y in zip(got, a, b))
+    assert worst < 1e-12, worst
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    grid = [1.0, 1.25, 1.5, 4.7, 7.5, 9.99, 10.0, 10.5, 19.5, 33.3, 123.4, 999.0]
+    aa, bb = np.meshgrid(grid, grid)
+    got = np.asarray(E.log_beta(jnp.asarray(aa.ravel()), jnp.asarray(bb.ravel())))
+    worst = max(abs(float(mpmath.expm1(mpmath.mpf(float(g)) - mpmath.log(mpmath.beta(x, y)))))
+                for g, x, y in zip(got, aa.ravel(), bb.ravel()))
+    assert worst < 1e-12, worst
+
+
+def _bnpo_exact(r, a: int, b: int):
+    """A = (R − p̂)/f(p̂; a, b) in exact fractions: f(p) = p^(a−1)(1 − p)^(b−1)/B(a, b),
+    B(a, b) = (a − 1)!(b − 1)!/(a + b − 1)!."""
+    p = Fraction(int(sum(r)), len(r))
+    beta_ab = Fraction(math.factorial(a - 1) * math.factorial(b - 1), math.factorial(a + b - 1))
+    inv_f = beta_ab / (p ** (a - 1) * (1 - p) ** (b - 1))
+    return np.array([float((Fraction(int(x)) - p) * inv_f) for x in r])
+
+
+BNPO_R = np.array([1.0, 1, 1, 0, 0, 0, 0, 0])  # p̂ = 3/8
+
+
+def _bnpo_pin_error(log_beta_fn, a=2, b=8) -> float:
+    """Worst relative error of BNPO's A at (α, β) = (a, b) on BNPO_R against `_bnpo_exact`, with the
+    density's normaliser from `log_beta_fn`."""
+    pm = jnp.asarray(3 / 8)
+    log_f = (jax.scipy.special.xlogy(a - 1.0, pm) + jax.scipy.special.xlogy(b - 1.0, 1 - pm)
+             - log_beta_fn(jnp.asarray(float(a)), jnp.asarray(float(b))))
+    got = (BNPO_R - 3 / 8) * np.exp(-float(log_f))
+    return float(np.max(np.abs(got / _bnpo_exact(BNPO_R, a, b) - 1)))
+
+
+def test_bnpo_weight_pinned_to_exact_fractions_and_the_old_betaln_fails():
+    for a, b in ((2, 8), (8, 2), (9, 9), (12, 30), (1, 64)):
+        assert _bnpo_pin_error(E.log_beta, a, b) < 1e-12, (a, b)
+        np.testing.assert_allclose(adv("bnpo", BNPO_R, np.ones(8), alpha=float(a), beta=float(b), max_weight=1e30),
+                                   _bnpo_exact(BNPO_R, a, b), rtol=1e-12, atol=0)
+    # planted defect: jax.scipy.special.betaln, which loses ~1e-6 relative at (α, β) = (2, 8)
+    assert _bnpo_pin_error(jax.scipy.special.betaln, 2, 8) > 1e-9
+
+
+def test_bnpo_batch_with_large_moment_parameters_against_mpmath(monkeypatch):
+    """p̂ = (1/2, 1/2, 1/2, 5/8): the method of moments gives α ≈ 12.1, β ≈ 10.8, where the old
+    betaln lost ~3e-7; the weights against a 40-digit mpmath reference of the official formula."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    r = np.array([[1.0, 1, 1, 1, 0, 0, 0, 0]] * 3 + [[1.0, 1, 1, 1, 1, 0, 0, 0]])
+    ps = [mpmath.mpf(int(x.sum())) / 8 for x in r]
+    m = sum(ps) / 4
+    v = sum((x - m) ** 2 for x in ps) / 3
+    c = m * (1 - m) / v - 1
+    a, b = max(1, 1 + c * m / 3), max(1, 1 + c * (1 - m) / 3)
+    assert a > 8 and b > 8
+    want = [[float((x - p) * mpmath.beta(a, b) / (p ** (a - 1) * (1 - p) ** (b - 1))) for x in row]
+            for row, p in zip(r, ps)]
+    got = np.asarray(batch.bnpo_batch(jnp.asarray(r), jnp.ones_like(jnp.asarray(r))))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    monkeypatch.setattr(E, "log_beta", jax.scipy.special.betaln)  # planted defect: the old normaliser
+    old = np.asarray(batch.bnpo_batch(jnp.asarray(r), jnp.ones_like(jnp.asarray(r))))
+    assert np.max(np.abs(old / np.asarray(want) - 1)) > 1e-9
