@@ -234,36 +234,46 @@ def dgae(rewards, weights, eps=1e-4):
 
 
 def _labels(rewards):
-    y = (rewards > 0.5).astype(rewards.dtype)
-    return y, jnp.sum(y, axis=-1, keepdims=True)
+    """REAL's labels as released (`compute_policy_loss_real`): positives R == 1, negatives R == 0,
+    with their counts. A member with any other reward is in neither set: it gets no gradient and
+    does not count in k₊ or k₋ (the release applies the labels to raw rewards; non-binary rewards
+    are outside its design, and the lab follows the code rather than inventing a threshold)."""
+    pos = (rewards == 1.0).astype(rewards.dtype)
+    neg = (rewards == 0.0).astype(rewards.dtype)
+    return pos, neg, jnp.sum(pos, axis=-1, keepdims=True), jnp.sum(neg, axis=-1, keepdims=True)
 
 
 def real(rewards, weights, tau=0.5):
     """REAL's on-policy effective advantage (Rewards as Labels, arXiv 2602.05630; Red-RL/REAL),
     reconstructed from its loss L = log(1 + Σ_neg e^{s/τ}) + log(1 + Σ_pos e^{−s/τ}) at s = 0:
 
-        A_i = (G/τ)·[y_i/(1 + k) − (1 − y_i)/(1 + G − k)],   y_i = 1[R_i > 1/2],  k = Σ y,
+        A_i = (G/τ)·[y⁺_i/(1 + k₊) − y⁻_i/(1 + k₋)],   y⁺ = 1[R = 1], y⁻ = 1[R = 0],
 
-    on mixed groups (0 < k < G), 0 otherwise. Not zero-sum over the group.
+    k₊, k₋ the counts, on groups with both (k₊ > 0 < k₋), 0 otherwise. A reward other than 0 and 1
+    labels its member neither way (advantage 0, as in the release). Not zero-sum over the group.
     """
     del weights
     g = rewards.shape[-1]
-    y, k = _labels(rewards)
-    a = (g / tau) * (y / (1.0 + k) - (1.0 - y) / (1.0 + g - k))
-    return jnp.where((k > 0) & (k < g), a, 0.0)
+    pos, neg, kp, kn = _labels(rewards)
+    a = (g / tau) * (pos / (1.0 + kp) - neg / (1.0 + kn))
+    return jnp.where((kp > 0) & (kn > 0), a, 0.0)
 
 
 def real_product(rewards, weights, tau=0.5):
-    """REAL's product-style (circle-loss) variant, on-policy effective advantage, reconstructed:
+    """REAL's product-style (circle-loss) variant, L = softplus(LSE_neg(s/τ) + LSE_pos(−s/τ)),
+    on-policy effective advantage, reconstructed:
 
-        A_i = (G/τ)·[y_i (G − k) − (1 − y_i) k] / (1 + k(G − k)),   y_i = 1[R_i > 1/2].
+        A_i = (G/τ)·[y⁺_i k₋ − y⁻_i k₊] / (1 + k₊k₋),   labels as in `real`.
 
-    Zero-sum over the group; 0 on all-pass and all-fail groups.
+    Zero-sum over the labelled members; 0 on groups without both labels. (The release's
+    `compute_policy_loss_real_product_style` names its negative log-sum-exp `lse_1neg` and then
+    reads `lse_neg`, so as published it does not run; this is the formula its comment states.)
     """
     del weights
     g = rewards.shape[-1]
-    y, k = _labels(rewards)
-    return (g / tau) * (y * (g - k) - (1.0 - y) * k) / (1.0 + k * (g - k))
+    pos, neg, kp, kn = _labels(rewards)
+    a = (g / tau) * (pos * kn - neg * kp) / (1.0 + kp * kn)
+    return jnp.where((kp > 0) & (kn > 0), a, 0.0)
 
 
 def adora(rewards, weights, lam=0.1, eps=1e-6):
@@ -425,11 +435,12 @@ REGISTRY: dict[str, Estimator] = {
         Estimator("dgae", dgae, 2, {"eps": 1e-4}, False, "G(R_i − mean R)/(Σ_j|R_j − mean R| + eps)",
                   uses_weights=False, source="DGPO / MathForge (arXiv 2601.20614)", declared=BINARY_DIRECTION, provenance="code",
                   param_help=(("eps", "added to Σ_j|R_j − mean R|"),)),
-        Estimator("real", real, 2, {"tau": 0.5}, False, "(G/τ)[y_i/(1+k) − (1−y_i)/(1+G−k)] (mixed groups)",
-                  uses_weights=False, source="REAL (Rewards as Labels, arXiv 2602.05630)", declared=BINARY_DIRECTION,
+        Estimator("real", real, 2, {"tau": 0.5}, False, "(G/τ)[y⁺_i/(1+k₊) − y⁻_i/(1+k₋)], y⁺ = 1[R=1], y⁻ = 1[R=0]",
+                  uses_weights=False, source="REAL (Rewards as Labels, arXiv 2602.05630); Red-RL/REAL loss, τ=0.5",
+                  declared=BINARY_DIRECTION,
                   provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
         Estimator("real_product", real_product, 2, {"tau": 0.5}, False,
-                  "(G/τ)[y_i(G−k) − (1−y_i)k]/(1 + k(G−k))",
+                  "(G/τ)[y⁺_i k₋ − y⁻_i k₊]/(1 + k₊k₋)",
                   uses_weights=False, source="REAL, product-style variant (arXiv 2602.05630)", declared=BINARY_DIRECTION,
                   provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
         Estimator("adora", adora, 2, {"lam": 0.1, "eps": 1e-6}, False,

@@ -21,7 +21,8 @@ from sims import estimators as E
 from sims.claims import atlas as C
 
 groups = st.integers(2, 7).flatmap(
-    lambda g: st.tuples(st.lists(st.sampled_from([0.0, 1.0, 0.35, 0.5]) | st.floats(0, 1), min_size=g, max_size=g),
+    lambda g: st.tuples(st.lists(st.sampled_from([0.0, 1.0, 0.35, 0.5]) | st.floats(0, 1, allow_subnormal=False),
+                                 min_size=g, max_size=g),
                         st.lists(st.floats(0.1, 3.0), min_size=g, max_size=g)))
 
 
@@ -46,11 +47,11 @@ def test_new_formulas_match_plain_references(rw):
                                (r - m) * 1e6, atol=1e-9, rtol=1e-9)
     mad = np.abs(r - m).sum()
     np.testing.assert_allclose(adv("dgae", r, w), g * (r - m) / (mad + 1e-4), atol=1e-9)
-    y = (r > 0.5).astype(float)
-    k = y.sum()
-    real = (g / 0.5) * (y / (1 + k) - (1 - y) / (1 + g - k)) if 0 < k < g else np.zeros(g)
+    yp, yn = (r == 1).astype(float), (r == 0).astype(float)  # the release's labels
+    kp, kn = yp.sum(), yn.sum()
+    real = (g / 0.5) * (yp / (1 + kp) - yn / (1 + kn)) if kp > 0 and kn > 0 else np.zeros(g)
     np.testing.assert_allclose(adv("real", r, w), real, atol=1e-12)
-    prod = (g / 0.5) * (y * (g - k) - (1 - y) * k) / (1 + k * (g - k))
+    prod = (g / 0.5) * (yp * kn - yn * kp) / (1 + kp * kn) if kp > 0 and kn > 0 else np.zeros(g)
     np.testing.assert_allclose(adv("real_product", r, w), prod, atol=1e-12)
     pos, neg = r > 0.5, r <= 0.5
     length_adv = (not neg.any()) or (pos.any() and w[pos].max() > w[neg].mean())
@@ -71,6 +72,32 @@ def test_real_effective_advantage_is_the_gradient_of_its_loss():
     h = 1e-6
     grad = np.array([(loss(h * np.eye(8)[i]) - loss(-h * np.eye(8)[i])) / (2 * h) for i in range(8)])
     np.testing.assert_allclose(adv("real", y, np.ones(8)), -8 * grad, atol=1e-7)
+
+
+def _real_losses(s, r, tau=0.5):
+    """The released losses at scores s: positives R == 1, negatives R == 0, others in neither sum."""
+    pos, neg = r == 1, r == 0
+    lse_n, lse_p = np.log(np.sum(np.exp(s[neg] / tau))), np.log(np.sum(np.exp(-s[pos] / tau)))
+    return (np.log1p(np.exp(lse_n)) + np.log1p(np.exp(lse_p)), np.log1p(np.exp(lse_n + lse_p)))
+
+
+def test_real_labels_follow_the_released_code_on_non_binary_rewards():
+    """A member with R ∉ {0, 1} is in neither label set: its advantage is 0 and it is not counted.
+    Finite differences of both released losses at s = 0, with such members in the group."""
+    r = np.array([1.0, 0, 0.35, 1, 0, 0, 0.5, 1])
+    h = 1e-6
+    for k, name in enumerate(("real", "real_product")):
+        grad = np.array([(_real_losses(h * np.eye(8)[i], r)[k] - _real_losses(-h * np.eye(8)[i], r)[k]) / (2 * h)
+                         for i in range(8)])
+        np.testing.assert_allclose(adv(name, r, np.ones(8)), -8 * grad, atol=1e-7)
+    # hand value: (1, 0, 1/2, 1, 0), τ = 1/2: k₊ = k₋ = 2, A = ±(5/0.5)/3, the 1/2 member 0
+    got = adv("real", [1.0, 0, 0.5, 1, 0], np.ones(5))
+    np.testing.assert_allclose(got, [10 / 3, -10 / 3, 0, 10 / 3, -10 / 3], rtol=1e-15)
+    # planted defect: labels by R > 1/2 (the lab's earlier rule) count 1/2 as a negative
+    y = np.array([1.0, 0, 0.5, 1, 0]) > 0.5
+    threshold = (5 / 0.5) * (y / (1 + y.sum()) - (~y) / (1 + (~y).sum()))
+    assert not np.allclose(threshold, got, rtol=1e-12)
+    assert np.all(adv("real", [1.0, 1.0, 0.35], np.ones(3)) == 0)  # no negative: not a valid group
 
 
 def test_rational_reference_for_dgae_and_bnpo():
