@@ -133,8 +133,9 @@ def opo(rewards, weights, eps=0.0):
 
 
 def grpo_passk(rewards, weights, eps=1e-6):
-    """Pass@k advantage (Chen et al. 2025, arXiv 2503.19595; verl `grpo_passk`): only the best
-    member gets a signal,
+    """Pass@k advantage (Tang, Zheng, Synnaeve and Munos, "Optimizing Language Models for Inference
+    Time Objectives using Reinforcement Learning", ICML 2025, arXiv 2503.19595, the paper verl's
+    `grpo_passk` cites): only the best member gets a signal,
 
         A_i = 1[R_i is the unique maximum] · (R_max − R_second) / (std(R, ddof=1) + eps),
 
@@ -423,7 +424,7 @@ REGISTRY: dict[str, Estimator] = {
                   param_help=(("eps", "added to Σ_j w_j"),)),
         Estimator("grpo_passk", grpo_passk, 2, {"eps": 1e-6}, False,
                   "best member only: (R_max − R_2nd)/(std R + eps)",
-                  uses_weights=False, source="Chen et al. 2025 (Pass@k training, arXiv 2503.19595)", declared=BINARY_DIRECTION,
+                  uses_weights=False, source="Tang, Zheng, Synnaeve, Munos 2025 (ICML; arXiv 2503.19595)", declared=BINARY_DIRECTION,
                   provenance="code", peers=("verl grpo_passk",), tested_peers="verl grpo_passk",
                   param_help=(("eps", "added to the ddof=1 std"),)),
         Estimator("bnpo", bnpo, 2, {"alpha": 1.5, "beta": 1.5, "max_weight": 1e6}, False,

@@ -130,6 +130,9 @@ def test_eps_zero_is_defined_on_all_equal_groups(name):
 def test_every_estimator_declares_a_known_property_and_source():
     for e in E.REGISTRY.values():
         assert e.property in E.PROPERTIES and e.source and e.provenance in ("paper", "code", "reconstructed")
+    # the pass@k advantage is Tang, Zheng, Synnaeve and Munos's (arXiv 2503.19595, cited by verl)
+    assert E.get("grpo_passk").source.startswith("Tang, Zheng, Synnaeve, Munos") and "2503.19595" in \
+        E.get("grpo_passk").source
 
 
 @pytest.mark.parametrize("name", ["rloo", "grpo", "opo", "adora", "copo_local", "optimal_baseline_loo_coord"])
