@@ -58,8 +58,10 @@ def draw(data: dict):
             bottom.fill_between(x[keep], np.asarray([np.nan if v is None else v for v in curve["lo"]])[keep],
                                 np.asarray([np.nan if v is None else v for v in curve["hi"]])[keep],
                                 color=color, alpha=0.2, lw=0)
+        claimed = data.get("claimed")
+        tag = "" if claimed is None else (" (claimed)" if name in claimed else " (not claimed)")
         top.set(xscale="log", yscale="log", xlabel="ε", ylabel="trajectories to J* − J ≤ ε (median)",
-                title=name)
+                title=name + tag)
         top.invert_xaxis()
         top.xaxis.set_minor_formatter(NullFormatter())
         top.legend(fontsize=6.5, loc="upper left")
