@@ -106,6 +106,8 @@ def shape_word(c: np.ndarray, ps: np.ndarray) -> str:
 
 DOC_PS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 DOC_GROUP = 8
+BATCH_ENSEMBLE = (0.2, 0.5, 0.7)  # the ledger's prompt ensemble (sims/claims/atlas.py)
+TIE_SHIFT = 1e-12  # p = ½ + this breaks the two arms' |s|² tie
 TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg_verl", "gdpo")
 
 
@@ -131,9 +133,17 @@ def render_markdown() -> str:
         "two-armed pass/fail bandit (`sims.atlas.scale_curve`); for estimators that read the weights "
         "(|s|², lengths) it is that bandit's value only.",
         "",
+        "**Stand-ins.** Entries that read a per-token feature of a sequence (response length, token "
+        "entropy, the final answer) receive |s(a)|² in its place on bandits (column *bandit stand-in*). "
+        "Their property, c(p, G) and shape are marked *given the stand-in*: they describe the "
+        "substitute, not the method, and a sequence testbed with real lengths and entropies is needed "
+        "to judge the method. On the two-armed bandit both arms' |s|² tie at p = ½ "
+        "(2(1 − p)² = 2p²), so such an entry's c can jump there; the column gives c(p, "
+        f"{DOC_GROUP}) at p = ½ and ½ ± {TIE_SHIFT:g}.",
+        "",
         f"| name | A_i | source | provenance | property | c(p, {DOC_GROUP}) at p = "
-        + ", ".join(f"{p:g}" for p in DOC_PS) + " | shape | peers (tested to 1e-9) |",
-        "|---|---|---|---|---|---|---|---|",
+        + ", ".join(f"{p:g}" for p in DOC_PS) + " | shape | bandit stand-in | peers (tested to 1e-9) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in estimators.REGISTRY.items():
         if e.per_coordinate:
@@ -141,25 +151,41 @@ def render_markdown() -> str:
         else:
             c = scale_curve(name, DOC_PS, DOC_GROUP)
             cs, shape = ", ".join(_fmt(x) for x in c), shape_word(c, DOC_PS)
+        prop, stand_in = e.property, "—"
+        if e.feature_substitute:
+            tie = scale_curve(name, [0.5 - TIE_SHIFT, 0.5, 0.5 + TIE_SHIFT], DOC_GROUP)
+            prop, cs, shape = prop + ", given the stand-in", cs + " (given the stand-in)", shape + ", given the stand-in"
+            stand_in = (f"{e.feature_substitute}; c at p = ½ − {TIE_SHIFT:g}, ½, ½ + {TIE_SHIFT:g}: "
+                        + ", ".join(_fmt(x) for x in tie)).replace("|", "∣")
         peers = ("; ".join(e.peers) or "—").replace("|", "∣")
         tested = e.tested_peers
         lines.append(f"| `{name}` | {e.summary.replace('|', '∣')} | {e.source or '—'} | {e.provenance} | "
-                     f"{e.property} | {cs} | {shape} | {peers}{' (yes: ' + tested + ')' if tested else ' (no)'} |")
+                     f"{prop} | {cs} | {shape} | {stand_in} | "
+                     f"{peers}{' (yes: ' + tested + ')' if tested else ' (no)'} |")
+    ens = ", ".join(f"{p:g}" for p in BATCH_ENSEMBLE)
     lines += [
         "",
         "## Batch estimators",
         "",
         "`batch_advantages(rewards (P, G), weights (P, G), **params) -> (P, G)`: statistics across the "
         "prompts of a batch. c is per prompt and depends on the other prompts' pass rates; "
-        "`sims.batch.exact_ensemble` computes it exactly by enumeration.",
+        "`sims.batch.exact_ensemble` computes it exactly by enumeration. The column c_x gives each "
+        f"prompt's scale on the ensemble of two-armed pass/fail prompts p = ({ens}) at G = {DOC_GROUP} "
+        "(weights |s(a)|², the stand-in where the method reads a per-token feature).",
         "",
-        "| name | formula | source | property | reads weights | peers (tested to 1e-9) |",
-        "|---|---|---|---|---|---|",
+        f"| name | formula | source | property | c_x at p = ({ens}), G = {DOC_GROUP} | reads weights "
+        "| bandit stand-in | peers (tested to 1e-9) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, b in batch.REGISTRY.items():
         tested = " (yes)" if name in TESTED_BATCH_PEERS else " (no)"
-        lines.append(f"| `{name}` | {b.summary.replace('|', '∣')} | {b.source} | {b.property} | "
-                     f"{'yes' if b.uses_weights else 'no'} | {'; '.join(b.peers) or '—'}{tested} |")
+        cx = ", ".join(_fmt(x) for x in batch.exact_ensemble(name, BATCH_ENSEMBLE, DOC_GROUP)["c"])
+        prop, stand_in = b.property, "—"
+        if b.feature_substitute:
+            prop, cx, stand_in = prop + ", given the stand-in", cx + " (given the stand-in)", b.feature_substitute
+        lines.append(f"| `{name}` | {b.summary.replace('|', '∣')} | {b.source} | {prop} | {cx} | "
+                     f"{'yes' if b.uses_weights else 'no'} | {stand_in.replace('|', '∣')} | "
+                     f"{'; '.join(b.peers) or '—'}{tested} |")
     lines += [
         "",
         "## Conventions that differ between the lab and its peers",

@@ -217,6 +217,7 @@ class BatchEstimator:
     property: str
     peers: tuple = ()
     uses_weights: bool = False
+    feature_substitute: str = ""  # as `estimators.Estimator.feature_substitute`
 
 
 PER_PROMPT = "per-prompt direction (binary rewards), prompts reweighted by the batch"
@@ -227,7 +228,7 @@ REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
     BatchEstimator("reinforce_pp_baseline", reinforce_pp_baseline, {"eps": 1e-8, "token_weighted": 1.0},
                    "whiten_tokens(R − mean_group R)", "Hu 2025 (REINFORCE++, arXiv 2501.03262)",
                    E.BIASED + " (token weights); " + PER_PROMPT + " with equal lengths",
-                   ("verl reinforce_plus_plus_baseline",), True),
+                   ("verl reinforce_plus_plus_baseline",), True, "|s(a)|² for response length"),
     BatchEstimator("gpg", gpg, {"f_norm": 1.0}, "(P/N_v)·(R − mean_group R)/f_norm",
                    "Chu et al. 2025 (GPG, arXiv 2504.02546); AMAP-ML/GPG adjust_gd", PER_PROMPT, ()),
     BatchEstimator("gpg_verl", gpg_verl, {"f_norm": 1.0}, "(PG/#nonzero R)·(R − mean_group R)/f_norm",
@@ -242,11 +243,11 @@ REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
     BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 5.0, "b": 1.0},
                    "w·A_GRPO + (1 − w)·z_batch(p̂), w = σ(5(H − 1))·1[R ≠ 0]",
                    "COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
-                   E.BIASED, (), True),
+                   E.BIASED, (), True, "|s(a)|² for the final answer (equal values = same answer)"),
     BatchEstimator("copo_soft", copo_soft, {"eps": 1e-6, "k_b": 1.0, "b": 0.5},
                    "w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH)), w = σ(k_b(H − b))",
                    "COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, reward_coef_flg, k=1, b=0.5",
-                   E.BIASED, (), True),
+                   E.BIASED, (), True, "|s(a)|² for the final answer (equal values = same answer)"),
 ]}
 
 

@@ -373,6 +373,10 @@ class Estimator:
     # exact for any function (weights enter through arm classes), so an undeclared user function
     # is never summed over the wrong law.
     uses_weights: bool = True
+    # The per-sample feature the method reads on sequences (response length, token entropy, final
+    # answer) and what stands in for it on bandits ("|s(a)|² for response length"): the atlas
+    # verdict and c(p, G) of such an entry describe the stand-in, not the method.
+    feature_substitute: str = ""
 
     @property
     def property(self) -> str:
@@ -420,7 +424,7 @@ REGISTRY: dict[str, Estimator] = {
         Estimator("opo", opo, 2, {"eps": 0.0}, False, "R_i − Σ_j w_j R_j/(Σ_j w_j + eps)  (w = length)",
                   source="Hao et al. 2025 (OPO, arXiv 2505.23585)", declared=BIASED, provenance="code",
                   peers=("verl opo (w = lengths)", "verl optimal_token_baseline, one-token (w = |s|², eps=1e-8)"),
-                  tested_peers="verl opo; verl OTB (one token)",
+                  tested_peers="verl opo; verl OTB (one token)", feature_substitute="|s(a)|² for response length",
                   param_help=(("eps", "added to Σ_j w_j"),)),
         Estimator("grpo_passk", grpo_passk, 2, {"eps": 1e-6}, False,
                   "best member only: (R_max − R_2nd)/(std R + eps)",
@@ -447,20 +451,22 @@ REGISTRY: dict[str, Estimator] = {
         Estimator("adora", adora, 2, {"lam": 0.1, "eps": 1e-6}, False,
                   "w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ",
                   source="ADORA (arXiv 2602.10019)", declared=BIASED, provenance="code",
+                  feature_substitute="|s(a)|² for response length",
                   param_help=(("lam", "attenuation λ"), ("eps", "GRPO's eps"))),
         Estimator("copo_local", copo_local, 2, {"eps": 1e-6, "k_b": 5.0, "b": 1.0}, False,
                   "σ(5(H_ans − 1))·1[R_i ≠ 0]·A_GRPO",
                   source="COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
-                  declared=BIASED, provenance="code",
+                  declared=BIASED, provenance="code", feature_substitute="|s(a)|² for the final answer (equal values = same answer)",
                   param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
         Estimator("copo_local_soft", copo_local_soft, 2, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, False,
                   "σ(k_b(H_ans − b))·A_GRPO",
                   source="COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, loss defaults k=1, b=0.5",
-                  declared=BIASED, provenance="code",
+                  declared=BIASED, provenance="code", feature_substitute="|s(a)|² for the final answer (equal values = same answer)",
                   param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
         Estimator("gtpo", gtpo, 2, {"threshold": 0.7, "shift": 0.1, "eps": 1e-4}, False,
                   "1[H_i ≤ 0.7]·(A_GRPO − 0.1·H_i), H = entropy feature",
                   source="GTPO (arXiv 2508.03772)", declared=BIASED, provenance="code",
+                  feature_substitute="|s(a)|² for mean token entropy",
                   param_help=(("threshold", "entropy gate"), ("shift", "entropy penalty"), ("eps", "GRPO's eps"))),
     ]
 }

@@ -5,6 +5,7 @@ import itertools
 import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -429,3 +430,33 @@ def test_bnpo_batch_with_large_moment_parameters_against_mpmath(monkeypatch):
     monkeypatch.setattr(E, "log_beta", jax.scipy.special.betaln)  # planted defect: the old normaliser
     old = np.asarray(batch.bnpo_batch(jnp.asarray(r), jnp.ones_like(jnp.asarray(r))))
     assert np.max(np.abs(old / np.asarray(want) - 1)) > 1e-9
+
+
+STAND_INS = {"opo", "adora", "copo_local", "copo_local_soft", "gtpo"}
+BATCH_STAND_INS = {"reinforce_pp_baseline", "copo", "copo_soft"}
+
+
+def _unlabelled_stand_ins(markdown: str) -> set:
+    """Rows of the atlas for entries with a bandit stand-in that do not say so."""
+    names = STAND_INS | BATCH_STAND_INS
+    rows = [line for line in markdown.splitlines() if line.startswith("| `")]
+    return {line.split("`")[1] for line in rows
+            if line.split("`")[1] in names and line.count("given the stand-in") < 2}
+
+
+def test_estimators_reading_per_token_features_are_labelled_conditional_on_the_stand_in():
+    """ADORA, COPO, GTPO, OPO (lengths, answers, entropies) and REINFORCE++ (token weights) receive
+    |s(a)|² on bandits; the registry says so, the atlas marks their verdicts, and so do the ledger rows."""
+    from sims import ledger
+
+    assert {n for n, e in E.REGISTRY.items() if e.feature_substitute} == STAND_INS
+    assert {n for n, b in batch.REGISTRY.items() if b.feature_substitute} == BATCH_STAND_INS
+    # every entry that reads the weights either has a stand-in or reads |s|² by design (OBLR-PO)
+    assert {n for n, e in E.REGISTRY.items() if e.uses_weights and not e.per_coordinate} - STAND_INS \
+        == {"optimal_baseline_loo"}
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "estimators.md").read_text()
+    assert _unlabelled_stand_ins(doc) == set()
+    assert _unlabelled_stand_ins(doc.replace("given the stand-in", "")) == STAND_INS | BATCH_STAND_INS  # planted
+    for name in STAND_INS:
+        assert E.get(name).feature_substitute in ledger.REGISTRY[f"atlas.registry.{name}"].conditions
+    assert "stand-in" not in ledger.REGISTRY["atlas.registry.grpo"].conditions

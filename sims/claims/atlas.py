@@ -145,6 +145,8 @@ _STATEMENTS = {
 def _register_rows():
     for name, est in list(estimators.REGISTRY.items()):
         cond = "formula reconstructed by the lab" if est.provenance == "reconstructed" else ""
+        if est.feature_substitute:  # the verdict describes the bandit stand-in, not the method
+            cond = "; ".join(x for x in (cond, f"given the bandit stand-in: {est.feature_substitute}") if x)
         claim(f"atlas.registry.{name}", est.source or SOURCE, f"`{name}` ({est.summary}) " + _STATEMENTS[est.property],
               conditions=cond)(lambda est=est: registry_checks(est))
 
