@@ -1,6 +1,6 @@
 """The estimator atlas: what each registry estimator ascends under pass/fail rewards, c(p, G) against the pass rate p.
 
-For binary rewards E[ĝ_x] = c(p_x, G)·∇p_x per prompt (docs/design.md §4.9), so an estimator ascends the reweighted objective whose slope in p is c. Curves: every registry estimator at G = 8 on the two-armed pass/fail bandit with π_1 = p (exact, G + 1 terms; weight-reading estimators receive |s|² of that bandit, so their curve is that bandit's). Panel (a): c(p, 8) on a log scale (RLOO = 1: unbiased; group mean = 7/8; GRPO ≈ 1/√(p(1−p)); DGAE ≈ 1/(2p(1−p))). Panel (b): the shape c(p, 8)/c(1/2, 8). The small multiples: c(p, G)/c(1/2, G) for G = 2, 4, 8, 16, 32, 64 (2, 8, 32 in quick mode), one panel per estimator. COPO reads answers from the weights, and at p = 1/2 both arms have the same |s|², so its dip there is this bandit's artefact.
+For binary rewards E[ĝ_x] = c(p_x, G)·∇p_x per prompt (docs/design.md §4.9), so an estimator ascends the reweighted objective whose slope in p is c. Curves: every registry estimator at G = 8 on the two-armed pass/fail bandit with π_1 = p (exact, G + 1 terms; weight-reading estimators receive |s|² of that bandit, so their curve is that bandit's). Panel (a): c(p, 8) on a log scale (RLOO = 1: unbiased; group mean = 7/8; GRPO ≈ 1/√(p(1−p)); DGAE ≈ 1/(2p(1−p))). Panel (b): the shape c(p, 8)/c(1/2, 8). The small multiples: c(p, G)/c(1/2, G) for G = 2, 4, 8, 16, 32, 64 (2, 8, 32 in quick mode), one panel per estimator. Estimators that read a per-token feature (ADORA, COPO, GTPO, OPO: lengths, final answers, token entropies) receive |s(a)|² as a stand-in (`feature_substitute`); their curves, titled "given the stand-in", describe the substitute, not the method. At p = 1/2 both arms have the same |s|², so the ADORA and COPO curves jump there: this bandit's artefact.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def make(quick: bool) -> "Path":  # noqa: F821
                 ax.plot(ps, c / mid if mid > 0 else np.nan * c, color=style.PALETTE[k], lw=1.2, label=f"G={g}")
             ax.set_yscale("log")
             _at_least_a_decade(ax)
-            ax.set_title(name, fontsize=9)
+            stand_in = estimators.get(name).feature_substitute
+            ax.set_title(name + (" (given the stand-in)" if stand_in else ""), fontsize=9)
             ax.set_xlabel("p", fontsize=8)
             if j == 0:
                 ax.legend(fontsize=6)
@@ -78,5 +79,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
         payload = {"seed": SEED, "claims": CLAIMS, "p": style.rounded(ps),
                    "c_G8": {n: style.rounded(c) for n, c in data["G8"].items()},
                    "c_by_G": {n: {str(g): style.rounded(c) for g, c in d.items()} for n, d in data["by_G"].items()},
+                   "stand_ins": {n: estimators.get(n).feature_substitute for n in names
+                                 if estimators.get(n).feature_substitute},
                    "note": "two-armed pass/fail bandit, exact; c = E[ĝ]_1/∇p_1"}
         return style.save(fig, "estimator_atlas", payload)
