@@ -164,14 +164,16 @@ def posterior(scores, returns, fisher, model: int, noise: float):
     return post.mean, post.cov
 
 
-_posterior_many = jax.jit(jax.vmap(_posterior, in_axes=(0, 0, None, 0, None, 0, None)))
+_posterior_many = jax.jit(jax.vmap(_posterior, in_axes=(0, 0, None, 0, 0, 0, None)))
 
 
-def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Posterior:
+def posterior_batch(scores, returns, fisher, model: int, noise) -> Posterior:
     """`gradient_posterior` for B independent data sets at once (one compiled, vmapped call):
     scores (B, M, n), returns (B, M), one Fisher matrix (n, n) for all, one per data set
-    (B, n, n), or None for each data set's own empirical Fisher. The fields of the result carry a leading B axis (`jitter` and
-    `condition` are (B,) arrays); jitter is added only to the data sets that need it."""
+    (B, n, n), or None for each data set's own empirical Fisher; one noise σ² for all or one per
+    data set (B,) (e.g. `marginal_likelihood_noise`). The fields of the result carry a leading
+    B axis (`jitter`, `condition` and `noise` are (B,) arrays); jitter is added only to the data
+    sets that need it."""
     s = _array(scores, "scores")
     r = _array(returns, "returns")
     if s.ndim != 3 or r.ndim != 2 or r.shape != s.shape[:2]:
@@ -179,6 +181,8 @@ def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Poster
     b, m, n = s.shape
     if b < 1:
         raise InputError("posterior_batch needs at least one data set")
+    noises = _noise_vector(noise, b)
+    noise = float(noises[0])
     if b * bucket(m) ** 2 > MAX_SAMPLES**2:
         raise InputError(f"B={b} data sets of M={m} samples need {8 * b * bucket(m) ** 2 / 1e9:.1f} GB "
                          f"of kernels, over the limit of {8 * MAX_SAMPLES**2 / 1e9:.1f} GB")
@@ -197,7 +201,7 @@ def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Poster
     size = bucket(m)
     pad = ((0, 0), (0, size - m))
     args = (jnp.asarray(np.pad(s, (*pad, (0, 0)))), jnp.asarray(np.pad(r, pad)),
-            jnp.asarray(np.pad(np.ones(m), pad[1])), jnp.asarray(g), noise)
+            jnp.asarray(np.pad(np.ones(m), pad[1])), jnp.asarray(g), jnp.asarray(noises))
     jitter = np.zeros(b)
     for step in (0.0, *JITTER_LADDER):
         mean, cov, natural, condition = _posterior_many(*args, jnp.asarray(jitter), model)
@@ -205,13 +209,105 @@ def posterior_batch(scores, returns, fisher, model: int, noise: float) -> Poster
         limit = np.where(jitter > 0, JITTERED_COND, COND_LIMIT)
         bad = ~(np.isfinite(cond) & (cond <= limit) & np.all(np.isfinite(np.asarray(mean)), axis=1))
         if not bad.any():
-            return Posterior(mean, cov, natural, jnp.asarray(g), jitter, cond, model, noise)
+            return Posterior(mean, cov, natural, jnp.asarray(g), jitter, cond, model, noises)
         if step:
             scale = np.array([np.mean(np.diag(np.asarray(kernel_matrix(s[i], g[i], model)))) or 1.0
                               for i in np.flatnonzero(bad)])
             jitter[bad] = step * scale
     raise InputError(f"K + σ²I stays singular with the largest jitter for data sets "
                      f"{np.flatnonzero(bad)[:5].tolist()}: their scores are degenerate")
+
+
+def _noise_vector(noise, b: int) -> np.ndarray:
+    """σ² for each of b data sets from one number or a (b,) array, validated as `check_inputs` does."""
+    try:
+        v = np.asarray(noise, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"noise must be a number or one number per data set, got {noise!r}") from None
+    if v.ndim == 0:
+        v = np.full(b, float(v))
+    if v.shape != (b,):
+        raise InputError(f"noise must be one number or {b} numbers (one per data set), got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise InputError("noise must be finite")
+    if np.any(v < 0):
+        raise InputError(f"noise must be ≥ 0 (it is the variance σ²), got {float(v.min())}")
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# The noise σ² by marginal likelihood, for many data sets at once
+# ---------------------------------------------------------------------------------------------
+
+NOISE_FLOOR = 1e-8  # the smallest fitted σ² (sims.bpg_gpytorch.FIT_FLOOR)
+NOISE_GRID = np.logspace(-8.0, 10.0, 361)  # 0.05 decades, then golden-section refinement
+GOLDEN_STEPS = 80
+
+
+def marginal_likelihood_noise(scores, returns, fisher, model: int) -> np.ndarray:
+    """The σ² that maximises the GP's log marginal likelihood, for each of B data sets: scores
+    (B, M, n), returns (B, M), fisher (n, n), (B, n, n) or None (each data set's empirical Fisher).
+
+    The outputs are y = R (Model 2, one output) or the n outputs y_j = R·u_j (Model 1, one σ²
+    shared by the outputs, as `sims.bpg_gpytorch` fits it), with K the model's kernel matrix,
+    K = ΦΦᵀ for the features Φ = [w_i] (Model 2) or [1, √2 w_i, vec(w_i w_iᵀ)] (Model 1),
+    w_i = L⁻¹u_i, G = L Lᵀ. With K = V diag(λ) Vᵀ (from the thin SVD of Φ: p eigenvalues, the
+    other M − p exactly 0) and C_i = Σ_j (Vᵀy_j)_i² over the outputs,
+
+        log p(y | σ²) = −½ Σ_i [C_i/(λ_i + σ²) + n_out log(λ_i + σ²)] − (n_out M/2) log 2π,
+
+    evaluated on a log grid of σ² ∈ [1e-8, 1e10] (0.05 decades) and refined by golden-section
+    search in log σ² between the best grid point's neighbours (the global maximum to the grid's
+    resolution, then to ~1e-12 relative). σ² is at least NOISE_FLOOR."""
+    s = _array(scores, "scores")
+    r = _array(returns, "returns")
+    if s.ndim != 3 or r.shape != s.shape[:2]:
+        raise InputError(f"scores must be (B, M, n) and returns (B, M), got {s.shape} and {r.shape}")
+    b, m, n = s.shape
+    if model not in MODELS:
+        raise InputError(f"model must be 1 or 2, got {model!r}")
+    if fisher is None or (isinstance(fisher, str) and fisher == "empirical"):
+        g = np.einsum("bmi,bmj->bij", s, s) / m
+    else:
+        g = np.broadcast_to(_array(fisher, "fisher"), (b, n, n))
+    w = np.swapaxes(np.linalg.solve(np.linalg.cholesky(g), np.swapaxes(s, 1, 2)), 1, 2)  # rows L⁻¹u_i
+    # K = Φ Φᵀ with the kernel's features: Φ = W (Model 2), Φ = [1, √2 w, vec(w wᵀ)] (Model 1)
+    phi = w if model == 2 else np.concatenate(
+        [np.ones((b, m, 1)), math.sqrt(2.0) * w, np.einsum("bmi,bmj->bmij", w, w).reshape(b, m, n * n)], axis=2)
+    y = s * r[:, :, None] if model == 1 else r[:, :, None]  # (B, M, outputs)
+    outputs = y.shape[2]
+    if m > phi.shape[2]:  # thin SVD: p non-zero-or-zero eigenvalues S², and M − p exact zeros
+        left, sv, _ = np.linalg.svd(phi, full_matrices=False)
+        lam = sv**2
+        proj = np.einsum("bmi,bmo->bio", left, y)
+        c = np.sum(proj**2, axis=2)
+        null = np.maximum(np.sum(y**2, axis=(1, 2)) - np.sum(c, axis=1), 0.0)
+        null_count = m - phi.shape[2]
+    else:
+        k = np.einsum("bmi,bli->bml", phi, phi)
+        lam, vec = np.linalg.eigh(0.5 * (k + np.swapaxes(k, 1, 2)))
+        c = np.sum(np.einsum("bmi,bmo->bio", vec, y) ** 2, axis=2)
+        null, null_count = np.zeros(b), 0
+    lam = np.maximum(lam, 0.0)
+
+    def loglik(noise):  # noise (B, P) -> (B, P)
+        d = lam[:, None, :] + noise[:, :, None]
+        return -0.5 * (np.sum(c[:, None, :] / d + outputs * np.log(d), axis=2)
+                       + null[:, None] / noise + outputs * null_count * np.log(noise))
+
+    grid = np.broadcast_to(NOISE_GRID, (b, NOISE_GRID.size))
+    best = np.argmax(loglik(grid), axis=1)
+    lo = np.log(NOISE_GRID[np.maximum(best - 1, 0)])
+    hi = np.log(NOISE_GRID[np.minimum(best + 1, NOISE_GRID.size - 1)])
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    f1, f2 = loglik(np.exp(x1)[:, None])[:, 0], loglik(np.exp(x2)[:, None])[:, 0]
+    for _ in range(GOLDEN_STEPS):
+        left = f1 > f2  # the maximum lies in [lo, x2], else in [x1, hi]
+        hi, lo = np.where(left, x2, hi), np.where(left, lo, x1)
+        x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        f1, f2 = loglik(np.exp(x1)[:, None])[:, 0], loglik(np.exp(x2)[:, None])[:, 0]
+    return np.maximum(np.exp(0.5 * (lo + hi)), NOISE_FLOOR)
 
 
 def natural_gradient(mean, fisher):

@@ -11,7 +11,16 @@ Problems: the Gaussian bandit a ~ N(μ, s²), θ = (μ, log s), at θ = (0, 0) w
 reward −(a − 1)² (`bandits.gaussian`), score u = (a, a² − 1), Fisher diag(1, 2), ∇J = (2, −2);
 and scalar LQR (`bandits.lqr`, the `lqr_objective` case) with θ = K, σ fixed, score the
 trajectory score u = Σ_t ε_t x_t/σ, return the discounted return, Fisher G = Σ_t E[x_t²]/σ²
-(ε_t is independent of x_t), ∇J from the exact recursion.
+(ε_t is independent of x_t), ∇J from the exact recursion; and the linear-quadratic regulator of
+Ghavamzadeh & Engel (NIPS 2006, §6; JMLR 2016, §6.1), `paper_lqr_data`: x_0 ~ N(0.3, 0.001),
+x_{t+1} = x_t + a_t + n_x with n_x ~ N(0, 0.01), cost x_t² + 0.1 a_t² (the lab maximises the
+return −Σ_t (x_t² + 0.1 a_t²), which flips the gradient's sign and changes no error or coverage),
+a_t ~ N(λ x_t, σ²) at λ = −0.2, σ = 1, trajectories of T = 20 steps, undiscounted, θ = (λ, log σ)
+(at σ = 1 the gradient and the scores in (λ, log σ) equal those in the paper's (λ, σ)).
+
+The GP noise σ² is either fixed (`NOISE` = 1) or, per data set, the maximiser of the marginal
+likelihood (`noise="fitted"`, `sims.bpg.marginal_likelihood_noise`, the quantity the lab's
+gpytorch path maximises).
 """
 
 from __future__ import annotations
@@ -71,14 +80,71 @@ def lqr_data(seed: int, r: int, m: int, gain: float = LQR_GAIN, sigma: float = L
                 lqr_fisher(lqr, theta, sigma), np.asarray(L.gradient(theta, lqr, sigma)))
 
 
+PAPER_LQR = dict(A=1.0, B=1.0, Q=1.0, R=0.1, horizon=20, gamma=1.0, noise_cov=0.01)
+PAPER_X0 = (0.3, 0.001)  # mean and variance of x_0
+PAPER_THETA = (-0.2, 0.0)  # (λ, log σ): λ = −0.2, σ = 1
+
+
+def paper_lqr_problem():
+    """The paper's LQR as a `bandits.lqr` instance for its exact J, ∇J and second moments: the
+    recursion runs on E[x_t x_tᵀ], so x_0 ~ N(0.3, 0.001) enters only as E[x_0²] = 0.3² + 0.001."""
+    mean, var = PAPER_X0
+    return L.make(**PAPER_LQR, init_cov=mean**2 + var)
+
+
+def paper_lqr_data(seed: int, r: int, m: int, theta=PAPER_THETA) -> Data:
+    """R data sets of M trajectories of the paper's LQR, drawn here in NumPy (the lab's sampler has
+    x_0 of mean 0): scores u = Σ_t (ε_t x_t/σ, ε_t² − 1), returns −Σ_t (x_t² + 0.1 a_t²),
+    G = diag(Σ_t E[x_t²]/σ², 2T) (cross terms vanish: E[ε³] = 0 and scores of different steps are
+    uncorrelated), ∇J by autodiff of the exact recursion."""
+    rng = np.random.default_rng(seed)
+    lam, sig = float(theta[0]), float(np.exp(theta[1]))
+    n = r * m
+    x = PAPER_X0[0] + np.sqrt(PAPER_X0[1]) * rng.standard_normal(n)
+    u = np.zeros((n, 2))
+    ret = np.zeros(n)
+    for _ in range(PAPER_LQR["horizon"]):
+        eps = rng.standard_normal(n)
+        a = lam * x + sig * eps
+        ret -= x**2 + PAPER_LQR["R"] * a**2
+        u += np.stack([eps * x / sig, eps**2 - 1.0], axis=1)
+        x = x + a + np.sqrt(PAPER_LQR["noise_cov"]) * rng.standard_normal(n)
+    lqr = paper_lqr_problem()
+    th = jnp.asarray(theta, jnp.float64)
+    second = float(jnp.sum(L.second_moments(th, lqr)))
+    fisher = np.diag([second / sig**2, 2.0 * PAPER_LQR["horizon"]])
+    return Data(u.reshape(r, m, 2), ret.reshape(r, m), fisher, np.asarray(L.gradient(th, lqr)))
+
+
 def data(problem: str, seed: int, r: int, m: int) -> Data:
-    return {"gaussian": gaussian_data, "lqr": lqr_data}[problem](seed, r, m)
+    return {"gaussian": gaussian_data, "lqr": lqr_data, "paper_lqr": paper_lqr_data}[problem](seed, r, m)
 
 
-def posteriors(d: Data, model: int, noise: float, fisher: str = "known", batch_fn=bpg.posterior_batch):
-    """(means (R, n), covs (R, n, n)) of every data set; fisher "known" or "plugin"."""
-    post = batch_fn(d.scores, d.returns, d.fisher if fisher == "known" else None, model, noise)
+def posteriors(d: Data, model: int, noise, fisher: str = "known", batch_fn=bpg.posterior_batch):
+    """(means (R, n), covs (R, n, n)) of every data set; fisher "known" or "plugin"; noise a σ² or
+    "fitted" (each data set's marginal-likelihood σ², `fitted_noise`)."""
+    g = d.fisher if fisher == "known" else None
+    if isinstance(noise, str):
+        noise = fitted_noise(d, model, fisher)
+    post = batch_fn(d.scores, d.returns, g, model, noise)
     return np.asarray(post[0]), np.asarray(post[1])
+
+
+def fitted_noise(d: Data, model: int, fisher: str = "known") -> np.ndarray:
+    """Each data set's σ² by marginal likelihood (`sims.bpg.marginal_likelihood_noise`), memoised
+    for the data sets of `cached_data` (the entry keeps `d` alive, so its id stays its own)."""
+    key = (id(d), model, fisher)
+    hit = _NOISE_CACHE.get(key)
+    if hit is not None and hit[0] is d:
+        return hit[1]
+    if len(_NOISE_CACHE) > 64:
+        _NOISE_CACHE.clear()
+    noise = bpg.marginal_likelihood_noise(d.scores, d.returns, d.fisher if fisher == "known" else None, model)
+    _NOISE_CACHE[key] = (d, noise)
+    return noise
+
+
+_NOISE_CACHE: dict = {}
 
 
 def distances(means, covs, point) -> np.ndarray:
@@ -126,7 +192,7 @@ SWEEP_M = (5, 10, 20, 40, 80)
 
 
 def mse_rows(problem: str, ms, r: int, seed: int, models=(1, 2), fisher: str = "known",
-             batch_fn=bpg.posterior_batch) -> list[dict]:
+             batch_fn=bpg.posterior_batch, noise=None) -> list[dict]:
     """For each M: the mean squared error of MC and of each model's posterior mean over R data sets
     (with standard errors), and each model's paired squared-error differences and MSE ratio with a
     bootstrap 95% CI. `squared` keeps the per-data-set errors for tests."""
@@ -137,7 +203,7 @@ def mse_rows(problem: str, ms, r: int, seed: int, models=(1, 2), fisher: str = "
         d = cached_data(problem, seed + j, r, m)
         row = {"M": int(m)}
         for model in models:
-            means, _ = posteriors(d, model, NOISE, fisher, batch_fn)
+            means, _ = posteriors(d, model, NOISE if noise is None else noise, fisher, batch_fn)
             b, mc = squared_errors(d, means)
             diff = b - mc
             se = float(diff.std(ddof=1) / np.sqrt(r))

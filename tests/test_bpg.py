@@ -206,3 +206,50 @@ def test_posterior_batch_equals_one_by_one():
         bpg.posterior_batch(s[0], r, g, 2, 0.1)
     with pytest.raises(InputError, match="noise must be ≥ 0"):
         bpg.posterior_batch(s, r, g, 2, -1.0)
+
+
+def test_posterior_batch_takes_one_noise_per_data_set():
+    rng = np.random.default_rng(8)
+    s = rng.normal(size=(4, 7, 2))
+    r = rng.normal(size=(4, 7)) + s[..., 1]
+    g = np.array([[1.0, 0.2], [0.2, 1.5]])
+    noises = np.array([0.05, 0.5, 2.0, 9.0])
+    for model in (1, 2):
+        batch = bpg.posterior_batch(s, r, g, model, noises)
+        np.testing.assert_array_equal(batch.noise, noises)
+        for i in range(4):
+            mean, cov = bpg.posterior(s[i], r[i], g, model, noises[i])
+            np.testing.assert_allclose(batch.mean[i], mean, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(batch.cov[i], cov, rtol=1e-10, atol=1e-12)
+    with pytest.raises(InputError, match="one number or 4 numbers"):
+        bpg.posterior_batch(s, r, g, 2, noises[:3])
+    with pytest.raises(InputError, match="noise must be ≥ 0"):
+        bpg.posterior_batch(s, r, g, 2, -noises)
+
+
+def _brute_lml(s, r, g, model, noise):
+    """Σ_outputs log N(y; 0, K + σ²I), K written out with an explicit inverse of G."""
+    gram = s @ np.linalg.inv(g) @ s.T
+    k = (1 + gram) ** 2 if model == 1 else gram
+    ys = (s * r[:, None]).T if model == 1 else r[None, :]
+    a = k + noise * np.eye(len(r))
+    return sum(-0.5 * (y @ np.linalg.solve(a, y) + np.linalg.slogdet(a)[1]) for y in ys)
+
+
+@pytest.mark.parametrize("model, m", [(1, 4), (1, 12), (2, 3), (2, 12)])
+def test_marginal_likelihood_noise_is_the_brute_force_maximiser(model, m):
+    """The batched σ² against a fine grid of the likelihood written out with dense matrices (M = 4
+    < p = 1 + n + n² = 7 takes the dense eigen path, M = 12 the feature SVD)."""
+    rng = np.random.default_rng(9 + m)
+    s = rng.normal(size=(3, m, 2)) * [1.0, 1.7]
+    r = 2.0 + rng.normal(size=(3, m)) + s[..., 0] ** 2
+    g = np.array([[1.0, 0.3], [0.3, 2.0]])
+    for fisher in (g, None):
+        got = bpg.marginal_likelihood_noise(s, r, fisher, model)
+        for i in range(3):
+            gi = g if fisher is not None else s[i].T @ s[i] / m
+            grid = np.maximum(got[i] * np.exp(np.linspace(-1.0, 1.0, 201)), bpg.NOISE_FLOOR)  # σ² ≥ the floor
+            values = np.array([_brute_lml(s[i], r[i], gi, model, v) for v in grid])
+            assert _brute_lml(s[i], r[i], gi, model, got[i]) >= values.max() - 1e-9
+            assert abs(np.log(grid[np.argmax(values)] / got[i])) <= 0.011  # within one grid step
+            assert got[i] >= bpg.NOISE_FLOOR

@@ -116,3 +116,63 @@ def test_learning_curves_are_reproducible_and_start_together():
     assert np.all(a["J"][:, :, 0] == a["J"][0, 0, 0])
     assert np.all((a["K"] >= E.LEARN_BOUNDS[0]) & (a["K"] <= E.LEARN_BOUNDS[1]))
     assert np.all(a["J"] <= a["J_star"] + 1e-9)  # J_H(K*): K* (Riccati, H = ∞) is not beaten at these gains
+
+
+def test_paper_lqr_is_the_stated_problem():
+    """Ghavamzadeh & Engel's LQR at λ = −0.2, σ = 1: E[x_t²] by the recursion written out here
+    (S_0 = 0.3² + 0.001, S_{t+1} = 0.8² S_t + 1 + 0.01), G = diag(Σ_t S_t, 2T), ∇J equal to the
+    NumPy recursion of the lqr claims, and the sampled returns and R·u unbiased for J and ∇J."""
+    from sims.claims import lqr as CL
+
+    d = E.paper_lqr_data(3, 1, 100_000)
+    moments, x2 = [], 0.3**2 + 0.001
+    for _ in range(20):
+        moments.append(x2)
+        x2 = 0.64 * x2 + 1.0 + 0.01
+    np.testing.assert_allclose(d.fisher, np.diag([sum(moments), 40.0]), rtol=1e-12)
+    one = lambda x: np.array([[float(x)]])  # noqa: E731
+    grad = CL.independent_gradient(one(1), one(1), one(1), one(0.1), one(0.091), one(0.01), 1.0, 20, one(-0.2), 1.0,
+                                   True)
+    np.testing.assert_allclose(d.gradient, grad, rtol=1e-12)
+    j = -sum(m * (1 + 0.1 * 0.04) + 0.1 for m in moments)  # E[x²] + 0.1 E[a²], a = −0.2x + ε
+    ret = d.returns[0]
+    assert abs(ret.mean() - j) < 5 * ret.std() / math.sqrt(ret.size)
+    g = d.scores[0] * ret[:, None]
+    assert np.all(np.abs(g.mean(axis=0) - d.gradient) < 5 * g.std(axis=0) / math.sqrt(ret.size))
+
+
+def planted(kind):
+    """The lab's posterior with one planted defect: its covariance times 0.25, or its mean moved
+    by two posterior standard deviations in every coordinate."""
+
+    def batch(s, y, g, model, noise):
+        from sims import bpg
+
+        post = bpg.posterior_batch(s, y, g, model, noise)
+        mean, cov = np.asarray(post.mean), np.asarray(post.cov)
+        if kind == "cov_quarter":
+            return mean, 0.25 * cov
+        if kind == "mean_shifted":
+            return mean + 2.0 * np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), cov
+        return mean, cov
+
+    return batch
+
+
+@pytest.mark.parametrize("kind, holds", [("none", True), ("cov_quarter", False), ("mean_shifted", False)])
+def test_fitted_noise_calibration_claim_fails_on_a_planted_defect(kind, holds):
+    """The verified fitted-noise case (Model 2, exact G, scalar LQR, M = 40) on fewer data sets:
+    the lab's posterior passes; a quartered covariance (coverage ≈ 0.53) or a mean moved by two
+    standard deviations fails."""
+    out = C.verify_calibration(True, 2, "known", planted(kind), cases=(("lqr", 40),), r=1_000, noise=C.FITTED)
+    assert out.holds == holds, out.measured
+    assert out.measured["cases"]["lqr, M=40"]["fitted_noise_quartiles"][1] > 1.0
+
+
+def test_gpytorch_match_check_catches_a_wrong_noise():
+    from sims import bpg
+
+    def doubled(*args):
+        return 2.0 * bpg.marginal_likelihood_noise(*args)
+
+    assert not C.verify_fitted_noise_matches_gpytorch(True, noise_fn=doubled).holds
