@@ -56,6 +56,18 @@ def _advantages(name, rewards, weights, params):
                 row.append(rewards[i] - (num / den if den else 0))
             out.append(row)
         return out
+    if name == "real":  # the release's labels: R == 1 positive, R == 0 negative, exact in fractions
+        tau = params.get("tau", F(1, 2))
+        kp, kn = sum(r == 1 for r in rewards), sum(r == 0 for r in rewards)
+        if not (kp and kn):
+            return [F(0)] * g
+        return [g / tau * ((r == 1) * F(1, 1 + kp) - (r == 0) * F(1, 1 + kn)) for r in rewards]
+    if name == "copo_local":  # run_copo.sh: σ(5(H − 1))·1[R ≠ 0]·A_GRPO, H in bits of the answers
+        counts = {w: sum(x == w for x in weights) for w in weights}  # equal |s|² = same answer
+        h = -sum(math.log2(counts[w] / g) for w in weights) / g
+        blend = 1 / (1 + math.exp(-5 * (h - 1)))
+        grpo = _advantages("grpo", rewards, weights, {"eps": 1e-6})
+        return [blend * a if r != 0 else 0.0 for r, a in zip(rewards, grpo)]
     raise KeyError(name)
 
 
@@ -95,6 +107,7 @@ BERNOULLI = [(a, F(v), q if v else 1 - q) for a, q in enumerate((F(3, 4), F(1, 4
 CASES = [
     ("reinforce", {"baseline": 0.25}, 3), ("rloo", {}, 3), ("grpo_mean", {}, 3), ("grpo", {}, 3),
     ("grpo", {"eps": 0.0}, 3), ("optimal_baseline_loo", {}, 3), ("optimal_baseline_loo_coord", {}, 3),
+    ("real", {}, 3), ("copo_local", {}, 3),
 ]
 
 
@@ -102,7 +115,7 @@ CASES = [
 @pytest.mark.parametrize("spec, outcomes", [("deterministic:1,0,0", DETERMINISTIC),
                                             ("bernoulli:0.75,0.25,0.5", BERNOULLI)])
 def test_registry_estimators_against_a_fraction_brute_force(name, params, group, spec, outcomes):
-    mean, trace = brute_force(name, outcomes, group, {k: F(v) if name != "grpo" else v
+    mean, trace = brute_force(name, outcomes, group, {k: F(v) if name not in ("grpo", "copo_local") else v
                                                       for k, v in params.items()})
     m = exact.moments(name, THETA, R.parse_rewards(spec), group, **params)
     np.testing.assert_allclose(m.mean, mean, atol=1e-13)
@@ -176,3 +189,30 @@ def test_one_hot_policy_limits_by_hand():
     assert float(softmax.optimal_constant_baseline(np.array([1000.0, 1, 0]), m)) == pytest.approx(want, abs=1e-14)
     logs = np.asarray(softmax.log_score_sq_norms(np.array([math.log(2.0), 0, 0])))
     np.testing.assert_allclose(np.exp(logs), [3 / 8, 7 / 8, 7 / 8], atol=1e-15)  # 1 − 2π_a + |π|²
+
+
+def test_released_pins_catch_the_earlier_lab_forms():
+    """Planted defects: the lab's earlier COPO blend (σ(H − 1/2), no reward mask) and REAL labels by
+    R > 1/2 give moments that the fraction brute force of the released formulas rejects."""
+    import jax.numpy as jnp
+
+    from sims import estimators as E
+
+    def real_threshold(rewards, weights, tau=0.5):  # labels by R > 1/2
+        g = rewards.shape[-1]
+        y = (rewards > 0.5).astype(rewards.dtype)
+        k = jnp.sum(y, axis=-1, keepdims=True)
+        return jnp.where((k > 0) & (k < g), (g / tau) * (y / (1 + k) - (1 - y) / (1 + g - k)), 0.0)
+
+    cat = R.parse_rewards("categorical:1/0.5;0.5/0.5|0/1|1/0.25;0/0.75")
+    outcomes = [(0, F(1), F(1, 2)), (0, F(1, 2), F(1, 2)), (1, F(0), F(1)), (2, F(1), F(1, 4)), (2, F(0), F(3, 4))]
+    for name, defect, model, outs in (("copo_local", E.copo_local_soft, R.parse_rewards("deterministic:1,0,0"),
+                                       DETERMINISTIC),
+                                      ("real", real_threshold, cat, outcomes)):
+        mean, _ = brute_force(name, outs, 3)
+        np.testing.assert_allclose(exact.moments(name, THETA, model, 3).mean, mean, atol=1e-13)
+        E.register(E.Estimator("planted_pin", defect, 2, {}, False, "defect"))
+        try:
+            assert not np.allclose(exact.moments("planted_pin", THETA, model, 3).mean, mean, atol=1e-6)
+        finally:
+            E.unregister("planted_pin")
