@@ -247,6 +247,7 @@ def lqr_problem(inst: L.LQR, sigma: float, theta0, name: str) -> Problem:
 
 MDP = dict(scale=1.0, centres=(1.0, -1.0), weights=(0.5, 1.0), slope=2.0, shift=1.0,
            start=(0.5, 0.5), gamma=0.5, theta0=(-0.5, 0.5))
+MAX_HORIZON = 10_000
 QUAD_NODES = 400  # Gauss–Legendre nodes on [−QUAD_RANGE, QUAD_RANGE] for E over a logistic action
 QUAD_RANGE = 36.0  # logistic tail mass beyond it: 2e^{−36} ≈ 5e-16
 
@@ -263,9 +264,13 @@ def logistic_log_prob(theta, state, action, scale: float = MDP["scale"]):
 def horizon_for(eps: float, gamma: float, r_max: float = 1.0) -> int:
     """The smallest H with γ^H r_max/(1 − γ) ≤ ε/10: J_H is then within ε/10 of the discounted
     infinite-horizon J at every θ (rewards in [0, r_max]), so H = O(log(1/ε)/(1 − γ))."""
-    if not (0 < gamma < 1 and eps > 0):
-        raise InputError("need 0 < γ < 1 and ε > 0")
-    return max(1, int(np.ceil(np.log(eps * (1 - gamma) / (10 * r_max)) / np.log(gamma))))
+    if not (0 < gamma < 1 and eps > 0 and r_max > 0):
+        raise InputError("need 0 < γ < 1, ε > 0 and r_max > 0")
+    h = max(1, int(np.ceil(np.log(eps * (1 - gamma) / (10 * r_max)) / np.log(gamma))))
+    if h > MAX_HORIZON:
+        raise InputError(f"ε = {eps:g} with γ = {gamma:g} needs H = {h} steps, over the limit of "
+                         f"{MAX_HORIZON}")
+    return h
 
 
 def mdp_problem(eps: float = 1e-3, name: str = "mdp-logistic", **overrides) -> Problem:
@@ -278,8 +283,13 @@ def mdp_problem(eps: float = 1e-3, name: str = "mdp-logistic", **overrides) -> P
     quadrature of the logistic density, then ρ_{h+1} = ρ_h P(θ), J_H = Σ_{h<H} γ^h ρ_h·r̄. J* =
     max_θ J_H by Newton's method on the exact J (autodiff Hessian). Oracles: GPOMDP and B·v on
     one fresh H-step trajectory (`sims.trajectory`)."""
+    unknown = set(overrides) - set(MDP)
+    if unknown:
+        raise InputError(f"unknown MDP settings {sorted(unknown)}; expected some of {', '.join(MDP)}")
     cfg = {**MDP, **overrides}
     b, gamma = float(cfg["scale"]), float(cfg["gamma"])
+    if not (b > 0 and np.all(np.asarray(cfg["weights"]) >= 0) and np.all(np.asarray(cfg["weights"]) <= 1)):
+        raise InputError("the MDP needs a positive scale b and reward weights in [0, 1]")
     c, w = jnp.asarray(cfg["centres"]), jnp.asarray(cfg["weights"])
     kappa, delta = float(cfg["slope"]), float(cfg["shift"])
     start = jnp.asarray(cfg["start"], jnp.float64)

@@ -13,6 +13,7 @@ import pytest
 
 from bandits import gaussian as G
 from bandits import lqr as L
+from bandits.errors import InputError
 from sims import npg, stats
 from sims import npg_problems as P
 from sims import trajectory as T
@@ -143,6 +144,10 @@ def test_mdp_setting_horizon_score_and_value():
     # ε = 1e-2: 0.5^10 = 9.8e-4 > 5e-4 ≥ 0.5^11 = 4.9e-4
     assert P.horizon_for(1e-3, 0.5) == 15 and P.horizon_for(1e-2, 0.5) == 11
     assert "H = 15" in p.description and p.dim == 2
+    for bad in (lambda: P.horizon_for(1e-300, 0.999), lambda: P.horizon_for(1e-3, 1.0),
+                lambda: P.mdp_problem(1e-3, discount=0.5), lambda: P.mdp_problem(1e-3, weights=(2.0, 1.0))):
+        with pytest.raises(InputError):
+            bad()
     # score tanh(z/2)/b, bounded by 1/b; Fisher information 1/(3b²) (b = 1)
     for a in (-30.0, -1.3, 0.0, 0.4, 25.0):
         s = np.asarray(jax.grad(P.logistic_log_prob)(jnp.array([0.2, -0.7]), jnp.array([0.0, 1.0]),
