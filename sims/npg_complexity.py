@@ -47,7 +47,7 @@ CONFIG = {
                      "grid_normalised": np.geomspace(0.01, 1.0, 7)},
             "lqr2": {"eps": np.geomspace(1.5, 0.3, 7), "grid": np.geomspace(3e-6, 3e-3, 7),
                      "grid_normalised": np.geomspace(0.01, 1.0, 7)},
-            "mdp-logistic": {"eps": np.geomspace(0.1, 0.003, 7), "grid": np.geomspace(0.03, 3.0, 7),
+            "mdp-logistic": {"eps": np.geomspace(0.03, 0.001, 7), "grid": np.geomspace(0.03, 3.0, 7),
                              "grid_normalised": np.geomspace(0.03, 3.0, 7)},
         },
         "claimed": ("gaussian", "mdp-logistic"),
@@ -58,11 +58,11 @@ CONFIG = {
         "problems": {
             "gaussian": {"eps": np.geomspace(0.3, 0.03, 5), "grid": np.geomspace(1e-2, 1.0, 4),
                          "grid_normalised": np.geomspace(0.1, 3.0, 4)},
-            "mdp-logistic": {"eps": np.geomspace(0.1, 0.01, 5), "grid": np.geomspace(0.03, 3.0, 4),
+            "mdp-logistic": {"eps": np.geomspace(0.03, 0.003, 5), "grid": np.geomspace(0.03, 3.0, 4),
                              "grid_normalised": np.geomspace(0.1, 3.0, 4)},
         },
         "claimed": ("gaussian", "mdp-logistic"),
-        "budget": 1000, "tune_seeds": 4, "seeds": 16, "record_every": 10, "seed": 0,
+        "budget": 1000, "tune_seeds": 4, "seeds": 16, "record_every": 5, "seed": 0,
     },
 }
 

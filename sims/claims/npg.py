@@ -555,7 +555,7 @@ METHOD_RATES = {m: npg.METHODS[m].paper_exponent for m in ("pg", "n-pg-igt", "ha
 EXPONENT_CONDITIONS = (
     "Claimed problems: (1) the paper's setting, `mdp-logistic`: a two-state MDP, θ ∈ ℝ², logistic "
     "policy (bounded score, Fisher-non-degenerate), rewards in [0, 1], γ = 0.5, H = 15 from the "
-    "accuracy (γ^H/(1 − γ) ≤ 1e-4), ε 0.1–0.003 (0.1–0.01 quick); (2) the 1-D Gaussian bandit "
+    "accuracy (γ^H/(1 − γ) ≤ 1e-4), ε 0.03–0.001 (0.03–0.003 quick); (2) the 1-D Gaussian bandit "
     "(θ = μ, σ = 1, reward −(a − 1)², outside the paper's assumptions: unbounded score and "
     "reward, a normalised step is a sign step), ε 0.1–0.01 (0.3–0.03 quick). Both have a smooth "
     "interior optimum where J is locally strongly concave; there the error analysis predicts "
@@ -564,7 +564,7 @@ EXPONENT_CONDITIONS = (
     "H = 50 fixed, unbounded score) is in the full sweep's figure only. One-trajectory GPOMDP / "
     "B·v oracles; γ_0 tuned on a 7-point grid (4 quick) with 4 seeds per value and the same "
     "trajectory budget for every method (4000; 1000 quick; a γ_0 under which a tuning run "
-    "diverged ranks last); 28 evaluation seeds (16 quick); J* − J recorded every 4 steps (10 "
+    "diverged ranks last); 28 evaluation seeds (16 quick); J* − J recorded every 4 steps (5 "
     "quick); trajectories until J* − J stays ≤ ε to the end of the run, median over seeds, "
     "exponent by least squares in log-log, 95% bootstrap CI over seeds; a problem where no "
     "exponent can be fitted (fewer than 3 ε with a finite median and upper bound) fails the "
