@@ -112,7 +112,10 @@ def _():
 
 @claim("gaussian.hessian_unbiased", SOURCE,
        "On one-step bandits the Hessian estimator B = ∇Φ∇log πᵀ + ∇²Φ, Φ = r(a) log π(a), is "
-       "unbiased: E[B] = ∇²J (Gaussian policy with polynomial rewards; also the softmax policy).")
+       "unbiased: E[B] = ∇²J (Gaussian policy with polynomial rewards; also the softmax policy).",
+       conditions="exact: Gauss–Hermite quadrature and enumeration; Monte Carlo: θ = (0.3, log 0.8), r = a − a³/3, "
+                  "2.5M samples (quick; 10M full), which detects a bias of 0.09 × |∇²J| (quick; 0.043 × full) "
+                  "with probability 0.99 under Holm at α = 1e-6")
 def _():
     return [Check("exact", lambda q: exact_unbiased("hessian", q)),
             Check("exact", lambda q: softmax_unbiased("hessian", q)),

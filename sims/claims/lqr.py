@@ -172,7 +172,10 @@ def mc_unbiased(estimator: str, quick: bool, fn=None, seed: int = 31) -> Outcome
 
 @claim("lqr.gpomdp_unbiased", SOURCE,
        "On LQR with a linear Gaussian policy GPOMDP is unbiased for the finite-horizon gradient: "
-       "E[g(τ, θ)] = ∇J_H(θ), θ = (vec K, log σ) or vec K.")
+       "E[g(τ, θ)] = ∇J_H(θ), θ = (vec K, log σ) or vec K.",
+       conditions="exact: tensor quadrature on H ≤ 3; Monte Carlo: scalar H = 8, θ = (K, log σ), 100,000 "
+                  "trajectories (quick; 1M full) with control variates, which detects a bias of 0.043 × |∇J_H| "
+                  "(quick; 0.014 × full) with probability 0.99 under Holm at α = 1e-6")
 def _():
     return [Check("exact", lambda q: exact_unbiased("gpomdp", q)),
             Check("monte_carlo", lambda q: mc_unbiased("gpomdp", q))]
@@ -180,7 +183,10 @@ def _():
 
 @claim("lqr.hessian_unbiased", SOURCE,
        "On LQR the Hessian estimator is unbiased: E[B(τ, θ)] = ∇²J_H(θ); its Hessian-vector "
-       "product B·v (never forming B) has mean ∇²J_H v.")
+       "product B·v (never forming B) has mean ∇²J_H v.",
+       conditions="exact: tensor quadrature on H ≤ 3 (scalar, 2-state); Monte Carlo: scalar H = 8, θ = (K, log σ), "
+                  "300,000 trajectories (quick; 2M full) with control variates, which detects a bias of "
+                  "0.1 × |∇²J_H v| (quick; 0.036 × full) with probability 0.99 under Holm at α = 1e-6")
 def _():
     return [Check("exact", lambda q: exact_unbiased("hessian", q)),
             Check("monte_carlo", lambda q: mc_unbiased("hessian_vector", q))]
