@@ -199,3 +199,24 @@ def test_gaussian_quadrature_moments_by_hand():
     j, g, h, f, _ = CG.quadrature_moments((0.0,), G.REWARDS["quadratic"], sigma=2.0)
     assert (j, g[0], h[0, 0], f[0, 0]) == pytest.approx((-5.0, 2.0, -2.0, 0.25), abs=1e-12)
     assert math.isfinite(j)
+
+
+def _variates_without_minus_one(theta, traj, gamma, v):
+    """Defect: the log σ step score taken as ε² instead of ε² − 1 (mean 1, not 0)."""
+    out = CL._control_variates(theta, traj, gamma, v)
+    h = traj.states.shape[0]
+    return out.at[h:2 * h].add(gamma ** jnp.arange(h))  # the q = γ^t block of s2 = ε² − 1
+
+
+@pytest.mark.parametrize("variates, holds", [(CL._control_variates, True), (_variates_without_minus_one, False)])
+def test_control_variates_have_mean_zero(variates, holds):
+    """The 16·H control variates of the LQR checks, streamed alone, have mean 0 under Holm at α = 1e-6;
+    a variate with a mean of 1 (ε² for ε² − 1) is caught."""
+    from sims import montecarlo, stats
+
+    lqr = L.make(**CL.MC_CASE)
+    th = jnp.asarray(CL.MC_THETA)
+    s = montecarlo.stream(CL.ControlledDraw("gpomdp", variates=variates), (th, lqr, lqr.gamma, jnp.asarray(CL.MC_V)),
+                          100_000, 5)
+    z = stats.z_check("control variates", s.mean[2:], s.mean_se[2:], np.zeros(s.mean.size - 2), scale=1.0)
+    assert z.passed == holds, z.summary()

@@ -91,6 +91,24 @@ PILOT_SAMPLES = (50_000, 200_000)  # the separate pilot run that fits the coeffi
 PILOT_SEED_OFFSET = 10_007
 
 
+def _control_variates(theta, traj, gamma, v):
+    """The 16·H zero-mean control variates of one scalar trajectory (`ControlledDraw` derives them)."""
+    x, u = traj.states[:, 0], traj.actions[:, 0]
+    k, sig = theta[0], jnp.exp(theta[1])
+    eps = (u - k * x) / sig
+    s1, s2 = eps * x / sig, eps**2 - 1.0
+    h11, h12, h22 = s1 * s1 - x**2 / sig**2, s1 * s2 - 2 * eps * x / sig, s2 * s2 - 2 * eps**2
+    sv = s1 * v[0] + s2 * v[1]
+    before = jnp.cumsum(sv) - sv
+    after = jnp.sum(sv) - before - sv
+    disc = gamma ** jnp.arange(x.shape[0])
+    parts = []
+    for q in (disc, disc * x**2):
+        parts += [q * s1, q * s2, q * (h11 * v[0] + h12 * v[1]), q * (h12 * v[0] + h22 * v[1]),
+                  q * s1 * before, q * s2 * before, q * s1 * after, q * s2 * after]
+    return jnp.concatenate(parts)
+
+
 @dataclasses.dataclass(frozen=True)
 class ControlledDraw:
     """Engine problem for scalar LQR with θ = (K, log σ): per trajectory the estimator's vector y
@@ -109,30 +127,14 @@ class ControlledDraw:
 
     estimator: str | Callable
     sigma: float | None = None
+    variates: Callable = _control_variates  # (theta, traj, gamma, v) -> (16·H,)
 
     def __call__(self, key, n, args):
         theta, problem, gamma, v = args
         trajs = T.LQRSampler(self.sigma)(key, n, theta, problem)
         fn = T.ESTIMATORS[self.estimator] if isinstance(self.estimator, str) else self.estimator
         y = T.batched(fn, T.LQRPolicy(self.sigma), theta, trajs, gamma, v)
-        return jnp.concatenate([y, jax.vmap(lambda tr: _control_variates(theta, tr, gamma, v))(trajs)], axis=1)
-
-
-def _control_variates(theta, traj, gamma, v):
-    x, u = traj.states[:, 0], traj.actions[:, 0]
-    k, sig = theta[0], jnp.exp(theta[1])
-    eps = (u - k * x) / sig
-    s1, s2 = eps * x / sig, eps**2 - 1.0
-    h11, h12, h22 = s1 * s1 - x**2 / sig**2, s1 * s2 - 2 * eps * x / sig, s2 * s2 - 2 * eps**2
-    sv = s1 * v[0] + s2 * v[1]
-    before = jnp.cumsum(sv) - sv
-    after = jnp.sum(sv) - before - sv
-    disc = gamma ** jnp.arange(x.shape[0])
-    parts = []
-    for q in (disc, disc * x**2):
-        parts += [q * s1, q * s2, q * (h11 * v[0] + h12 * v[1]), q * (h12 * v[0] + h22 * v[1]),
-                  q * s1 * before, q * s2 * before, q * s1 * after, q * s2 * after]
-    return jnp.concatenate(parts)
+        return jnp.concatenate([y, jax.vmap(lambda tr: self.variates(theta, tr, gamma, v))(trajs)], axis=1)
 
 
 def controlled_mean(lqr: L.LQR, theta, estimator, samples: int, pilot: int, seed: int, v):
