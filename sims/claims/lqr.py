@@ -392,6 +392,9 @@ def mc_riccati(quick: bool, gain_offset: float = 0.0, seed: int = 34) -> Outcome
 @claim("lqr.riccati_stationary", "Riccati (discounted LQR); docs/design.md §4.5",
        "The gain K* of the discounted Riccati equation is a stationary point of J for σ fixed: "
        "∇J_∞(K*) = 0, and ∇J_H(K*) → 0 as the horizon grows (γ < 1).",
-       conditions="γ < 1 and K* stabilises the discounted closed loop (γ·ρ(A + BK*)² < 1)")
+       conditions="γ < 1 and K* stabilises the discounted closed loop (γ·ρ(A + BK*)² < 1); the Monte Carlo check "
+                  "(GPOMDP at K*, H = 150, 50,000 trajectories quick, 400,000 full, no control variates) detects "
+                  "|E[g]| ≥ 0.74 (quick; 0.26 full) with probability 0.99; |∇J_H| is 0.66 at K* + 0.1 and 2.6 at "
+                  "K* + 0.3")
 def _():
     return [Check("exact", exact_riccati), Check("monte_carlo", mc_riccati)]
