@@ -88,20 +88,19 @@ def _rows(arms: int, group: int):
     return jnp.asarray(rows // 2), jnp.asarray((rows % 2).astype(np.float64)), jnp.asarray(log_coef)
 
 
-def _advantages(name, clip):
-    """The estimator's advantages, clipped to [−clip, clip] when `clip` is set (Knapsack RL's
+def _advantages(fn, clip):
+    """The advantage function `fn`, clipped to [−clip, clip] when `clip` is set (Knapsack RL's
     trainer clamps A at ±ADV_CLIP_VALUE = 5 after GRPO)."""
-    est = estimators.get(name)
     if clip is None:
-        return est.advantages
-    return lambda r, w, **k: jnp.clip(est.advantages(r, w, **k), -clip, clip)
+        return fn
+    return lambda r, w, **k: jnp.clip(fn(r, w, **k), -clip, clip)
 
 
-@functools.partial(jax.jit, static_argnames=("name", "clip"))
-def _gains_kernel(name, logits, success, steps, arm_rows, val_rows, log_coef, params, clip=None):
+@functools.partial(jax.jit, static_argnames=("name", "fn", "clip"))
+def _gains_kernel(name, fn, logits, success, steps, arm_rows, val_rows, log_coef, params, clip=None):
     """E[J_p(θ_p + step_p·ĝ_p) − J_p(θ_p)] for each prompt (one group size for all)."""
     est = estimators.get(name)
-    adv = _advantages(name, clip)
+    adv = _advantages(fn, clip)
 
     def one(lg, q, step):
         logp_arm = jax.nn.log_softmax(lg)
@@ -132,7 +131,7 @@ def prompt_gains(logits, success, group: int, steps, estimator: str = "grpo", ad
                          f"{exact.MAX_MULTISETS:,}")
     arm_rows, val_rows, log_coef = _rows(q.shape[1], group)
     st = np.broadcast_to(np.asarray(steps, dtype=np.float64), (q.shape[0],))
-    out = _gains_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(st), arm_rows,
+    out = _gains_kernel(estimator, est.advantages, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(st), arm_rows,
                         val_rows, log_coef, {k: jnp.float64(v) for k, v in params.items()},
                         clip=None if adv_clip is None else float(adv_clip))
     return np.asarray(out)
@@ -153,15 +152,15 @@ def expected_improvement(logits, success, counts, eta: float, estimator: str = "
     return out if per_prompt else float(out.sum())
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _group_law_kernel(name, lg, q, arm_rows, val_rows, log_coef, params):
+@functools.partial(jax.jit, static_argnames=("name", "fn",))
+def _group_law_kernel(name, fn, lg, q, arm_rows, val_rows, log_coef, params):
     """The law of one group's ĝ on one prompt: (gradients (M, K), probabilities (M,))."""
     est = estimators.get(name)
     logp_arm = jax.nn.log_softmax(lg)
     lp = log_coef + jnp.sum(logp_arm[arm_rows] + jnp.where(val_rows > 0, jnp.log(q)[arm_rows],
                                                              jnp.log1p(-q)[arm_rows]), axis=-1)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-        est.advantages, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
+        fn, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
     return g, jnp.exp(lp)
 
 
@@ -182,11 +181,12 @@ def _merge(points, probs):
 MC_REPEATS = 1 << 15  # Monte Carlo samples for a prompt drawn too often for the exact sum
 
 
-@functools.partial(jax.jit, static_argnames=("name", "group", "copies", "samples"))
-def _repeated_mc_kernel(name, group, copies, samples, key, lg, q, step, params):
+@functools.partial(jax.jit, static_argnames=("name", "fn", "group", "copies", "samples"))
+def _repeated_mc_kernel(name, fn, group, copies, samples, key, lg, q, step, params):
     tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
               "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
-    g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, copies, group))
+    g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, copies, group),
+                                          advantages=fn)
     dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(jnp.sum(g, axis=1))
     return jnp.mean(dj), jnp.std(dj, ddof=1) / jnp.sqrt(samples)
 
@@ -207,12 +207,12 @@ def repeated_group_gain(logits, success, group: int, copies: int, step: float,
     est = estimators.get(estimator)
     prm = {k: jnp.float64(v) for k, v in estimators.resolve_params(est, group).items()}
     arm_rows, val_rows, log_coef = _rows(q.shape[0], group)
-    g, w = _group_law_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), arm_rows, val_rows, log_coef, prm)
+    g, w = _group_law_kernel(estimator, est.advantages, jnp.asarray(lg), jnp.asarray(q), arm_rows, val_rows, log_coef, prm)
     one, mass = _merge(np.asarray(g), np.asarray(w))
     pts, pr = one, mass
     for _ in range(copies - 1):
         if pts.shape[0] * one.shape[0] > MAX_ROWS:
-            m, _ = _repeated_mc_kernel(estimator, group, copies, MC_REPEATS, jax.random.key(seed),
+            m, _ = _repeated_mc_kernel(estimator, est.advantages, group, copies, MC_REPEATS, jax.random.key(seed),
                                        jnp.asarray(lg), jnp.asarray(q), jnp.float64(step), prm)
             return float(m), False
         pts, pr = _merge((pts[:, None, :] + one[None, :, :]).reshape(-1, q.shape[0]),
@@ -340,14 +340,15 @@ def reweighting(logits, success, counts, estimator: str = "grpo", aggregation: s
     return {"scale": c, "direction_defect": defect, "spread": spread, "mean": mean, "grad": grads}
 
 
-@functools.partial(jax.jit, static_argnames=("name", "group", "samples"))
-def _mc_kernel(name, group, samples, keys, logits, success, steps, params):
+@functools.partial(jax.jit, static_argnames=("name", "fn", "group", "samples"))
+def _mc_kernel(name, fn, group, samples, keys, logits, success, steps, params):
     """Mean and variance over `samples` groups of J_p(θ_p + step_p ĝ) − J_p(θ_p), per prompt."""
 
     def one(key, lg, q, step):
         tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
                   "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
-        g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, group))
+        g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, group),
+                                              advantages=fn)
         dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(g)
         return jnp.mean(dj), jnp.var(dj, ddof=1)
 
@@ -370,7 +371,7 @@ def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int 
         idx = np.flatnonzero(n == g)
         prm = estimators.resolve_params(est, int(g), **params)
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
-        m, v = _mc_kernel(estimator, int(g), samples, keys, jnp.asarray(lg[idx]), jnp.asarray(q[idx]),
+        m, v = _mc_kernel(estimator, est.advantages, int(g), samples, keys, jnp.asarray(lg[idx]), jnp.asarray(q[idx]),
                           jnp.asarray(eta * w[idx]), {k: jnp.float64(x) for k, x in prm.items()})
         mean += float(np.sum(m)) / q.shape[0]
         var += float(np.sum(v)) / q.shape[0] ** 2
@@ -456,11 +457,11 @@ def _sub_multisets(counts, total):
             yield (d0, *rest), math.comb(counts[0], d0) * ways
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _kept_gain_kernel(name, logits, success, arms, rewards, weights, step, params):
+@functools.partial(jax.jit, static_argnames=("name", "fn",))
+def _kept_gain_kernel(name, fn, logits, success, arms, rewards, weights, step, params):
     est = estimators.get(name)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-        est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
+        fn, logits, a, r, params, est.per_coordinate))(arms, rewards)
     dj = jax.vmap(lambda x: objective_change(logits, success, step * x))(g)
     return jnp.sum(weights * dj)
 
@@ -501,9 +502,10 @@ def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimat
     arms_out += [arms_out[0]] * pad
     vals_out += [vals_out[0]] * pad
     w_out += [0.0] * pad
-    return float(_kept_gain_kernel(estimator, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(np.array(arms_out)),
-                                   jnp.asarray(np.array(vals_out)), jnp.asarray(np.array(w_out)),
-                                   jnp.float64(step), {k_: jnp.float64(v) for k_, v in prm.items()}))
+    return float(_kept_gain_kernel(estimator, est.advantages, jnp.asarray(lg), jnp.asarray(q),
+                                   jnp.asarray(np.array(arms_out)), jnp.asarray(np.array(vals_out)),
+                                   jnp.asarray(np.array(w_out)), jnp.float64(step),
+                                   {k_: jnp.float64(v) for k_, v in prm.items()}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -761,13 +763,13 @@ if __name__ == "__main__":
 CURVE_RULES = ("uniform", "vas", "knapsack", "knapsack_lab", "vade", "sec")
 
 
-@functools.partial(jax.jit, static_argnames=("name", "clip"))
-def _group_terms(name, lg, arms, rewards, clip=None):
+@functools.partial(jax.jit, static_argnames=("name", "fn", "clip"))
+def _group_terms(name, fn, lg, arms, rewards, clip=None):
     """ĝ of one group on prompt logits `lg` and its advantages (weights 1; clipped to ±clip when
     set), compiled once per (estimator, group size): the training loops call it once per group."""
     est = estimators.get(name)
     prm = estimators.resolve_params(est, arms.shape[0])
-    adv = _advantages(name, clip)
+    adv = _advantages(fn, clip)
     g = estimators.bandit_group_gradient(adv, lg, arms, rewards, prm)
     return g, adv(rewards, jnp.ones_like(rewards), **prm)
 
@@ -826,6 +828,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
     cats = A.sec_categories(succ, trials)
     q_sec = np.zeros(3)
     clip = cfg["adv_clip"] if rule == "knapsack" else None
+    adv_fn = estimators.get(estimator).advantages
     j0 = float(_objective(lg, q))
     rollouts, objective = ([0, spent], [j0, j0]) if spent else ([0], [j0])  # warm-up moves nothing
     for t in range(steps):
@@ -855,7 +858,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
         for p, size in sizes:
             arms, r = draw(p, size)
             if size >= 2:
-                g, adv = _group_terms(estimator, lg[p], arms, r, clip=clip)
+                g, adv = _group_terms(estimator, adv_fn, lg[p], arms, r, clip=clip)
                 new[p] += eta * size / total * np.asarray(g)
                 abs_adv[cats[p]].extend(np.abs(np.asarray(adv)).tolist())
             k_step[p] += r.sum()

@@ -375,3 +375,49 @@ def test_d3s_gain_keeps_all_equals_group_and_first_order_matches_mean():
     grad = np.asarray(softmax.gradient(lg, q))
     first = S.d3s_expected_gradient(lg, q, 4, 2) @ grad
     assert S.d3s_prompt_gain(lg, q, 4, 2, h) / h == pytest.approx(first, rel=1e-4)
+
+
+def test_a_name_registered_again_gives_the_new_functions_gains():
+    """The allocation kernels follow the registered advantage function, not its name: register f,
+    compute the exact gain, the Monte Carlo gain, a repeated-group gain (exact and Monte Carlo),
+    a D³S gain and one training step; unregister, register g = 2f under the same name and compute
+    again: every number is g's (a step twice as long)."""
+    import jax.numpy as jnp
+
+    from sims import estimators as E
+
+    lg = np.array([[0.2, -0.1, 0.0], [0.0, 0.3, -0.2]])
+    q = np.array([[0.7, 0.3, 0.1], [0.5, 0.2, 0.9]])
+
+    def f(rewards, weights):
+        return rewards - jnp.mean(rewards, axis=-1, keepdims=True)
+
+    def g(rewards, weights):
+        return 2.0 * f(rewards, weights)
+
+    results = []
+    for fn in (f, g):
+        E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
+        try:
+            results.append([
+                S.prompt_gains(lg, q, 3, 0.5, "reused_name"),
+                S.mc_improvement(lg, q, [3, 3], 0.5, 64, seed=1, estimator="reused_name")["mean"],
+                S.repeated_group_gain(lg[0], q[0], 3, 2, 0.5, "reused_name")[0],
+                S.d3s_prompt_gain(lg[0], q[0], 4, 2, 0.5, "reused_name"),
+            ])
+        finally:
+            E.unregister("reused_name")
+    # g's gradient is twice f's: compare with f's numbers at twice the step.
+    E.register(E.Estimator("reused_name", f, 2, {}, False, "reused", uses_weights=False))
+    try:
+        doubled = [
+            S.prompt_gains(lg, q, 3, 1.0, "reused_name"),
+            S.mc_improvement(lg, q, [3, 3], 1.0, 64, seed=1, estimator="reused_name")["mean"],
+            S.repeated_group_gain(lg[0], q[0], 3, 2, 1.0, "reused_name")[0],
+            S.d3s_prompt_gain(lg[0], q[0], 4, 2, 1.0, "reused_name"),
+        ]
+    finally:
+        E.unregister("reused_name")
+    for first, second, want in zip(*results, doubled):
+        np.testing.assert_allclose(second, want, rtol=1e-10, atol=1e-15)
+        assert np.max(np.abs(np.asarray(second) - np.asarray(first))) > 1e-6
