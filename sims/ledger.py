@@ -95,18 +95,25 @@ def load_all() -> dict[str, Claim]:
     return REGISTRY
 
 
-def _jsonable(x):
+def _jsonable(x, reasons: dict | None = None, path: str = ""):
+    """x as strict JSON: a non-finite number becomes null, and `reasons[path]` says which
+    ("not a number (NaN)", "infinite (+inf)"), where `path` is e.g. `measured.trace_var` or `interval[1]`."""
     import numpy as np
 
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): _jsonable(v, reasons, f"{path}.{k}" if path else str(k)) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [_jsonable(v, reasons, f"{path}[{i}]") for i, v in enumerate(x)]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return _jsonable(x.tolist(), reasons, path)
     if isinstance(x, (np.floating, float)):
         x = float(x)
-        return x if np.isfinite(x) else str(x)
+        if np.isfinite(x):
+            return x
+        if reasons is not None:
+            reasons[path] = ("not a number (NaN)" if np.isnan(x) else
+                             f"infinite ({'-' if x < 0 else '+'}inf)")
+        return None
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (np.bool_,)):
@@ -129,16 +136,19 @@ def run_claim(c: Claim, quick: bool) -> dict:
     for chk in checks:
         try:
             out = chk.run(quick)
+            nulls: dict = {}
             entry = {
                 "kind": chk.kind,
                 "status": "verified" if out.holds else "refuted",
-                "measured": _jsonable(out.measured),
-                "expected": _jsonable(out.expected),
+                "measured": _jsonable(out.measured, nulls, "measured"),
+                "expected": _jsonable(out.expected, nulls, "expected"),
                 "detail": out.detail,
-                "interval": _jsonable(out.interval),
+                "interval": _jsonable(out.interval, nulls, "interval"),
             }
             if out.counterexample is not None:
-                entry["counterexample"] = _jsonable(out.counterexample)
+                entry["counterexample"] = _jsonable(out.counterexample, nulls, "counterexample")
+            if nulls:  # each null of a non-finite value, with its reason
+                entry["null_reasons"] = nulls
         except Exception as err:  # noqa: BLE001
             tb = traceback.format_exception_only(type(err), err)[-1].strip()
             entry = {"kind": chk.kind, "status": "error", "measured": None, "expected": None,

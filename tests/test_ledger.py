@@ -31,3 +31,29 @@ def test_symbolic_zero_accepts_zero_and_catches_a_planted_residual():
     assert ok.holds and ok.measured == {"a": "0", "b": "0"}
     bad = ledger.symbolic_zero(sp.Matrix([0, x / 50]), "planted")
     assert not bad.holds and "x/50" in bad.measured["residual"]
+
+
+def test_non_finite_measured_values_are_null_with_a_reason():
+    """NaN and ±inf in what a check measured become null (strict JSON), each with its reason."""
+    import json
+
+    import numpy as np
+
+    def run(quick):
+        return Outcome(False, {"trace_var": float("nan"), "mean": np.array([1.0, np.inf])}, -np.inf,
+                       interval=[0.0, float("nan")], counterexample={"gap": float("-inf")})
+
+    record = ledger.run_claim(Claim("t.n", "test", "statement", "refuted", lambda: [Check("exact", run)]), True)
+    entry = record["checks"][0]
+    json.dumps(record, allow_nan=False)  # raises on any NaN or infinity left
+    assert entry["measured"] == {"trace_var": None, "mean": [1.0, None]} and entry["expected"] is None
+    assert entry["interval"] == [0.0, None] and entry["counterexample"] == {"gap": None}
+    assert entry["null_reasons"] == {
+        "measured.trace_var": "not a number (NaN)",
+        "measured.mean[1]": "infinite (+inf)",
+        "expected": "infinite (-inf)",
+        "interval[1]": "not a number (NaN)",
+        "counterexample.gap": "infinite (-inf)",
+    }
+    finite = ledger.run_claim(_claim("holds"), True)["checks"][0]
+    assert "null_reasons" not in finite  # the planted NaN above is what adds the reasons
