@@ -36,6 +36,71 @@ BINARY_PANEL = 2
 PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 TOL = 1e-9
 SHAPE_TOL = 1e-5  # shift/scale behaviour, loose enough for an eps of 1e-6 in a denominator
+MAX_GROUP = 1024  # the edge-case groups are built in memory; the exact engine names its own limits
+DEFAULT_TIMEOUT = 45.0  # `pglab audit`'s seconds for the whole card (import, calls, tracing, exact moments)
+MAX_TIMEOUT = 86_400.0
+
+
+class _TimeLimit(BaseException):
+    """Raised by the alarm when the card takes longer than its time limit."""
+
+
+class _UserExit(Exception):
+    """The user's code raised SystemExit or KeyboardInterrupt (carried as an ordinary error)."""
+
+
+def _traced_hint(err: BaseException) -> str | None:
+    """One line for the JAX errors of code that cannot be traced, or None."""
+    import jax
+
+    errors = jax.errors
+    if isinstance(err, getattr(errors, "TracerBoolConversionError", ())):
+        return "uses a Python `if`/`while`/`and` on a traced value: write it with jnp.where"
+    if isinstance(err, getattr(errors, "TracerArrayConversionError", ())):
+        return "converts a traced value to NumPy (np.asarray, np.mean, ...): write it with jax.numpy"
+    if isinstance(err, getattr(errors, "TracerIntegerConversionError", ())):
+        return "uses a traced value as a Python int (an index or a length): use jnp operations"
+    if isinstance(err, getattr(errors, "ConcretizationTypeError", ())):
+        return ("needs a concrete value where JAX traces (float(x), a Python `if`, a list of "
+                "Python floats): write it with jax.numpy and jnp.where")
+    return None
+
+
+def _describe(err: BaseException, what: str) -> InputError:
+    """The one-line InputError for an exception raised by the user's code."""
+    if isinstance(err, _UserExit):
+        return InputError(f"the function {err} on {what}; an advantage function must return its advantages")
+    hint = _traced_hint(err)
+    if hint:
+        return InputError(f"the function cannot be traced by JAX on {what}: it {hint}")
+    text = " ".join(str(err).split())[:200]
+    return InputError(f"the function raised {type(err).__name__} on {what}: {text}")
+
+
+def _user(fn, *args, **kwargs):
+    """Call the user's code with SystemExit and KeyboardInterrupt made ordinary errors (so one
+    bad call cannot end or hang the card) and its prints kept out of the report."""
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return fn(*args, **kwargs)
+    except SystemExit as err:
+        raise _UserExit(f"called sys.exit({err.code!r})") from None
+    except KeyboardInterrupt:
+        raise _UserExit("raised KeyboardInterrupt") from None
+
+
+def _as_array(fn):
+    """The user's function as the engines call it: output through jnp.asarray, so a list or
+    tuple of traced values is accepted (a NumPy computation on traced values cannot be: NumPy
+    needs concrete numbers, and JAX passes tracers)."""
+
+    def advantages(rewards, weights, **params):
+        return jnp.asarray(_user(fn, rewards, weights, **params))
+
+    return advantages
 
 
 def load(target: str):
@@ -44,9 +109,12 @@ def load(target: str):
     if not sep or not module_name or not func_name:
         raise InputError(f"expected MODULE:FUNCTION, got {target!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = _user(importlib.import_module, module_name)
+    except _UserExit as err:
+        raise InputError(f"importing {module_name!r} {err}") from None
     except Exception as err:  # noqa: BLE001 - any import failure is the user's to fix
-        raise InputError(f"cannot import {module_name!r}: {type(err).__name__}: {err}") from None
+        text = " ".join(str(err).split())[:200]
+        raise InputError(f"cannot import {module_name!r}: {type(err).__name__}: {text}") from None
     fn = getattr(module, func_name, None)
     if fn is None:
         raise InputError(f"module {module_name!r} has no function {func_name!r}")
@@ -63,9 +131,10 @@ def load(target: str):
 
 def _call(fn, r, w, what: str):
     try:
-        a = np.asarray(fn(jnp.asarray(r), jnp.asarray(w)))
+        a = _user(fn, jnp.asarray(r), jnp.asarray(w))
+        a = np.asarray(a, dtype=np.float64)
     except Exception as err:  # noqa: BLE001
-        raise InputError(f"the function raised {type(err).__name__} on {what}: {' '.join(str(err).split())[:200]}") from None
+        raise _describe(err, what) from None
     if a.shape != np.shape(r):
         raise InputError(f"the function returned shape {a.shape} for a group of shape {np.shape(r)}")
     return a
@@ -82,10 +151,38 @@ def _groups(rng, g, n=12):
         yield r, rng.uniform(0.1, 2.0, size=g)
 
 
-def report(target: str, group: int = 8) -> dict:
-    """The report card of `pglab audit` (one JSON-serialisable dict)."""
-    if not isinstance(group, int) or group < 2:
-        raise InputError(f"--group must be at least 2, got {group!r}")
+def report(target: str, group: int = 8, timeout: float | None = None) -> dict:
+    """The report card of `pglab audit` (one JSON-serialisable dict), within `timeout` seconds
+    when given (an alarm; off the main thread, where none can be set, without a limit)."""
+    import signal
+
+    if isinstance(group, bool) or not isinstance(group, int) or not 2 <= group <= MAX_GROUP:
+        raise InputError(f"--group must be an integer in [2, {MAX_GROUP:,}], got {group!r}")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout)
+                                    and 0 < timeout <= MAX_TIMEOUT):
+        raise InputError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {timeout!r}")
+
+    def expire(signum, frame):
+        raise _TimeLimit()
+
+    try:
+        previous = None if timeout is None else signal.signal(signal.SIGALRM, expire)
+    except ValueError:  # not the main thread
+        previous = None
+    else:
+        signal.setitimer(signal.ITIMER_REAL, float(timeout))
+    try:
+        return _report(target, group)
+    except _TimeLimit:
+        raise InputError(f"the audit took longer than --timeout {timeout:g} s (does the function sleep, "
+                         "loop or wait?); raise --timeout for a slow function") from None
+    finally:
+        if previous is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _report(target: str, group: int) -> dict:
     fn = load(target)
     rng = np.random.default_rng(0)
     problems = []
@@ -118,8 +215,10 @@ def report(target: str, group: int = 8) -> dict:
     if any(v.startswith("non-zero") for v in all_equal.values()):
         problems.append("all-equal groups get non-zero advantages (a baseline that misses the common reward)")
     try:
-        s = np.asarray(fn(jnp.ones(1), jnp.ones(1)))
+        s = np.asarray(_user(fn, jnp.ones(1), jnp.ones(1)), dtype=np.float64)
         singleton = "finite" if np.all(np.isfinite(s)) else "non-finite (refuse G = 1)"
+    except _UserExit as err:
+        singleton = str(err)
     except Exception as err:  # noqa: BLE001
         singleton = f"raises {type(err).__name__}"
     a32 = _call(fn, np.full(group, 0.35, dtype=np.float32), np.ones(group, dtype=np.float32), "a float32 group")
@@ -134,11 +233,17 @@ def report(target: str, group: int = 8) -> dict:
     name = f"audit:{target}:{id(fn)}"
     # uses_weights keeps its default (True): the user's function may read the weights, so the exact
     # engine never sums it over the reward alphabet alone.
-    estimators.register(estimators.Estimator(name, fn, 2, {}, False, "user function"))
+    traced = _as_array(fn)
+    estimators.register(estimators.Estimator(name, traced, 2, {}, False, "user function"))
     try:
         panel = []
         for label, logits, spec in PANEL:
-            m = exact.moments(name, logits, R.parse_rewards(spec), group)
+            try:
+                m = exact.moments(name, logits, R.parse_rewards(spec), group)
+            except InputError:
+                raise
+            except Exception as err:  # noqa: BLE001 - the user's function under jit
+                raise _describe(err, f"the exact moments of {label}") from None
             ref = exact.moments("rloo", logits, R.parse_rewards(spec), group)
             grad = m.true_gradient
             ok = bool(np.all(np.isfinite(m.mean)) and np.all(np.isfinite(m.cov)))
@@ -154,7 +259,7 @@ def report(target: str, group: int = 8) -> dict:
                 **({} if ok else {"reason": "the exact moments are not finite"}),
             })
         try:
-            cs = atlas.binary_moments(fn, PS, group)[0]
+            cs = atlas.binary_moments(traced, PS, group)[0]
             curve = [_finite(x) for x in cs]
         except Exception:  # noqa: BLE001
             curve = [None] * len(PS)

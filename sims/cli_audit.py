@@ -5,7 +5,10 @@
 The function takes (rewards, weights) for one group and returns one advantage per member, traceable
 by JAX (on bandits it receives weights = |s(a_i)|²). With --json the output is one object whose key
 `verdict` is "unbiased", "direction-unbiased" or "biased" (see `sims.audit`). An import error, a
-missing function, a wrong signature or a function that raises: exit 2 with one line.
+missing function, a wrong signature, a function that raises (SystemExit and KeyboardInterrupt
+included), cannot be traced (a Python `if` on a traced value, NumPy on traced values) or runs
+past `--timeout` seconds: exit 2 with one line. What the function prints is discarded, so the
+JSON stays clean; a function returning a list or tuple of values is read as an array.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ def _print(card: dict) -> None:
 
 def audit(
     target: str = typer.Argument(..., help="MODULE:FUNCTION of an advantage function (rewards, weights) -> A"),
-    group: int = typer.Option(8, help="group size G"),
+    group: int = typer.Option(8, help="group size G (2 to 1,024)"),
+    timeout: float = typer.Option(45.0, help="seconds the whole card may take (a function that "
+                                  "sleeps or loops is stopped with one line)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Report card of your own advantage function: symmetry, edge cases, exact bias and variance, verdict."""
@@ -51,7 +56,7 @@ def audit(
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    card = A.report(target, group)
+    card = A.report(target, group, timeout)
     if as_json:
         print(json.dumps(card, allow_nan=False))
     else:
