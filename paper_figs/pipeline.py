@@ -19,6 +19,7 @@ import inspect
 import json
 import os
 import pkgutil
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -68,19 +69,33 @@ def versions() -> dict:
 
 
 def _load_manifest(path: Path) -> dict:
+    """The manifest, or {} where there is none or it is not a JSON object of steps (then every
+    step is out of date and the manifest is written anew). A folder in its place is an InputError."""
+    from bandits.errors import InputError
+
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; the figures' manifest is written there")
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError, OSError):  # ValueError: bad JSON or not UTF-8
         return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+# The temporaries this package writes and renames: `style.atomic_write_bytes` makes
+# `.{name}.{8 random characters}.tmp`, `style.save` makes `.{stem}.{8 random characters}.{png|pdf}`
+# (tempfile.mkstemp's names). Only files of exactly that form are stale temporaries; any other
+# hidden file (a user's `.settings.json`) is left alone.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.(tmp|png|pdf)$")
 
 
 def _clean_stale_temporaries(*dirs: Path) -> None:
     for d in dirs:
         if d.is_dir():
-            for p in d.glob(".*.tmp"):
-                p.unlink(missing_ok=True)
-            for p in d.glob(".*.*"):
-                if p.suffix in (".png", ".pdf", ".json", ".md") and p.name.startswith("."):
+            for p in d.iterdir():
+                if _TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink():
                     p.unlink(missing_ok=True)
 
 
@@ -91,10 +106,10 @@ def file_digests(base: Path, files) -> dict:
 
 
 def _up_to_date(entry: dict | None, digest: str, base: Path) -> bool:
-    if not entry or entry.get("hash") != digest:
+    if not isinstance(entry, dict) or entry.get("hash") != digest:
         return False
     files = entry.get("files", [])
-    if not all((base / f).is_file() for f in files):
+    if not isinstance(files, list) or not all(isinstance(f, str) and (base / f).is_file() for f in files):
         return False
     return entry.get("digests") == file_digests(base, files)
 
@@ -171,6 +186,19 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
     return manifest
 
 
+def _unwritable_is_input_error(step, folder, fn):
+    """fn(), with a file that cannot be written (a folder in its place, no permission, a
+    full disk) reported as one line instead of a traceback."""
+    from bandits.errors import InputError
+
+    try:
+        return fn()
+    except OSError as err:
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        raise InputError(f"step {step}: cannot write its files in {folder}:{where} "
+                         f"{err.strerror or type(err).__name__}") from None
+
+
 def _digest(step: str, quick: bool, library: str) -> tuple[str, int]:
     """The step's input hash and seed."""
     if step == "ledger":
@@ -242,7 +270,8 @@ def _run(quick, only, force, out_dir, log, bar, jobs) -> dict:
     else:
         for step in pending:
             bar.start(step, total=len(steps))
-            record(step, *build(step, quick, fig_dir, ledger_dir, bar.sub))
+            _unwritable_is_input_error(
+                step, fig_dir, lambda: record(step, *build(step, quick, fig_dir, ledger_dir, bar.sub)))
             resources.release_compiled_code()
     if out_dir is None and not only:
         from paper_figs import gallery
@@ -327,7 +356,8 @@ def _run_parallel(pending, quick, fig_dir, ledger_dir, bar, record, jobs, total)
                         begin(step)
                     running.remove(step)
                     finished.add(step)
-                    record(step, *f.result(), completed=skipped + len(finished))
+                    _unwritable_is_input_error(
+                        step, fig_dir, lambda: record(step, *f.result(), completed=skipped + len(finished)))
                     bar.relabel(" + ".join(running))
         except BaseException:
             for f in futures:
