@@ -31,6 +31,111 @@ def _root() -> None:
     """pglab: policy-gradient claims checked symbolically, exactly and by Monte Carlo."""
 
 
+MAX_SEED = 2**63 - 1  # what `jax.random.key` takes with 64-bit integers on, and numpy's generators
+
+
+def list_fields(text, what: str, sep: str = ",") -> list[str]:
+    """The fields of a `sep`-separated list option, stripped; an empty list, or an empty field
+    anywhere (`0.1,,0.01`, `,1`, `1,`), is an InputError naming the option and the field."""
+    fields = [f.strip() for f in str(text).split(sep)]
+    if not str(text).strip():
+        raise InputError(f"{what}: empty list; give {sep!r}-separated values")
+    for i, f in enumerate(fields):
+        if not f:
+            where = "leading" if i == 0 else "trailing" if i == len(fields) - 1 else f"field {i + 1}"
+            raise InputError(f"{what} {text!r}: empty {where} field; give {sep!r}-separated values")
+    return fields
+
+
+def number_list(text, what: str, max_len: int | None = None) -> list[float]:
+    """A comma-separated list of finite numbers (no empty fields; at most `max_len` of them)."""
+    import math
+
+    fields = list_fields(text, what)
+    if max_len is not None and len(fields) > max_len:
+        raise InputError(f"{what}: {len(fields):,} values, over the limit of {max_len:,}")
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{what} must be finite numbers, got {text!r}")
+    return values
+
+
+def check_reward_fields(spec, what: str = "--rewards") -> None:
+    """No empty field in a reward spec: arms separated by ',' (bernoulli, deterministic,
+    gaussian) or '|' (categorical, whose outcomes are separated by ';')."""
+    kind, sep, payload = str(spec).partition(":")
+    if not sep or not payload.strip():
+        return  # parse_rewards names the expected form
+    if kind.strip().lower() == "categorical":
+        for arm in list_fields(payload, what, "|"):
+            list_fields(arm, what, ";")
+    else:
+        list_fields(payload, what)
+
+
+def check_count(value, what: str, low: int, high: int) -> int:
+    """An integer option in [low, high], refused up front with the limit named."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{what} must be an integer, got {value!r}")
+    if value < low:
+        raise InputError(f"{what} must be at least {low:,}, got {value:,}")
+    if value > high:
+        raise InputError(f"{what} must be at most {high:,}, got {value:,}")
+    return value
+
+
+def check_seed_range(seed, count: int = 1, what: str = "--seed") -> int:
+    """A first seed S of `count` consecutive seeds S, ..., S + count − 1, each in [0, 2^63 − 1]
+    (the seeds `jax.random.key` and numpy take)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{what} must be an integer in [0, 2^63 - 1], got {seed!r}")
+    if seed + count - 1 > MAX_SEED:
+        raise InputError(f"{what} {seed} with {count:,} seed(s) runs past 2^63 - 1, the largest seed")
+    return seed
+
+
+MAX_NAME = 255  # bytes in one path component (NAME_MAX on Linux)
+
+
+def _path_text(path, what: str) -> str:
+    import os
+
+    text = str(path)
+    if not text.strip():
+        raise InputError(f"{what}: empty path")
+    if "\0" in text:
+        raise InputError(f"{what}: the path holds a NUL character")
+    for part in text.split(os.sep):
+        if len(os.fsencode(part)) > MAX_NAME:
+            raise InputError(f"{what}: a name in the path is {len(os.fsencode(part))} bytes, over the "
+                             f"limit of {MAX_NAME}")
+    return text
+
+
+def output_file(path, what: str):
+    """A file the command will write: its folder must exist and be writable, and the path must
+    not be a folder. None stays None."""
+    import os
+    from pathlib import Path
+
+    if path is None:
+        return None
+    p = Path(_path_text(path, what))
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise InputError(f"{what} {str(path)!r} is a folder; give a file name")
+    if p.exists() and not p.is_file():
+        raise InputError(f"{what} {str(path)!r} exists and is not a regular file")
+    if not parent.is_dir():
+        raise InputError(f"{what} {str(path)!r}: the folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"{what} {str(path)!r}: not writable")
+    return p
+
+
 def _floats(values) -> list:
     return [float(x) for x in np.asarray(values).reshape(-1)]
 
@@ -56,8 +161,8 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
         "true_gradient": _floats(softmax.gradient(logits, rewards.means)),
     }
     if rewards.finite and mc_samples is not None:
-        try:  # with --mc, an enumeration too large for the exact engine leaves "exact" null
-            exact.check_size(len(rewards.outcomes()[0]), group, logits.size)
+        try:  # with --mc, an instance no exact route can enumerate leaves "exact" null
+            exact.plan(name, logits, rewards, group)
         except InputError as err:
             out["exact"], out["exact_reason"] = None, f"not computed: {err}"
     if rewards.finite and "exact" not in out:
@@ -179,6 +284,8 @@ def moments(
             raise InputError(f"--{key} does not apply to estimator {estimator!r}")
     if seed is not None and mc is None:
         raise InputError("--seed applies to Monte Carlo only; add --mc N")
+    list_fields(logits, "--logits")
+    check_reward_fields(rewards)
     report = moments_report(
         estimator, parse_floats(logits, "logits"), parse_rewards(rewards), group,
         {k: v for k, v in params.items() if k in est.params}, mc, 0 if seed is None else seed,
@@ -305,22 +412,23 @@ def figures(
     raise typer.Exit(1 if ledger.get("not_passed") else 0)
 
 
-def output_folder(out: Optional[str]):
+def output_folder(out: Optional[str], what: str = "--out"):
     """--out as a folder (created if missing); a path that exists and is not a folder, or that
     cannot be created, is an InputError. None stays None."""
+    import os
     from pathlib import Path
 
     if out is None:
         return None
-    if not str(out).strip():
-        raise InputError("--out: empty path")
-    path = Path(out)
+    path = Path(_path_text(out, what))
     if path.exists() and not path.is_dir():
-        raise InputError(f"--out {out!r} exists and is not a folder")
+        raise InputError(f"{what} {out!r} exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise InputError(f"--out {out!r}: cannot create the folder ({err.strerror or err})") from None
+        raise InputError(f"{what} {out!r}: cannot create the folder ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {out!r}: the folder is not writable")
     return path
 
 

@@ -33,19 +33,34 @@ def _finite(name: str, value):
     return value
 
 
+MAX_HORIZON = 10_000  # the exact recursion, its Hessian and Monte Carlo all scan over H steps
+MAX_MC_CHUNK_ENTRIES = 1 << 27  # one Monte Carlo chunk holds chunk × G × n_θ (or × H × (d + m)) floats
+MAX_MC_DRAWS = 2 * 10**8  # group members (Gaussian) or trajectory steps (LQR) a Monte Carlo run
+# draws: about a minute or two on one CPU core (10^6 groups of 4 take about 2 s)
+MAX_ENTRY = 1e100  # magnitude of a matrix entry (larger ones overflow the recursion's float64)
+MAX_MATRIX_ENTRIES = 4096  # far above the 8 × 8 that LQR allows; longer text is refused before parsing
+MAX_COEFFS = 64  # polynomial reward coefficients
+
+
 def parse_reward(text: str) -> np.ndarray:
     from bandits import gaussian
-    from bandits.rewards import parse_floats
+    from sims.cli import number_list
 
     if text in gaussian.REWARDS:
         return np.asarray(gaussian.REWARDS[text], dtype=np.float64)
-    return parse_floats(text, "reward coefficients")
+    return np.asarray(number_list(text, "--reward", MAX_COEFFS), dtype=np.float64)
 
 
 def parse_matrix(text: str, name: str) -> np.ndarray:
-    rows = [r for r in str(text).split(";")]
+    """Rows separated by ';', entries by ','; an empty row or entry is refused."""
+    from sims.cli import list_fields
+
+    rows = list_fields(text, f"--{name}", ";")
+    cells = [list_fields(r, f"--{name}", ",") for r in rows]
+    if sum(len(r) for r in cells) > MAX_MATRIX_ENTRIES:
+        raise InputError(f"--{name} has more than {MAX_MATRIX_ENTRIES:,} entries")
     try:
-        m = [[float(x) for x in r.split(",")] for r in rows]
+        m = [[float(x) for x in r] for r in cells]
     except ValueError:
         raise InputError(f"--{name} must be numbers, rows separated by ';', got {text!r}") from None
     if len({len(r) for r in m}) != 1:
@@ -53,7 +68,27 @@ def parse_matrix(text: str, name: str) -> np.ndarray:
     a = np.asarray(m, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         raise InputError(f"--{name} must hold finite numbers, got {text!r}")
+    if np.any(np.abs(a) > MAX_ENTRY):
+        raise InputError(f"--{name} has an entry beyond the limit of {MAX_ENTRY:g} in magnitude")
     return a[0, 0] if a.shape == (1, 1) else a
+
+
+def _check_mc(samples, seed, per_sample: int, what: str) -> None:
+    """--mc in [2, 10^9] with chunks of at most MAX_MC_CHUNK_ENTRIES floats (`per_sample` floats a
+    sample); --seed in [0, 2^63 − 1] and only with --mc."""
+    from sims import montecarlo
+    from sims.cli import MAX_MC_SAMPLES, check_count, check_seed_range
+
+    if samples is None:
+        if seed is not None:
+            raise InputError("--seed applies to Monte Carlo only; add --mc N")
+        return
+    check_count(samples, "--mc", 2, MAX_MC_SAMPLES)
+    check_seed_range(0 if seed is None else seed, 1, "--seed")
+    entries = montecarlo.chunk_size(samples) * per_sample
+    if entries > MAX_MC_CHUNK_ENTRIES:
+        raise InputError(f"Monte Carlo chunks of {entries:,} floats ({what}) are over the limit of "
+                         f"{MAX_MC_CHUNK_ENTRIES:,}")
 
 
 def _mc_block(mc) -> dict:
@@ -65,16 +100,23 @@ def _mc_block(mc) -> dict:
     return out
 
 
-def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_samples=None, seed=0) -> dict:
+def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_samples=None, seed=None) -> dict:
     """The JSON object of `pglab moments-gaussian`."""
     from bandits import gaussian
     from sims import continuous as C
     from sims import estimators
+    from sims.cli import check_count
 
     _finite("mu", mu)
     _finite("sigma", sigma)
     if sigma is None or sigma <= 0:
         raise InputError(f"σ must be a finite number > 0, got {sigma}")
+    check_count(group, "--group", 1, MAX_MC_CHUNK_ENTRIES)
+    _check_mc(mc_samples, seed, group * (1 if mean_only else 2), "chunk × G × n_θ")
+    if mc_samples is not None and mc_samples * group > MAX_MC_DRAWS:
+        raise InputError(f"--mc {mc_samples:,} groups × G = {group:,} members is over the limit of "
+                         f"{MAX_MC_DRAWS:,} draws")
+    seed = 0 if seed is None else seed
     theta = [mu] if mean_only else [mu, math.log(sigma)]
     fixed = sigma if mean_only else None
     c, th = gaussian.validate(coeffs, theta, fixed)
@@ -99,27 +141,37 @@ def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_
 
 
 def lqr_report(A, B, Q, R, K, sigma, horizon, gamma, init_cov=1.0, noise_cov=0.0, learn_sigma=False,
-               mc_samples=None, seed=0) -> dict:
+               mc_samples=None, seed=None) -> dict:
     """The JSON object of `pglab moments-lqr`: exact J_H, ∇J_H (GPOMDP's mean), ∇²J_H, the Riccati
     gain (null with a reason where there is none), and Monte Carlo moments of GPOMDP."""
     import jax.numpy as jnp
 
     from bandits import lqr as L
     from sims import continuous as C
+    from sims.cli import check_count
 
     _finite("sigma", sigma)
     _finite("gamma", gamma)
+    check_count(horizon, "--horizon", 1, MAX_HORIZON)
     lqr = L.make(A, B, Q, R, horizon, gamma, init_cov, noise_cov)
+    d, m = lqr.dims
+    _check_mc(mc_samples, seed, horizon * (d + m), "chunk × H × (d + m)")
+    if mc_samples is not None and mc_samples * horizon > MAX_MC_DRAWS:
+        raise InputError(f"--mc {mc_samples:,} trajectories × H = {horizon:,} steps is over the limit of "
+                         f"{MAX_MC_DRAWS:,} simulated steps")
+    seed = 0 if seed is None else seed
     if sigma is None or sigma <= 0:
         raise InputError(f"σ must be a finite number > 0, got {sigma}")
     k = np.atleast_2d(np.asarray(K, dtype=np.float64))
-    d, m = lqr.dims
     if k.shape != (m, d):
         raise InputError(f"K must be {m}×{d} (actions × states), got shape {k.shape}")
     theta = np.concatenate([k.reshape(-1), [math.log(sigma)]]) if learn_sigma else k.reshape(-1)
     fixed = None if learn_sigma else sigma
-    theta = jnp.asarray(L.check_policy(lqr, theta, fixed))
-    grad = np.asarray(L.gradient(theta, lqr, fixed))
+    try:
+        theta = jnp.asarray(L.check_policy(lqr, theta, fixed))
+        grad = np.asarray(L.gradient(theta, lqr, fixed))
+    except (OverflowError, FloatingPointError):
+        raise InputError("the instance's moments overflow float64; use a smaller gain, dynamics or horizon") from None
     try:
         k_star, _ = L.optimal_gain(lqr)
         riccati, reason = np.asarray(k_star).tolist(), None
@@ -169,7 +221,7 @@ def moments_gaussian(
     eps: Optional[float] = typer.Option(None, help="grpo's eps (default 1e-6)"),
     baseline: Optional[float] = typer.Option(None, help="reinforce's constant baseline b (default 0)"),
     mc: Optional[int] = typer.Option(None, help="also run Monte Carlo with this many groups"),
-    seed: int = typer.Option(0, help="Monte Carlo seed"),
+    seed: Optional[int] = typer.Option(None, help="Monte Carlo seed, 0 ≤ S < 2^63 (default 0; needs --mc)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Exact (closed form) and Monte Carlo moments of a group estimator on a Gaussian-policy bandit."""
@@ -198,11 +250,16 @@ def moments_lqr(
     noise_cov: str = typer.Option("0", help="Σ_w, covariance of the process noise"),
     learn_sigma: bool = typer.Option(False, "--learn-sigma", help="θ = (vec K, log σ) (default vec K, σ fixed)"),
     mc: Optional[int] = typer.Option(None, help="also run Monte Carlo with this many trajectories"),
-    seed: int = typer.Option(0, help="Monte Carlo seed"),
+    seed: Optional[int] = typer.Option(None, help="Monte Carlo seed, 0 ≤ S < 2^63 (default 0; needs --mc)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Exact J, ∇J, ∇²J and the Riccati gain on LQR, and Monte Carlo moments of GPOMDP."""
-    report = lqr_report(parse_matrix(a, "A"), parse_matrix(b, "B"), parse_matrix(q, "Q"), parse_matrix(r, "R"),
-                        parse_matrix(k, "K"), sigma, horizon, gamma, parse_matrix(init_cov, "init-cov"),
-                        parse_matrix(noise_cov, "noise-cov"), learn_sigma, mc, seed)
+    try:
+        report = lqr_report(parse_matrix(a, "A"), parse_matrix(b, "B"), parse_matrix(q, "Q"),
+                            parse_matrix(r, "R"), parse_matrix(k, "K"), sigma, horizon, gamma,
+                            parse_matrix(init_cov, "init-cov"), parse_matrix(noise_cov, "noise-cov"),
+                            learn_sigma, mc, seed)
+    except (OverflowError, FloatingPointError):
+        raise InputError("the instance's moments overflow float64; use a smaller gain, dynamics or "
+                         "horizon") from None
     print(json.dumps(report, allow_nan=False)) if as_json else _print(report)

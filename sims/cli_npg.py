@@ -29,12 +29,16 @@ DEFAULT_GAMMA0 = 1.0
 MAX_STEPS = 10_000_000
 
 
-def _eps_list(text: str, what: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values or not all(math.isfinite(e) and e > 0 for e in values):
+MAX_EPS = 1000  # ε grid points
+MAX_TUNE = 1000  # γ_0 grid points
+
+
+def _eps_list(text: str, what: str, max_len: int = MAX_EPS) -> list[float]:
+    """Comma-separated positive finite numbers; an empty field (`0.1,,0.01`) is refused."""
+    from sims.cli import number_list
+
+    values = number_list(text, what, max_len)
+    if not all(e > 0 for e in values):
         raise InputError(f"{what} must be positive finite numbers, got {text!r}")
     return values
 
@@ -45,6 +49,7 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
     """Run and summarise; the JSON object of `pglab npg` (strict JSON: no NaN or infinity)."""
     from sims import npg
     from sims import npg_problems as problems
+    from sims.cli import check_count, check_seed_range
 
     m = npg._method(method)
     prob = problems.get(problem)
@@ -53,8 +58,10 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
             raise InputError(f"--{name} must be at least 1, got {v}")
     if steps > MAX_STEPS:
         raise InputError(f"--steps {steps} exceeds the limit of {MAX_STEPS:,}")
-    if seed < 0:
-        raise InputError(f"--seed must be non-negative, got {seed}")
+    check_count(seeds, "--seeds", 1, npg.MAX_SEEDS)
+    check_seed_range(seed, seeds, "--seed")
+    if record_every is not None:
+        check_count(record_every, "--record-every", 1, steps)
     if rule not in ("first", "stay"):
         raise InputError(f"unknown rule {rule!r}; expected first or stay")
     g0 = DEFAULT_GAMMA0 if gamma0 is None else float(gamma0)
@@ -68,6 +75,10 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
         raise InputError("give either --gamma0 or --tune, not both")
     if tune is not None and tune_seeds < 1:
         raise InputError(f"--tune-seeds must be at least 1, got {tune_seeds}")
+    if tune is not None:  # the tuning batch is every γ_0 × every tuning seed, vmapped at once
+        if tune_seeds * len(tune) > npg.MAX_SEEDS:
+            raise InputError(f"--tune-seeds {tune_seeds:,} × {len(tune)} γ_0 values = "
+                             f"{tune_seeds * len(tune):,} tuning runs, over the limit of {npg.MAX_SEEDS:,}")
     if record_every is None:
         record_every = max(1, steps // 2000)
         while steps % record_every:
@@ -137,7 +148,7 @@ def npg(
     problem: str = typer.Option(..., help="registered problem, e.g. softmax"),
     steps: int = typer.Option(..., help="iterations per run"),
     seeds: int = typer.Option(..., help="number of seeds (runs), vmapped in one jit"),
-    seed: int = typer.Option(0, help="first seed"),
+    seed: int = typer.Option(0, help="first seed S; the run's seeds S, ..., S+N−1 lie in [0, 2^63 − 1]"),
     gamma0: Optional[float] = typer.Option(None, help="step-size scale γ_0 (default 1)"),
     record_every: Optional[int] = typer.Option(None, help="record J* − J every K steps"),
     eps: Optional[str] = typer.Option(None, help="ε grid, comma-separated (default from the run)"),
@@ -148,7 +159,7 @@ def npg(
 ):
     """Run N-PG-IGT, (N)-HARPG or a baseline on a problem; learning curve and sample complexity."""
     grid = None if eps is None else _eps_list(eps, "--eps")
-    tune_grid = None if tune is None else _eps_list(tune, "--tune")
+    tune_grid = None if tune is None else _eps_list(tune, "--tune", MAX_TUNE)
     report = npg_report(method, problem, steps, seeds, seed, gamma0, record_every, grid, rule,
                         progress=True, tune=tune_grid, tune_seeds=tune_seeds)
     if as_json:

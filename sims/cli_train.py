@@ -24,6 +24,37 @@ import typer
 
 from bandits.errors import InputError
 
+# Sizes refused up front (the limits a run on one CPU host can finish); the trainer's own
+# checks (tokens per step, divisibility, devices) follow.
+LIMITS = {
+    "--steps": 100_000, "--warmstart-steps": 100_000, "--group": 4096, "--prompts": 4096,
+    "--micro-batches": 4096, "--devices": 1024, "--width": 4096, "--layers": 64, "--heads": 256,
+    "--checkpoint-every": 100_000, "--vas-rollouts": 1024, "--vas-update-every": 100_000,
+    "--copg-pairs": 10_000_000,
+}
+MAX_SEED = 2**63 - 7920
+MIN_COPG_BETA, MAX_COPG_BETA = 1e-6, 1e6
+MAX_PARAMETERS = 50_000_000  # about 12·layers·width² transformer weights (Adam keeps three copies)
+
+
+def check_sizes(values: dict) -> None:
+    """Every count within [1 (0 for --warmstart-steps), LIMITS[name]] and the model within
+    MAX_PARAMETERS; the seed in [0, MAX_SEED] (`jax.random.key` takes [0, 2^63 − 1])."""
+    from sims.cli import check_count, check_seed_range
+
+    for name, v in values.items():
+        if name == "--seed":  # CoPG's data and warm start also draw from seeds S + 1 and S + 7919
+            if isinstance(v, int) and v > MAX_SEED:
+                raise InputError(f"--seed must be an integer in [0, {MAX_SEED:,}] (2^63 − 7920: runs also use "
+                                 f"seeds S + 1 and S + 7919), got {v}")
+            check_seed_range(v, 1, "--seed")
+        elif name in LIMITS:
+            check_count(v, name, 0 if name == "--warmstart-steps" else 1, LIMITS[name])
+    weights = 12 * values["--layers"] * values["--width"] ** 2
+    if weights > MAX_PARAMETERS:
+        raise InputError(f"--layers {values['--layers']} × --width {values['--width']} is about {weights:,} "
+                         f"weights (12·layers·width²), over the limit of {MAX_PARAMETERS:,}")
+
 
 def _window_mean(x, frac=0.1):
     n = max(1, int(round(len(x) * frac)))
@@ -80,10 +111,27 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Train a tiny transformer policy with a registry estimator on a verifiable task."""
+    from sims.cli import output_file, output_folder
     from sims.scaleup import trainer as T
 
-    if checkpoint_every < 1:
-        raise InputError(f"--checkpoint-every must be ≥ 1, got {checkpoint_every}")
+    check_sizes({"--seed": seed, "--steps": steps, "--warmstart-steps": warmstart_steps, "--group": group,
+                 "--prompts": prompts, "--micro-batches": micro_batches, "--devices": devices,
+                 "--width": width, "--layers": layers, "--heads": heads,
+                 "--checkpoint-every": checkpoint_every, "--vas-rollouts": vas_rollouts,
+                 "--vas-update-every": vas_update_every, "--copg-pairs": copg_pairs})
+    import math
+
+    for name, v in (("--lr", lr), ("--temperature", temperature), ("--warmstart-lr", warmstart_lr),
+                    ("--eta-min", eta_min), ("--vas-lambda", vas_lambda), ("--copg-beta", copg_beta)):
+        if v is not None and not math.isfinite(v):
+            raise InputError(f"{name} must be a finite number, got {v}")
+    if eta_min < 0:
+        raise InputError(f"--eta-min must be ≥ 0, got {eta_min}")
+    if copg_beta is not None and not MIN_COPG_BETA <= copg_beta <= MAX_COPG_BETA:
+        raise InputError(f"--copg-beta must lie in [{MIN_COPG_BETA:g}, {MAX_COPG_BETA:g}] (the KL temperature "
+                         f"divides the rewards), got {copg_beta:g}")
+    if copg_beta is not None and (log is not None or checkpoint_dir is not None):
+        raise InputError("--log and --checkpoint-dir apply to RL training, not to --copg-beta")
     cfg = T.TrainConfig(task=task, estimator=estimator, group=group, prompts=prompts, steps=steps,
                         seed=seed, lr=lr, temperature=temperature, loss_agg=loss_agg,
                         micro_batches=micro_batches, devices=devices, warmstart_steps=warmstart_steps,
@@ -92,6 +140,8 @@ def train(
                         sampler=sampler, vas_lambda=vas_lambda, vas_update_every=vas_update_every,
                         vas_rollouts=vas_rollouts)
     T.validate(cfg)
+    log = output_file(log, "--log")
+    checkpoint_dir = output_folder(checkpoint_dir, "--checkpoint-dir")
     if copg_beta is not None:
         from sims.scaleup import copg as CP
 

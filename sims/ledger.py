@@ -32,6 +32,7 @@ from typing import Any, Callable
 from sims import resources
 
 KINDS = ("symbolic", "exact", "monte_carlo")
+MAX_PATTERN = 200  # --only: patterns, and characters a pattern (fnmatch's regex grows with the stars)
 EXPECTED = ("holds", "refuted")
 
 
@@ -192,6 +193,8 @@ def select(only: str | None) -> list[str]:
     patterns = [p.strip() for p in str(only).split(",")]
     if not patterns or any(not p for p in patterns):
         raise InputError(f"--only {only!r}: empty pattern; give comma-separated globs of claim ids")
+    if any(len(p) > MAX_PATTERN for p in patterns) or len(patterns) > MAX_PATTERN:
+        raise InputError(f"--only: at most {MAX_PATTERN} patterns of at most {MAX_PATTERN} characters each")
     ids = sorted(load_all())
     chosen = [i for i in ids if any(fnmatch.fnmatchcase(i, p) for p in patterns)]
     if not chosen:

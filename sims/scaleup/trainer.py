@@ -408,25 +408,57 @@ def _checkpointer(directory):
                                  options=ocp.CheckpointManagerOptions(max_to_keep=2))
 
 
-def _save(manager, step, params, opt_state, rewards, wloss):
+def _fingerprint(cfg: TrainConfig) -> dict:
+    """The configuration a checkpoint belongs to: every field but `steps` (a run may be resumed
+    with more steps) and `devices` (sharding does not change the state)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("steps", "devices")}
+
+
+def _save(manager, step, params, opt_state, rewards, wloss, cfg=None):
     import orbax.checkpoint as ocp
 
     leaves = jax.tree_util.tree_leaves((params, opt_state))
     counted = lambda x: np.concatenate([[len(x)], np.asarray(x, np.float64)])  # never empty
     item = {"leaves": [np.asarray(x) for x in leaves], "rewards": counted(rewards),
             "warmstart_loss": counted(wloss)}
+    if cfg is not None:
+        item["config"] = np.frombuffer(json.dumps(_fingerprint(cfg), sort_keys=True).encode(), np.uint8)
     manager.save(step, args=ocp.args.StandardSave(item))
     manager.wait_until_finished()
 
 
-def _restore(manager, params, opt_state):
+def _restore(manager, params, opt_state, cfg=None):
+    """The latest checkpoint as (step, params, opt_state, rewards, warm-start losses), or None.
+    A checkpoint of another configuration (its recorded fields, or the shapes of its arrays,
+    differ) or one beyond `cfg.steps` is an InputError: it is never loaded into this run."""
     import orbax.checkpoint as ocp
 
     step = manager.latest_step()
     if step is None:
         return None
-    item = manager.restore(step, args=ocp.args.StandardRestore())
+    where = str(manager.directory)
+    try:
+        item = manager.restore(step, args=ocp.args.StandardRestore())
+    except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint
+        raise InputError(f"--checkpoint-dir {where}: cannot read the checkpoint of step {step} "
+                         f"({type(err).__name__})") from None
+    if cfg is not None and "config" in item:
+        saved = json.loads(np.asarray(item["config"], np.uint8).tobytes().decode())
+        ours = json.loads(json.dumps(_fingerprint(cfg), sort_keys=True))
+        differ = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
+        if differ:
+            shown = ", ".join(f"{k}={saved.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:3])
+            raise InputError(f"--checkpoint-dir {where} holds a run of another configuration ({shown}); "
+                             "use another folder or the same settings")
     treedef = jax.tree_util.tree_structure((params, opt_state))
+    fresh = jax.tree_util.tree_leaves((params, opt_state))
+    stored = item.get("leaves", [])
+    if len(stored) != len(fresh) or any(np.shape(a) != np.shape(b) for a, b in zip(stored, fresh)):
+        raise InputError(f"--checkpoint-dir {where} holds a model of another shape (width, layers, heads "
+                         "or task differ); use another folder or the same settings")
+    if cfg is not None and step > cfg.steps:
+        raise InputError(f"--checkpoint-dir {where} is at step {step}, beyond --steps {cfg.steps}; give "
+                         f"--steps of at least {step} to resume it")
     leaves = [jnp.asarray(x) for x in item["leaves"]]
     params, opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
     uncount = lambda x: [float(v) for v in np.asarray(x)[1:]]
@@ -459,7 +491,7 @@ def train(cfg: TrainConfig, *, log_path=None, checkpoint_dir=None, checkpoint_ev
     manager = _checkpointer(checkpoint_dir) if checkpoint_dir else None
     rewards, wloss, start, resumed = [], [], 0, None
     if manager is not None:
-        got = _restore(manager, params, opt_state)
+        got = _restore(manager, params, opt_state, cfg)
         if got is not None:
             resumed, params, opt_state, rewards, wloss = got
             start = resumed
@@ -511,7 +543,7 @@ def train(cfg: TrainConfig, *, log_path=None, checkpoint_dir=None, checkpoint_ev
             if bar:
                 bar.update(bar_task, advance=1, reward=float(np.mean(rewards[-20:])))
             if manager is not None and ((t + 1) % checkpoint_every == 0 or t + 1 == end):
-                _save(manager, t + 1, params, opt_state, rewards, wloss)
+                _save(manager, t + 1, params, opt_state, rewards, wloss, cfg)
     finally:
         if bar:
             bar.stop()
