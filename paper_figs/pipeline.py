@@ -194,7 +194,8 @@ def _unwritable_is_input_error(step, folder, fn):
     try:
         return fn()
     except OSError as err:
-        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        target = getattr(err, "filename2", None) or getattr(err, "filename", None)  # a rename's target
+        where = f" {target}:" if target else ""
         raise InputError(f"step {step}: cannot write its files in {folder}:{where} "
                          f"{err.strerror or type(err).__name__}") from None
 
