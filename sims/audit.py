@@ -78,18 +78,26 @@ def _describe(err: BaseException, what: str) -> InputError:
 
 
 def _user(fn, *args, **kwargs):
-    """Call the user's code with SystemExit and KeyboardInterrupt made ordinary errors (so one
-    bad call cannot end or hang the card) and its prints kept out of the report."""
+    """Call the user's code with SystemExit, os._exit and KeyboardInterrupt made ordinary errors
+    (so one bad call cannot end the card) and its prints kept out of the report."""
     import contextlib
     import io
+    import os
 
+    def no_exit(code=0):  # os._exit would end the process without a word: made an error too
+        raise _UserExit(f"called os._exit({code!r})")
+
+    real_exit = os._exit
     try:
+        os._exit = no_exit
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return fn(*args, **kwargs)
     except SystemExit as err:
         raise _UserExit(f"called sys.exit({err.code!r})") from None
     except KeyboardInterrupt:
         raise _UserExit("raised KeyboardInterrupt") from None
+    finally:
+        os._exit = real_exit
 
 
 def _as_array(fn):

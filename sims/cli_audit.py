@@ -6,7 +6,7 @@ The function takes (rewards, weights) for one group and returns one advantage pe
 by JAX (on bandits it receives weights = |s(a_i)|²). With --json the output is one object whose key
 `verdict` is "unbiased", "direction-unbiased" or "biased" (see `sims.audit`). An import error, a
 missing function, a wrong signature, a function that raises (SystemExit and KeyboardInterrupt
-included), cannot be traced (a Python `if` on a traced value, NumPy on traced values) or runs
+included, and os._exit), cannot be traced (a Python `if` on a traced value, NumPy on traced values) or runs
 past `--timeout` seconds: exit 2 with one line. What the function prints is discarded, so the
 JSON stays clean; a function returning a list or tuple of values is read as an array.
 """

@@ -334,6 +334,12 @@ def exits(rewards, weights):
     sys.exit(3)
 
 
+def exits_hard(rewards, weights):
+    import os
+
+    os._exit(0)
+
+
 def interrupts(rewards, weights):
     raise KeyboardInterrupt
 
@@ -369,6 +375,7 @@ def audit_module(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("function, extra, fragment", [
     ("exits", [], "called sys.exit(3)"),
+    ("exits_hard", [], "called os._exit(0)"),
     ("interrupts", [], "raised KeyboardInterrupt"),
     ("python_if", [], "jnp.where"),
     ("uses_numpy", [], "write it with jax.numpy"),
