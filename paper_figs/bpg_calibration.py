@@ -21,7 +21,7 @@ from sims import bpg_experiments as E
 
 SEED = 0
 CLAIMS = [f"bpg.calibration_model{m}_{f}_fisher" for m in (1, 2) for f in ("known", "plugin")] + [
-    f"bpg.calibration_model{m}_{f}_fisher_fitted_noise_{p}_M40" for m in (1, 2) for f in ("known", "plugin")
+    f"bpg.calibration_model{m}_{f}_fisher_fitted_noise_{p}_m40" for m in (1, 2) for f in ("known", "plugin")
     for p in ("gaussian", "lqr")]
 ROWS = (("fixed", E.NOISE, 10), ("fitted", "fitted", 40))  # (name, noise, M)
 NAMES = {"gaussian": "Gaussian bandit, R(a) = −(a − 1)²", "lqr": "scalar LQR, K = −0.8"}

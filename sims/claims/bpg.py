@@ -547,7 +547,7 @@ def _fitted_calibration_claim(model: int, fisher_kind: str, problem: str, m: int
     which = "the exact Fisher G" if fisher_kind == "known" else "the plug-in Fisher Ĝ = (1/M) Σ u uᵀ"
     verdict = "Holds" if expected == "holds" else "Refuted"
 
-    @claim(f"bpg.calibration_model{model}_{fisher_kind}_fisher_fitted_noise_{problem}_M{m}",
+    @claim(f"bpg.calibration_model{model}_{fisher_kind}_fisher_fitted_noise_{problem}_m{m}",
            source=f"{SOURCE}; docs/design.md §4.6",
            statement=f"With the GP noise σ² fitted by marginal likelihood on each data set, Model {model} with "
                      f"{which} on the {'Gaussian bandit' if problem == 'gaussian' else 'scalar LQR'} at M = {m}: "
