@@ -192,14 +192,25 @@ def gaussian(means, stds) -> RewardModel:
     return RewardModel("gaussian", gaussian_means=m, gaussian_stds=s)
 
 
+def list_fields(text, what: str, sep: str = ",") -> list[str]:
+    """The fields of a `sep`-separated list, stripped; an empty list, or an empty field anywhere
+    (`0.1,,0.01`, `,1`, `1,`), is an InputError naming the list and the field, never dropped."""
+    fields = [f.strip() for f in str(text).split(sep)]
+    if not str(text).strip():
+        raise InputError(f"{what}: empty list; give {sep!r}-separated values")
+    for i, f in enumerate(fields):
+        if not f:
+            where = "leading" if i == 0 else "trailing" if i == len(fields) - 1 else f"field {i + 1}"
+            raise InputError(f"{what} {text!r}: empty {where} field; give {sep!r}-separated values")
+    return fields
+
+
 def _floats(text: str, what: str) -> list[float]:
+    fields = list_fields(text, what)
     try:
-        xs = [float(x) for x in text.split(",") if x.strip() != ""]
+        return [float(x) for x in fields]
     except ValueError:
         raise InputError(f"{what}: cannot read numbers from {text!r}") from None
-    if not xs:
-        raise InputError(f"{what}: no numbers given")
-    return xs
 
 
 def parse_rewards(spec: str) -> RewardModel:
@@ -214,8 +225,8 @@ def parse_rewards(spec: str) -> RewardModel:
         return deterministic(_floats(payload, "deterministic"))
     if kind == "categorical":
         vals, qs = [], []
-        for a, block in enumerate(payload.split("|")):
-            pairs = [p for p in block.split(";") if p.strip()]
+        for a, block in enumerate(list_fields(payload, "categorical", "|")):
+            pairs = list_fields(block, f"categorical arm {a + 1}", ";")
             try:
                 vq = [tuple(float(x) for x in p.split("/")) for p in pairs]
             except ValueError:
@@ -226,7 +237,7 @@ def parse_rewards(spec: str) -> RewardModel:
             qs.append([t[1] for t in vq])
         return categorical(vals, qs)
     if kind == "gaussian":
-        pairs = [p for p in payload.split(",") if p.strip()]
+        pairs = list_fields(payload, "gaussian")
         try:
             ms = [tuple(float(x) for x in p.split("/")) for p in pairs]
         except ValueError:

@@ -12,6 +12,7 @@ import numpy as np
 import typer
 
 from bandits.errors import InputError, check_seed
+from bandits.rewards import list_fields
 
 MAX_ARMS = 4096  # the covariance is K × K
 MAX_MC_SAMPLES = 10**9
@@ -34,19 +35,6 @@ def _root() -> None:
 MAX_SEED = 2**63 - 1  # what `jax.random.key` takes with 64-bit integers on, and numpy's generators
 
 
-def list_fields(text, what: str, sep: str = ",") -> list[str]:
-    """The fields of a `sep`-separated list option, stripped; an empty list, or an empty field
-    anywhere (`0.1,,0.01`, `,1`, `1,`), is an InputError naming the option and the field."""
-    fields = [f.strip() for f in str(text).split(sep)]
-    if not str(text).strip():
-        raise InputError(f"{what}: empty list; give {sep!r}-separated values")
-    for i, f in enumerate(fields):
-        if not f:
-            where = "leading" if i == 0 else "trailing" if i == len(fields) - 1 else f"field {i + 1}"
-            raise InputError(f"{what} {text!r}: empty {where} field; give {sep!r}-separated values")
-    return fields
-
-
 def number_list(text, what: str, max_len: int | None = None) -> list[float]:
     """A comma-separated list of finite numbers (no empty fields; at most `max_len` of them)."""
     import math
@@ -61,19 +49,6 @@ def number_list(text, what: str, max_len: int | None = None) -> list[float]:
     if not all(math.isfinite(v) for v in values):
         raise InputError(f"{what} must be finite numbers, got {text!r}")
     return values
-
-
-def check_reward_fields(spec, what: str = "--rewards") -> None:
-    """No empty field in a reward spec: arms separated by ',' (bernoulli, deterministic,
-    gaussian) or '|' (categorical, whose outcomes are separated by ';')."""
-    kind, sep, payload = str(spec).partition(":")
-    if not sep or not payload.strip():
-        return  # parse_rewards names the expected form
-    if kind.strip().lower() == "categorical":
-        for arm in list_fields(payload, what, "|"):
-            list_fields(arm, what, ";")
-    else:
-        list_fields(payload, what)
 
 
 def check_count(value, what: str, low: int, high: int) -> int:
@@ -284,10 +259,8 @@ def moments(
             raise InputError(f"--{key} does not apply to estimator {estimator!r}")
     if seed is not None and mc is None:
         raise InputError("--seed applies to Monte Carlo only; add --mc N")
-    list_fields(logits, "--logits")
-    check_reward_fields(rewards)
     report = moments_report(
-        estimator, parse_floats(logits, "logits"), parse_rewards(rewards), group,
+        estimator, parse_floats(logits, "--logits"), parse_rewards(rewards), group,
         {k: v for k, v in params.items() if k in est.params}, mc, 0 if seed is None else seed,
     )
     if as_json:

@@ -53,7 +53,7 @@ def parse_reward(text: str) -> np.ndarray:
 
 def parse_matrix(text: str, name: str) -> np.ndarray:
     """Rows separated by ';', entries by ','; an empty row or entry is refused."""
-    from sims.cli import list_fields
+    from bandits.rewards import list_fields
 
     rows = list_fields(text, f"--{name}", ";")
     cells = [list_fields(r, f"--{name}", ",") for r in rows]
