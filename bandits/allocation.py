@@ -15,8 +15,9 @@ Rules (papers' versions first; the lab's choices where a paper leaves something 
   n_w = ⌊λm⌋ (λ = `curriculum_mixture_ratio` = 0.5) are drawn *with replacement* ∝ VPS and the
   other m − n_w are distinct prompts drawn uniformly (a shuffled pool); a prompt drawn c times
   gets c independent groups of G. VPS = α·OVS + β·TDS with OVS = P̂(1 − P̂) and TDS the
-  trajectory-diversity score (`bandits.vas.diversity_score`: on a bandit, the normalised entropy
-  of the sampled arms); α = β = 1 as the paper writes VPS (the released example config scores
+  trajectory-diversity score (reconstructed: the paper scores the diversity of text trajectories,
+  whose exact definition the lab could not recover; on a bandit the lab uses
+  `bandits.vas.diversity_score`, the normalised entropy of the sampled arms); α = β = 1 as the paper writes VPS (the released example config scores
   OVS alone, "learnability", weight 1).
 * `knapsack_released_rule`: Knapsack RL (Li et al. 2025, arXiv:2509.25849) as released
   (liziniu/KnapsackRL, `exploration_utils.sampling_budget_by_knapsack` and `solve_by_dp`, run
