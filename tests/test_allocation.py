@@ -395,29 +395,20 @@ def test_a_name_registered_again_gives_the_new_functions_gains():
     def g(rewards, weights):
         return 2.0 * f(rewards, weights)
 
-    results = []
-    for fn in (f, g):
+    def gains(fn, step):
         E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
         try:
-            results.append([
-                S.prompt_gains(lg, q, 3, 0.5, "reused_name"),
-                S.mc_improvement(lg, q, [3, 3], 0.5, 64, seed=1, estimator="reused_name")["mean"],
-                S.repeated_group_gain(lg[0], q[0], 3, 2, 0.5, "reused_name")[0],
-                S.d3s_prompt_gain(lg[0], q[0], 4, 2, 0.5, "reused_name"),
-            ])
+            return [
+                S.prompt_gains(lg, q, 3, step, "reused_name"),
+                S.mc_improvement(lg, q, [3, 3], step, 64, seed=1, estimator="reused_name")["mean"],
+                S.repeated_group_gain(lg[0], q[0], 3, 2, step, "reused_name")[0],
+                S.d3s_prompt_gain(lg[0], q[0], 4, 2, step, "reused_name"),
+            ]
         finally:
             E.unregister("reused_name")
-    # g's gradient is twice f's: compare with f's numbers at twice the step.
-    E.register(E.Estimator("reused_name", f, 2, {}, False, "reused", uses_weights=False))
-    try:
-        doubled = [
-            S.prompt_gains(lg, q, 3, 1.0, "reused_name"),
-            S.mc_improvement(lg, q, [3, 3], 1.0, 64, seed=1, estimator="reused_name")["mean"],
-            S.repeated_group_gain(lg[0], q[0], 3, 2, 1.0, "reused_name")[0],
-            S.d3s_prompt_gain(lg[0], q[0], 4, 2, 1.0, "reused_name"),
-        ]
-    finally:
-        E.unregister("reused_name")
-    for first, second, want in zip(*results, doubled):
-        np.testing.assert_allclose(second, want, rtol=1e-10, atol=1e-15)
-        assert np.max(np.abs(np.asarray(second) - np.asarray(first))) > 1e-6
+
+    first, second = gains(f, 0.5), gains(g, 0.5)
+    doubled = gains(f, 1.0)  # g's gradient is twice f's: f's numbers at twice the step
+    for a, b, want in zip(first, second, doubled):
+        np.testing.assert_allclose(b, want, rtol=1e-10, atol=1e-15)
+        assert np.max(np.abs(np.asarray(b) - np.asarray(a))) > 1e-6

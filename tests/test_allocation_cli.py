@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -18,17 +17,10 @@ from pathlib import Path
 import pytest
 
 from sims import allocation as S
+from tests.cli_run import strict_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "sims.allocation: error:"
-
-
-def _reject_constant(name):
-    raise ValueError(f"non-strict JSON constant {name}")
-
-
-def strict_json(text: str):
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 def run_inprocess(argv):

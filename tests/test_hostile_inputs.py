@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,20 +16,13 @@ from pathlib import Path
 import pytest
 
 from sims import cli
+from tests.cli_run import strict_json
 
 ROOT = Path(__file__).resolve().parent.parent
 M = ["moments", "--json"]
 BERN = ["--rewards", "bernoulli:0.5,0.5", "--logits", "0,0"]
 TOY = ["copg", "--rewards", "2.5,2,1", "--beta", "0.5", "--mu1", "0.1,0.2,0.7", "--mu2", "0.05,0.05,0.9"]
 BIG = str(2**63)
-
-
-def _reject_constant(name):
-    raise ValueError(f"non-strict JSON constant {name}")
-
-
-def strict_json(text: str):
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 def run_inprocess(argv):
