@@ -173,12 +173,14 @@ def report(target: str, group: int = 8, timeout: float | None = None) -> dict:
     def expire(signum, frame):
         raise _TimeLimit()
 
-    try:
-        previous = None if timeout is None else signal.signal(signal.SIGALRM, expire)
-    except ValueError:  # not the main thread
-        previous = None
-    else:
-        signal.setitimer(signal.ITIMER_REAL, float(timeout))
+    previous = None
+    if timeout is not None:
+        try:
+            previous = signal.signal(signal.SIGALRM, expire)
+        except ValueError:  # not the main thread
+            previous = None
+        else:
+            signal.setitimer(signal.ITIMER_REAL, float(timeout))
     try:
         return _report(target, group)
     except _TimeLimit:

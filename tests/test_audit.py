@@ -55,6 +55,19 @@ def test_grpo_is_direction_unbiased_for_binary_rewards_with_its_scale(capsys):
     assert c["checks"]["scale"] == "invariant" and c["checks"]["float32_residue"] == 0.0
 
 
+def test_report_from_python_runs_without_a_time_limit_and_with_one():
+    """`sims.audit.report` called as a library: no --timeout means no alarm, a timeout arms one and
+    disarms it afterwards; both give the card the CLI prints."""
+    import signal
+
+    from sims import audit
+
+    plain = audit.report("sims.estimators:grpo_mean", group=4)
+    timed = audit.report("sims.estimators:grpo_mean", group=4, timeout=120)
+    assert plain["verdict"] == timed["verdict"] == "direction-unbiased"
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_planted_own_reward_baseline_is_caught(capsys, user_module):
     c = card(capsys, f"{user_module}:leaky")
     assert c["verdict"] == "direction-unbiased" and c["scope"] == "all rewards"
