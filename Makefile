@@ -48,8 +48,10 @@ figures: setup
 bench: setup
 	$(PY) -m sims.bench
 
+# Lint: ruff, and the import-layer check of docs/design.md §1 (tests/test_layers.py, also in make test).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .jax-cache bench.json
