@@ -45,7 +45,7 @@ from bandits import allocation as A
 from bandits import ensemble as ens
 from bandits import softmax
 from bandits import vas as vas_mod
-from bandits.errors import InputError
+from bandits.errors import MAX_SEED, InputError
 from bandits.rewards import bernoulli
 from sims import estimators, exact, montecarlo
 from sims.vas import objective_change
@@ -671,7 +671,6 @@ def rank_rules(kind: str, budget: int, *, draws: int = 16, seed: int = 0, rules=
 
 MAX_GROUP = 8  # the exact sums at K = 3: C(2K + G − 1, G) multisets per group
 MAX_DRAWS = 256
-MAX_SEED = 2**63 - 1
 
 
 def budget_limits(group: int, prompts: int = STUDY["prompts"]) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from bandits.errors import InputError, check_seed
+from bandits.errors import MAX_SEED, InputError, check_seed
 from bandits.rewards import list_fields
 
 MAX_ARMS = 4096  # the covariance is K × K
@@ -30,9 +30,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """pglab: policy-gradient claims checked symbolically, exactly and by Monte Carlo."""
-
-
-MAX_SEED = 2**63 - 1  # what `jax.random.key` takes with 64-bit integers on, and numpy's generators
 
 
 def number_list(text, what: str, max_len: int | None = None) -> list[float]:
@@ -63,10 +60,9 @@ def check_count(value, what: str, low: int, high: int) -> int:
 
 
 def check_seed_range(seed, count: int = 1, what: str = "--seed") -> int:
-    """A first seed S of `count` consecutive seeds S, ..., S + count − 1, each in [0, 2^63 − 1]
-    (the seeds `jax.random.key` and numpy take)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(f"{what} must be an integer in [0, 2^63 - 1], got {seed!r}")
+    """A first seed S of `count` consecutive seeds S, ..., S + count − 1, each a seed
+    `bandits.errors.check_seed` accepts ([0, 2^63 − 1])."""
+    seed = check_seed(seed, what)
     if seed + count - 1 > MAX_SEED:
         raise InputError(f"{what} {seed} with {count:,} seed(s) runs past 2^63 - 1, the largest seed")
     return seed

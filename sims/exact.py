@@ -329,8 +329,8 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
         raise InputError(f"unknown exact route {route!r}; known: {', '.join(ROUTES)}")
     if route == "multiset":
         e = enumerate_groups(logits, rewards, group)
-        mean, cov, ref = _moments_kernel(est.advantages, est.per_coordinate, e.logits, e.arms, e.values, e.log_cq, jparams,
-                                         means[: e.logits.shape[0]])
+        mean, cov, ref = _moments_kernel(est.advantages, est.per_coordinate, e.logits, e.arms, e.values,
+                                         e.log_cq, jparams, means[: e.logits.shape[0]])
         count = e.multisets
     else:
         if est.per_coordinate:
