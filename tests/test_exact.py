@@ -132,6 +132,14 @@ def test_logit_count_must_match_arms():
         exact.moments("rloo", [0.0, 0.0], R.bernoulli([0.5, 0.5, 0.5]), 2)
 
 
+def _centred(rewards, weights):
+    return rewards - jnp.mean(rewards, axis=-1, keepdims=True)
+
+
+def _twice_centred(rewards, weights):
+    return 2.0 * _centred(rewards, weights)
+
+
 def test_a_name_registered_again_computes_the_new_function():
     """Compiled kernels must follow the registered function, not its name: register f, compute
     exactly (both routes) and by Monte Carlo, unregister, register a different g under the same
@@ -140,14 +148,8 @@ def test_a_name_registered_again_computes_the_new_function():
 
     logits, model, group = [0.3, -0.2, 0.1], R.bernoulli([0.8, 0.4, 0.1]), 3
 
-    def f(rewards, weights):
-        return rewards - jnp.mean(rewards, axis=-1, keepdims=True)
-
-    def g(rewards, weights):
-        return 2.0 * (rewards - jnp.mean(rewards, axis=-1, keepdims=True))
-
     results = []
-    for fn in (f, g):
+    for fn in (_centred, _twice_centred):
         E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
         try:
             results.append([exact.moments("reused_name", logits, model, group, route=r).mean
@@ -164,14 +166,8 @@ def test_a_batch_name_registered_again_computes_the_new_function():
     """The batch engine and the two-armed route key their kernels on the function as well."""
     from sims import atlas, batch
 
-    def f(rewards, weights):
-        return rewards - jnp.mean(rewards, axis=-1, keepdims=True)
-
-    def g(rewards, weights):
-        return 2.0 * (rewards - jnp.mean(rewards, axis=-1, keepdims=True))
-
     results = []
-    for fn in (f, g):
+    for fn in (_centred, _twice_centred):
         batch.REGISTRY["reused_name"] = batch.BatchEstimator("reused_name", fn, {}, "reused", "test", "test")
         E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
         try:
