@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup test figures notebooks bench lint clean
+.PHONY: setup test figures notebooks bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,18 @@ test: setup
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 notebooks: setup
-	$(WITH_CACHE) $(PY) -m sims.notebooks
+	$(WITH_CACHE) $(PY) -m sims.tools.notebooks
 
 figures: setup
-	$(WITH_CACHE) $(PY) -m paper_figs
+	$(WITH_CACHE) $(PY) -m sims.cli figures
 
 bench: setup
-	$(PY) -m sims.bench
+	$(PY) -m sims.tools.bench
+
+# The generated documents: docs/estimators.md (from the registries) and docs/figures.md (from the
+# figure modules); tests fail while either is stale.
+docs: setup
+	$(PY) -m sims.tools.docs
 
 # Lint: ruff, and the import-layer check of docs/design.md §1 (tests/test_layers.py, also in make test).
 lint: setup

@@ -23,7 +23,7 @@ import numpy as np
 
 from bandits import allocation as A
 from sims import allocation as S
-from sims import ledger
+from sims import claims, ledger
 from sims.claims import allocation as C
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"
@@ -83,6 +83,6 @@ for kind in ("mixed",) if QUICK else tuple(S.KINDS):
 # ## 5. The ledger
 
 # %%
-report = ledger.run(quick=True, only="allocation.knapsack_released_optimal,allocation.d3s_reweights_prompts")
+report = ledger.run(claims.load_all(), quick=True, only="allocation.knapsack_released_optimal,allocation.d3s_reweights_prompts")
 for c in report["claims"]:
     print(c["id"], c["status"])

@@ -20,8 +20,9 @@
 import numpy as np
 
 from bandits import rewards as R
-from sims import atlas, audit, batch, exact
+from sims import audit, batch
 from sims import estimators as E
+from sims.engines import binary, exact
 
 for name, e in E.REGISTRY.items():
     print(f"{name:28s} {e.property:38s} {e.provenance:14s} {e.source}")
@@ -34,7 +35,7 @@ for name, e in E.REGISTRY.items():
 # %%
 ps = np.array([0.05, 0.2, 0.5, 0.8, 0.95])
 for name in ["rloo", "grpo_mean", "grpo", "bnpo", "dgae", "real", "grpo_passk"]:
-    print(f"{name:12s}", np.round(atlas.scale_curve(name, ps, 8), 4))
+    print(f"{name:12s}", np.round(binary.scale_curve(name, ps, 8), 4))
 
 # %% [markdown]
 # The curve is not a property of the two-armed bandit only: on any Bernoulli bandit the exact mean
@@ -43,7 +44,7 @@ for name in ["rloo", "grpo_mean", "grpo", "bnpo", "dgae", "real", "grpo_passk"]:
 # %%
 logits, model = [0.4, -0.3, 0.0, 1.0], R.bernoulli([0.9, 0.2, 0.5, 0.1])
 m = exact.moments("dgae", logits, model, 6)
-c = atlas.scale_curve("dgae", [m.objective], 6)[0]
+c = binary.scale_curve("dgae", [m.objective], 6)[0]
 print("E[ĝ]      ", m.mean)
 print("c(J, G)∇J ", c * m.true_gradient)
 

@@ -22,8 +22,9 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sims import bpg, ledger
-from sims import bpg_gpytorch as bg
+from sims import claims, ledger
+from sims.bpg import gpytorch_path as bg
+from sims.bpg import quadrature as bpg
 from sims.claims import bpg as C
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"
@@ -135,7 +136,7 @@ print("plug-in Model 2:", np.round(np.asarray(post.mean), 4),
 # maximiser of `sims.bpg` and gpytorch's ExactGP + L-BFGS give the same σ².
 
 # %%
-from sims import bpg_experiments as E  # noqa: E402
+from sims.bpg import experiments as E  # noqa: E402
 
 d = E.lqr_data(5, 100 if QUICK else 1000, 40)
 fitted = bpg.marginal_likelihood_noise(d.scores, d.returns, d.fisher, 2)
@@ -150,6 +151,6 @@ for noise in (1.0, fitted):
 # ## 8. The ledger entries of this topic
 
 # %%
-report = ledger.run(quick=True, only="bpg.*")
+report = ledger.run(claims.load_all(), quick=True, only="bpg.*")
 for c in report["claims"]:
     print(f"{c['id']:62s} {c['expected']:8s} → {c['status']}")

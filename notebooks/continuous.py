@@ -13,7 +13,7 @@
 # bandit a ~ N(μ, σ²) with a polynomial reward, and LQR with u = Kx + σε — and two estimators of
 # one trajectory: GPOMDP g(τ, θ) and the Hessian estimator B(τ, θ) of Fatkhullin et al. (2023).
 # Everything exact is a closed form or a recursion; every Monte Carlo number comes from the one
-# engine (`sims.montecarlo.stream`) with a standard error.
+# engine (`sims.engines.montecarlo.stream`) with a standard error.
 
 # %%
 import math
@@ -25,9 +25,10 @@ import numpy as np
 
 from bandits import gaussian as G
 from bandits import lqr as L
+from sims import claims, ledger
 from sims import continuous as C
-from sims import ledger, stats
 from sims import trajectory as T
+from sims.engines import stats
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"
 N = 20_000 if QUICK else 400_000
@@ -112,7 +113,7 @@ print("B·v:", np.round(mean, 3), "± (with control variates)", np.round(se, 3),
 # check): `pglab verify --only 'gaussian.*,lqr.*'`. One of them here:
 
 # %%
-record = ledger.run_claim(ledger.load_all()["lqr.riccati_stationary"], quick=True)
+record = ledger.run_claim(claims.load_all()["lqr.riccati_stationary"], quick=True)
 print(record["status"], [(k["kind"], k["status"]) for k in record["checks"]])
 assert record["passed"]
 print("Holm α:", stats.ALPHA)

@@ -29,7 +29,7 @@ from IPython.display import Image, display
 
 import sims  # noqa: F401  (float64)
 from bandits import copg as C
-from sims import ledger
+from sims import claims, ledger
 from theory import copg as T
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"
@@ -169,7 +169,7 @@ else:
 # ## 6. The ledger
 
 # %%
-report = ledger.run(quick=True, only="copg.*")
+report = ledger.run(claims.load_all(), quick=True, only="copg.*")
 for c in report["claims"]:
     print(f"{c['id']:40s} {c['expected']:8s} {c['status']}")
 print(report["summary"])

@@ -25,9 +25,9 @@ from fractions import Fraction
 import numpy as np
 
 from bandits import rewards as R
-from sims import checks, exact, montecarlo
-from sims.cli import moments_report
-from theory import softmax_bandit as T
+from sims.cli.moments import moments_report
+from sims.engines import checks, exact, montecarlo
+from theory import estimators as T
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"
 SAMPLES = 100_000 if QUICK else 2_000_000
@@ -114,19 +114,19 @@ assert abs(mc.trace_var - table["grpo"].trace_var) < 6 * mc.trace_var_se
 # %% [markdown]
 # ## GRPO's difficulty bias under binary rewards
 # With pass/fail rewards E[ĝ] = c(J, G)·∇J: parallel to the gradient, with a scale that depends
-# on the pass rate J alone (`sims.difficulty`). RLOO has c = 1 everywhere.
+# on the pass rate J alone (`sims.engines.binary`). RLOO has c = 1 everywhere.
 
 # %%
-from sims import difficulty  # noqa: E402
+from sims.engines import binary  # noqa: E402
 
 for j in [0.05, 0.2, 0.5, 0.8, 0.95]:
-    print(f"J={j:.2f}  c_grpo={difficulty.binary_reward_scale('grpo', j, 8):.3f}  "
-          f"c_rloo={difficulty.binary_reward_scale('rloo', j, 8):.3f}")
+    print(f"J={j:.2f}  c_grpo={binary.binary_reward_scale('grpo', j, 8):.3f}  "
+          f"c_rloo={binary.binary_reward_scale('rloo', j, 8):.3f}")
 # RLOO: c = 1 at every pass rate; the group mean: c = 1 − 1/G; GRPO's c is symmetric in J ↔ 1 − J
 # (relabelling pass and fail flips the sign of every advantage) and not constant.
-c_grpo = [difficulty.binary_reward_scale("grpo", j, 8) for j in (0.05, 0.2, 0.5, 0.8, 0.95)]
-assert all(abs(difficulty.binary_reward_scale("rloo", j, 8) - 1) < 1e-12 for j in (0.05, 0.5, 0.95))
-assert abs(difficulty.binary_reward_scale("grpo_mean", 0.3, 8) - 7 / 8) < 1e-12
+c_grpo = [binary.binary_reward_scale("grpo", j, 8) for j in (0.05, 0.2, 0.5, 0.8, 0.95)]
+assert all(abs(binary.binary_reward_scale("rloo", j, 8) - 1) < 1e-12 for j in (0.05, 0.5, 0.95))
+assert abs(binary.binary_reward_scale("grpo_mean", 0.3, 8) - 7 / 8) < 1e-12
 assert abs(c_grpo[0] - c_grpo[4]) < 1e-9 and abs(c_grpo[1] - c_grpo[3]) < 1e-9
 assert max(c_grpo) - min(c_grpo) > 0.1
 

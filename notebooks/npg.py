@@ -20,9 +20,10 @@ import os
 
 import numpy as np
 
-from sims import ledger, npg
-from sims import npg_complexity as S
-from sims import npg_problems as P
+from sims import claims, ledger
+from sims.npg import complexity as S
+from sims.npg import methods as npg
+from sims.npg import problems as P
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"
 
@@ -76,8 +77,8 @@ for problem, methods in S.exponents(data).items():
 # ## 5. The exponent claims of the ledger (they reuse the sweep above)
 
 # %%
-claims = ledger.load_all()
-records = [ledger.run_claim(c, quick=QUICK) for i, c in claims.items() if i.startswith("npg.exponent")]
+registry = claims.load_all()
+records = [ledger.run_claim(c, quick=QUICK) for i, c in registry.items() if i.startswith("npg.exponent")]
 for r in records:
     print(r["id"], r["status"])
 assert all(r["passed"] for r in records)

@@ -26,8 +26,9 @@ from IPython.display import Image, display
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import exact, oblrpo
+from sims import oblrpo
 from sims.claims import oblrpo as C
+from sims.engines import exact
 from theory import oblrpo as T
 
 QUICK = os.environ.get("PGLAB_QUICK") == "1"

@@ -13,8 +13,8 @@ import sympy as sp
 
 from bandits import rewards as R
 from paper_figs import style
-from sims import exact
-from theory import softmax_bandit as T
+from sims.engines import exact
+from theory import estimators as T
 
 SEED = 0
 CLAIMS = ["estimators.optimal_constant_baseline", "estimators.constant_baseline_variance",

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from paper_figs import style
-from sims import bpg_experiments as E
+from sims.bpg import experiments as E
 
 SEED = 0
 CLAIMS = [f"bpg.calibration_model{m}_{f}_fisher" for m in (1, 2) for f in ("known", "plugin")] + [

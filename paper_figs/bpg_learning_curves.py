@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import t as student
 
 from paper_figs import style
-from sims import bpg_experiments as E
+from sims.bpg import experiments as E
 
 SEED = 0
 CLAIMS = ["bpg.mse_below_mc"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from matplotlib.ticker import NullFormatter
 
 from paper_figs import style
-from sims import bpg_experiments as E
+from sims.bpg import experiments as E
 
 SEED = 0
 CLAIMS = ["bpg.mse_below_mc", "bpg.exact_in_span"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from paper_figs import style
-from sims import atlas, estimators
+from sims import estimators
+from sims.engines import binary
 
 SEED = 0
 CLAIMS = ["atlas.registry.*", "atlas.large_group_limits", "atlas.bnpo_grpo", "estimators.binary_reward_scale"]
@@ -21,8 +22,8 @@ def curves(quick: bool) -> dict:
     names = list(estimators.REGISTRY)
     out = {"p": ps, "G8": {}, "by_G": {}}
     for name in names:
-        out["G8"][name] = atlas.scale_curve(name, ps, 8)
-        out["by_G"][name] = {g: atlas.scale_curve(name, ps, g) for g in (GROUPS_QUICK if quick else GROUPS)
+        out["G8"][name] = binary.scale_curve(name, ps, 8)
+        out["by_G"][name] = {g: binary.scale_curve(name, ps, g) for g in (GROUPS_QUICK if quick else GROUPS)
                              if g >= estimators.get(name).min_group}
     return out
 

@@ -1,15 +1,25 @@
 """docs/figures.md: every figure, the claims it illustrates and the command that regenerates it.
 
-`python -m paper_figs.gallery` rewrites it from the figure modules; a test keeps it current."""
+`make docs` (`sims.tools.docs`) rewrites it from the figure modules; a test keeps it current."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
 
-from paper_figs import pipeline, style
+from sims.runtime.files import atomic_write_bytes
 
-DOC = pipeline.ROOT / "docs" / "figures.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "figures.md"
+NOT_FIGURES = {"style", "pipeline", "gallery"}
+
+
+def figure_modules() -> list[str]:
+    import paper_figs
+
+    return sorted(i.name for i in pkgutil.iter_modules(paper_figs.__path__)
+                  if i.name not in NOT_FIGURES and not i.name.startswith("_"))
 
 
 def render() -> str:
@@ -22,7 +32,7 @@ def render() -> str:
         "`.venv/bin/pglab figures --only NAME --force`.",
         "",
     ]
-    for name in pipeline.figure_modules():
+    for name in figure_modules():
         module = importlib.import_module(f"paper_figs.{name}")
         doc = (module.__doc__ or name).strip().splitlines()
         title, body = doc[0], " ".join(x.strip() for x in doc[1:] if x.strip())
@@ -41,7 +51,7 @@ def render() -> str:
 
 
 def write() -> Path:
-    style.atomic_write_bytes(DOC, render().encode())
+    atomic_write_bytes(DOC, render().encode())
     return DOC
 
 

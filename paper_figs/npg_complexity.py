@@ -5,7 +5,7 @@ seeds of the trajectories until J* − J(θ_t) stays ≤ ε for the rest of the 
 bars, and the fitted exponent p (n ∝ ε^{−p}) with its 95% bootstrap CI in the legend beside the
 paper's rate (Fatkhullin et al. 2023: 3 for vanilla PG, 2.5 for N-PG-IGT, 2 for (N)-HARPG).
 Bottom row: the median J* − J against trajectories with 95% bootstrap bands. γ_0 was tuned per
-method with the same budget (`sims/npg_complexity.py`); the JSON holds the sweep's data and
+method with the same budget (`sims/npg/complexity.py`); the JSON holds the sweep's data and
 `draw(data)` redraws the figure from it without re-running.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from paper_figs import style
-from sims import npg_complexity as S
+from sims.npg import complexity as S
 
 SEED = 0
 CLAIMS = ["npg.exponent_pg", "npg.exponent_n_pg_igt", "npg.exponent_harpg", "npg.exponent_n_harpg"]

@@ -24,7 +24,8 @@ from bandits import ensemble as ens
 from bandits import rewards as R
 from paper_figs import style
 from paper_figs.oblrpo_learning_curves import ARMS, BATCH, GROUP, PROMPTS
-from sims import estimators, exact, oblrpo, train
+from sims import estimators, oblrpo, train
+from sims.engines import exact
 
 SEED = 0
 CLAIMS = ["oblrpo.u_statistic", "oblrpo.optimal_step"]

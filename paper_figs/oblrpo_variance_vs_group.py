@@ -19,8 +19,8 @@ import numpy as np
 from bandits import rewards as R
 from bandits import softmax
 from paper_figs import style
-from sims import exact
-from theory import softmax_bandit as T
+from sims.engines import exact
+from theory import estimators as T
 
 SEED = 0  # exact computation: no randomness
 CLAIMS = ["oblrpo.optimal_baseline", "oblrpo.loo_unbiased", "estimators.binary_reward_scale"]

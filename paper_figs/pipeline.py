@@ -18,26 +18,18 @@ import importlib.metadata
 import inspect
 import json
 import os
-import pkgutil
 import re
 import time
 from pathlib import Path
 from typing import Callable
 
-from paper_figs import style
+from paper_figs import gallery, style
+from paper_figs.gallery import ROOT, figure_modules
+from sims import ledger
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("theory", "bandits", "sims")
-NOT_FIGURES = {"style", "pipeline", "__main__", "gallery"}
 MANIFEST = "manifest.json"
 PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "sympy", "matplotlib", "optax")
-
-
-def figure_modules() -> list[str]:
-    import paper_figs
-
-    return sorted(i.name for i in pkgutil.iter_modules(paper_figs.__path__)
-                  if i.name not in NOT_FIGURES and not i.name.startswith("_"))
 
 
 def _library_digest() -> str:
@@ -114,47 +106,6 @@ def _up_to_date(entry: dict | None, digest: str, base: Path) -> bool:
     return entry.get("digests") == file_digests(base, files)
 
 
-def write_ledger(report: dict, out_dir: Path) -> list[str]:
-    """ledger.json and ledger.md (a table per claim, its checks, counterexamples)."""
-    style.write_json(out_dir / "ledger.json", report)
-    style.atomic_write_bytes(out_dir / "ledger.md", ledger_markdown(report).encode())
-    return ["ledger.json", "ledger.md"]
-
-
-def _cell(x, width: int = 60) -> str:
-    text = json.dumps(x, ensure_ascii=False, allow_nan=False) if not isinstance(x, str) else x
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def ledger_markdown(report: dict) -> str:
-    s = report["summary"]
-    lines = [
-        "# The claims ledger",
-        "",
-        f"{s['claims']} claims: {s['passed']} as expected ({s['verified']} verified, {s['refuted']} "
-        f"refuted as expected or not), {s['failed']} failed, {s['error']} errors; "
-        f"{'quick' if s['quick'] else 'full'} mode"
-        + (f", claims matching `{s['only']}` only" if s.get("only") else ", every claim")
-        + ". Regenerate with `pglab verify`.",
-        "",
-        "| claim | expected | status | check | measured | expected value | detail |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for c in report["claims"]:
-        for i, k in enumerate(c["checks"]):
-            head = (f"`{c['id']}`", c["expected"], ("**" + c["status"] + "**")) if i == 0 else ("", "", "")
-            lines.append("| " + " | ".join([*head, k["kind"], _cell(k["measured"]), _cell(k["expected"]),
-                                             _cell(k["detail"], 90)]) + " |")
-    lines += ["", "## Statements", ""]
-    for c in report["claims"]:
-        lines.append(f"- `{c['id']}` ({c['source']}): {c['statement']}"
-                     + (f" Conditions: {c['conditions']}." if c.get("conditions") else ""))
-        if "counterexample" in c:
-            lines.append(f"  - counterexample: `{_cell(c['counterexample'], 400)}`")
-    return "\n".join(lines) + "\n"
-
-
 MAX_JOBS = 64
 
 
@@ -172,7 +123,7 @@ def run(quick: bool = False, only: list[str] | None = None, force: bool = False,
     longest step, first), and this process alone writes the manifest, as each step ends. A
     progress display on stderr names the steps (and the ledger's claim) now running; the run
     ends with one summary line: steps written and skipped, the ledger's claims, the time."""
-    from sims import progress
+    from sims.runtime import progress
 
     with progress.steps("figures", 0) as bar:
         manifest = _run(quick, only, force, out_dir, log, bar, jobs)
@@ -203,9 +154,9 @@ def _unwritable_is_input_error(step, folder, fn):
 def _digest(step: str, quick: bool, library: str) -> tuple[str, int]:
     """The step's input hash and seed."""
     if step == "ledger":
-        from sims import ledger
+        from sims import claims
 
-        claim_set = ",".join(ledger.select(None))
+        claim_set = ",".join(ledger.select(claims.load_all(), None))
         return input_hash(f"ledger mode={'quick' if quick else 'full'} claims={claim_set}", quick, 0,
                           library), 0
     module = importlib.import_module(f"paper_figs.{step}")
@@ -218,10 +169,10 @@ def build(step: str, quick: bool, fig_dir: Path, ledger_dir: Path, sub=None) -> 
     `sub(label, done, total)` follows the ledger's claims."""
     t = time.perf_counter()
     if step == "ledger":
-        from sims import ledger
+        from sims import claims
 
-        report = ledger.run(quick=quick, progress=sub)
-        entry = {"files": write_ledger(report, ledger_dir), "summary": report["summary"]}
+        report = ledger.run(claims.load_all(), quick=quick, progress=sub)
+        entry = {"files": ledger.write_ledger(report, ledger_dir), "summary": report["summary"]}
         line = (f"ledger: {report['summary']['passed']}/{report['summary']['claims']} claims as expected "
                 f"({time.perf_counter() - t:.0f} s)")
         return entry, line
@@ -234,10 +185,10 @@ def build(step: str, quick: bool, fig_dir: Path, ledger_dir: Path, sub=None) -> 
 
 
 def _run(quick, only, force, out_dir, log, bar, jobs) -> dict:
-    from sims import resources
+    from sims.runtime import resources
 
     fig_dir = Path(out_dir) if out_dir else style.output_dir()
-    ledger_dir = Path(out_dir) if out_dir else style.PACKAGE_DIR
+    ledger_dir = Path(out_dir) if out_dir else ledger.REPORT_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PGLAB_FIGURES_DIR"] = str(fig_dir)
     _clean_stale_temporaries(fig_dir, ledger_dir)
@@ -275,8 +226,6 @@ def _run(quick, only, force, out_dir, log, bar, jobs) -> dict:
                 step, fig_dir, lambda: record(step, *build(step, quick, fig_dir, ledger_dir, bar.sub)))
             resources.release_compiled_code()
     if out_dir is None and not only:
-        from paper_figs import gallery
-
         gallery.write()
     return manifest
 
@@ -290,7 +239,7 @@ _queue = None
 def _worker_init(queue, parent: int) -> None:
     global _queue
     _queue = queue
-    from sims import progress
+    from sims.runtime import progress
 
     progress.silence()  # inner bars would draw over the parent's display
     try:  # die with the parent (a killed run leaves no worker behind to write files)
@@ -305,7 +254,7 @@ def _worker_init(queue, parent: int) -> None:
 
 
 def _build_in_worker(step: str, quick: bool, fig_dir: str, ledger_dir: str):
-    from sims import resources
+    from sims.runtime import resources
 
     _queue.put(("start", step, None, None))
     sub = lambda label, done, total: _queue.put(("sub", step, label, (done, total)))  # noqa: E731

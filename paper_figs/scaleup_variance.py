@@ -19,7 +19,7 @@ import numpy as np
 
 from bandits import rewards as R
 from paper_figs import style
-from sims import difficulty, exact
+from sims.engines import binary, exact
 from sims.scaleup import measure, tasks
 from sims.scaleup import trainer as T
 
@@ -80,7 +80,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
     rank_m = sorted(NAMES, key=lambda n: rel_m[n])
     rank_e = sorted(NAMES, key=lambda n: rel_e[n])
     fine = np.linspace(0.02, 0.98, 97)
-    theory = {n: [difficulty.binary_reward_scale(n, float(x), GROUP) for x in fine]
+    theory = {n: [binary.binary_reward_scale(n, float(x), GROUP) for x in fine]
               for n in ("rloo", "grpo_mean", "grpo")}
     with style.figure(1, 2, figsize=(11, 4.2)) as (fig, axes):
         ax = axes[0]

@@ -14,7 +14,7 @@ are independent and J = (1/P) Σ_p J_p(θ_p), so
     E[ΔJ] = (1/P) Σ_p E[J_p(θ_p + η w_p ĝ_p) − J_p(θ_p)],
 
 and each term is a finite sum over the multisets of n_p outcomes (arm, reward) with multinomial
-weights (`sims.exact.multisets`), evaluated for all prompts of one count at once, float64.
+weights (`sims.engines.exact.multisets`), evaluated for all prompts of one count at once, float64.
 `objective_change` (from `sims.vas`) evaluates J(θ + δ) − J(θ) without cancellation. A sampler
 with replacement (MMR1's VAS) can give one prompt c groups of G; then the term is
 E[J_p(θ_p + η(G/N) Σ_{j≤c} ĝ_{p,j}) − J_p(θ_p)], exact over the c-fold convolution of one
@@ -47,7 +47,8 @@ from bandits import softmax
 from bandits import vas as vas_mod
 from bandits.errors import MAX_SEED, InputError
 from bandits.rewards import bernoulli
-from sims import estimators, exact, montecarlo
+from sims import estimators
+from sims.engines import exact, montecarlo
 from sims.vas import objective_change
 
 AGGREGATIONS = ("rollout", "prompt")
@@ -306,7 +307,7 @@ def nonzero_fraction(pass_rates, counts) -> float:
 
 def expected_batch_gradient(logits, success, counts, estimator: str = "grpo",
                             aggregation: str = "rollout", **params) -> np.ndarray:
-    """E[Ĝ] (P, K): row p is w_p·E[ĝ_p] with E[ĝ_p] from `sims.exact.moments` at G = n_p."""
+    """E[Ĝ] (P, K): row p is w_p·E[ĝ_p] with E[ĝ_p] from `sims.engines.exact.moments` at G = n_p."""
     lg, q, n = _validate(logits, success, counts, estimator)
     w = batch_weights(n, aggregation)
     out = np.zeros_like(q)

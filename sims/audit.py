@@ -24,7 +24,8 @@ import numpy as np
 
 from bandits import rewards as R
 from bandits.errors import InputError
-from sims import atlas, estimators, exact
+from sims import estimators
+from sims.engines import binary, exact
 
 PANEL = [  # (label, logits, reward spec); pass/fail bandits first
     ("bernoulli K=3", (0.3, -0.2, 0.1), "bernoulli:0.8,0.4,0.1"),
@@ -269,7 +270,7 @@ def _report(target: str, group: int) -> dict:
                 **({} if ok else {"reason": "the exact moments are not finite"}),
             })
         try:
-            cs = atlas.binary_moments(traced, PS, group)[0]
+            cs = binary.binary_moments(traced, PS, group)[0]
             curve = [_finite(x) for x in cs]
         except Exception:  # noqa: BLE001
             curve = [None] * len(PS)

@@ -9,7 +9,7 @@ estimator function itself — never through the closed forms they are compared w
   polynomials of degree < 2·NODES in a (the estimators are, for polynomial rewards).
 
 Monte Carlo (`trajectory_check`): the engine streams the per-trajectory vectors; the mean is
-compared with the exact value coordinate-wise under Holm (`sims.stats`).
+compared with the exact value coordinate-wise under Holm (`sims.engines.stats`).
 
 Group estimators of the registry on the Gaussian bandit (`pglab moments-gaussian`): a group of G
 actions a_i ~ N(μ, σ²), ĝ = (1/G) Σ_i A_i u(a_i) with the registry's advantages and weights
@@ -35,8 +35,9 @@ from bandits import gaussian, softmax
 from bandits import lqr as L
 from bandits.errors import InputError
 from bandits.rewards import RewardModel
-from sims import estimators, montecarlo, stats
+from sims import estimators
 from sims import trajectory as T
+from sims.engines import montecarlo, stats
 
 NODES = 40
 CLOSED_FORM = ("reinforce", "rloo", "grpo_mean")

@@ -1,7 +1,8 @@
 """The claims ledger (docs/design.md §2): every statement the lab checks, and its symbolic, exact and
 Monte Carlo evidence.
 
-A claim is registered once, in a topic module of `sims.claims`:
+A claim is registered once, in a topic module of `sims.claims` (`sims.claims.load_all()` imports
+them all and returns the registry that `run` is handed):
 
     @claim("rloo.unbiased", source="Kool et al. 2019, §2", statement="RLOO is unbiased: E[ĝ] = ∇J")
     def _():
@@ -23,17 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import importlib
-import pkgutil
+import json
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
-from sims import resources
+from sims.runtime import resources
+from sims.runtime.files import atomic_write_bytes, write_json
 
 KINDS = ("symbolic", "exact", "monte_carlo")
 MAX_PATTERN = 200  # --only: patterns, and characters a pattern (fnmatch's regex grows with the stars)
 EXPECTED = ("holds", "refuted")
+REPORT_DIR = Path(__file__).resolve().parent.parent / "paper_figs"  # where a full run publishes ledger.md
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,15 +88,6 @@ def claim(id: str, source: str, statement: str, expected: str = "holds", conditi
         return fn
 
     return register
-
-
-def load_all() -> dict[str, Claim]:
-    """Import every topic module of `sims.claims` (each registers its claims on import)."""
-    import sims.claims as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"sims.claims.{info.name}")
-    return REGISTRY
 
 
 def _jsonable(x, reasons: dict | None = None, path: str = ""):
@@ -182,34 +176,34 @@ def run_claim(c: Claim, quick: bool) -> dict:
     return record
 
 
-def select(only: str | None) -> list[str]:
-    """The claim ids matching `only`: comma-separated globs matched against the whole id
+def select(claims: dict[str, Claim], only: str | None) -> list[str]:
+    """The ids of `claims` (id → Claim, e.g. `sims.claims.load_all()`) matching `only`: comma-separated globs matched against the whole id
     (`copg.*`, `*.unbiased`, an exact id); None means every claim. An empty pattern (`''`,
     `a,,b`) is an error, and so is a set of patterns that matches no claim."""
     from bandits.errors import InputError
 
     if only is None:
-        return sorted(load_all())
+        return sorted(claims)
     patterns = [p.strip() for p in str(only).split(",")]
     if not patterns or any(not p for p in patterns):
         raise InputError(f"--only {only!r}: empty pattern; give comma-separated globs of claim ids")
     if any(len(p) > MAX_PATTERN for p in patterns) or len(patterns) > MAX_PATTERN:
         raise InputError(f"--only: at most {MAX_PATTERN} patterns of at most {MAX_PATTERN} characters each")
-    ids = sorted(load_all())
+    ids = sorted(claims)
     chosen = [i for i in ids if any(fnmatch.fnmatchcase(i, p) for p in patterns)]
     if not chosen:
         raise InputError(f"no claim matches {only!r} (globs over whole ids, e.g. 'copg.*')")
     return chosen
 
 
-def run(quick: bool = False, only: str | None = None,
+def run(claims: dict[str, Claim], quick: bool = False, only: str | None = None,
         progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Run the ledger (all claims, or those whose id matches a glob of `only`, see `select`).
+    """Run the ledger over `claims` (id → Claim, e.g. `sims.claims.load_all()`): all of them, or
+    those whose id matches a glob of `only`, see `select`.
     The summary records the mode (`quick`) and the selection (`only`, None for every claim).
 
     `progress(claim_id, done, total)` is called before each claim runs."""
-    claims = load_all()
-    ids = select(only)
+    ids = select(claims, only)
     start = time.perf_counter()
     records = []
     for i in ids:
@@ -246,3 +240,44 @@ def symbolic_zero(residuals, what: str) -> Outcome:
         left[str(name)] = "0" if all(x == 0 for x in rest) else str([x for x in rest if x != 0])
     holds = all(v == "0" for v in left.values())
     return Outcome(holds, left, "0", f"sympy: {what}" + ("" if holds else " (non-zero residuals)"))
+
+
+def write_ledger(report: dict, out_dir: Path) -> list[str]:
+    """ledger.json and ledger.md (a table per claim, its checks, counterexamples)."""
+    write_json(out_dir / "ledger.json", report)
+    atomic_write_bytes(out_dir / "ledger.md", ledger_markdown(report).encode())
+    return ["ledger.json", "ledger.md"]
+
+
+def _cell(x, width: int = 60) -> str:
+    text = json.dumps(x, ensure_ascii=False, allow_nan=False) if not isinstance(x, str) else x
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def ledger_markdown(report: dict) -> str:
+    s = report["summary"]
+    lines = [
+        "# The claims ledger",
+        "",
+        f"{s['claims']} claims: {s['passed']} as expected ({s['verified']} verified, {s['refuted']} "
+        f"refuted as expected or not), {s['failed']} failed, {s['error']} errors; "
+        f"{'quick' if s['quick'] else 'full'} mode"
+        + (f", claims matching `{s['only']}` only" if s.get("only") else ", every claim")
+        + ". Regenerate with `pglab verify`.",
+        "",
+        "| claim | expected | status | check | measured | expected value | detail |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in report["claims"]:
+        for i, k in enumerate(c["checks"]):
+            head = (f"`{c['id']}`", c["expected"], ("**" + c["status"] + "**")) if i == 0 else ("", "", "")
+            lines.append("| " + " | ".join([*head, k["kind"], _cell(k["measured"]), _cell(k["expected"]),
+                                             _cell(k["detail"], 90)]) + " |")
+    lines += ["", "## Statements", ""]
+    for c in report["claims"]:
+        lines.append(f"- `{c['id']}` ({c['source']}): {c['statement']}"
+                     + (f" Conditions: {c['conditions']}." if c.get("conditions") else ""))
+        if "counterexample" in c:
+            lines.append(f"  - counterexample: `{_cell(c['counterexample'], 400)}`")
+    return "\n".join(lines) + "\n"

@@ -41,7 +41,8 @@ import numpy as np
 from bandits import softmax
 from bandits.errors import InputError
 from bandits.rewards import sample_rewards
-from sims import estimators, exact
+from sims import estimators
+from sims.engines import exact
 
 
 def validate_step_bounds(eta_min, eta_max) -> tuple[float, float]:
@@ -138,7 +139,7 @@ def self_inclusive_baseline(rewards, weights):
 
 
 # ---------------------------------------------------------------------------------------------
-# Exact expectations of group statistics (multiset enumeration, as in `sims.exact`)
+# Exact expectations of group statistics (multiset enumeration, as in `sims.engines.exact`)
 # ---------------------------------------------------------------------------------------------
 
 # A statistic is a function (terms (G, K), scores (G, K), rewards (G,), logits (K,), extra) ->

@@ -15,7 +15,7 @@ He, ICML 2023, eq. for g and B; Shen et al. 2019). B·v is computed as
 over a batch with `batched` (a vmap over the trajectories' leading axis).
 
 The problems of the lab as sources of trajectories (H = 1 for the bandits), each a hashable policy
-and sampler so that the Monte Carlo engine (`sims.montecarlo.stream`) can compile them:
+and sampler so that the Monte Carlo engine (`sims.engines.montecarlo.stream`) can compile them:
 `SoftmaxPolicy`/`SoftmaxSampler`, `GaussianPolicy`/`GaussianSampler`, `LQRPolicy`/`LQRSampler`, and
 `TrajectoryDraw`, the engine's `draw` for any of them.
 """

@@ -3,11 +3,11 @@ exactly, the covariance statements in the reduced parameterisation, and variance
 sampling (VAS) against uniform sampling.
 
 * `bound_terms`: |∇J|, Var[R], its between-arm part and the lower bounds of
-  `theory.variance_bounds` (π_min, Cauchy–Schwarz, √K and the sharp 2/√K), for a batch of
+  `theory.vas` (π_min, Cauchy–Schwarz, √K and the sharp 2/√K), for a batch of
   softmax bandits at once.
 * `expected_step_gain`: E[J(θ + ηĝ)] − J(θ) for one group estimate ĝ of any registry estimator,
   exactly, by summing over the multisets of the group's outcomes (the enumeration of
-  `sims.exact`); J(θ + δ) − J(θ) is evaluated in a cancellation-free form (`objective_change`).
+  `sims.engines.exact`); J(θ + δ) − J(θ) is evaluated in a cancellation-free form (`objective_change`).
 * `theorem1`: MMR1's Theorem 1 (Leng et al. 2025) on one instance, under a named step-size
   condition: step size, promised gain (η c_min/4)·Var[R], exact gain and their ratio.
 * `reduced_statistics`: Cov[ĝ], the Fisher matrix F = E[s sᵀ] and Var[R] in the reduced
@@ -32,7 +32,8 @@ from bandits import softmax
 from bandits import vas as bvas
 from bandits.errors import InputError
 from bandits.rewards import RewardModel
-from sims import estimators, exact
+from sims import estimators
+from sims.engines import exact
 
 CONDITIONS = ("main", "appendix", "repaired")
 
@@ -47,7 +48,7 @@ def bound_terms(logits, means, second_moments=None) -> dict:
     grad_norm |∇J|, var Var[R] (from `second_moments`, default m² i.e. deterministic rewards),
     var_between Σπ_a(m_a − J)², pi_min, sum_sq Σ_a(m_a − J)², and the lower bounds on |∇J|:
     "pimin" √(π_min·Var_a m), "cauchy_schwarz" Var_a m/√(Σ_a(m_a − J)²), "sqrt_k" Var_a m/√K and
-    "sharp_sqrt_k" 2·Var_a m/√K (theory.variance_bounds, item 1; the last two need m ∈ [0, 1])."""
+    "sharp_sqrt_k" 2·Var_a m/√K (theory.vas, item 1; the last two need m ∈ [0, 1])."""
     logits = jnp.asarray(logits, jnp.float64)
     m = jnp.asarray(means, jnp.float64)
     v = m**2 if second_moments is None else jnp.asarray(second_moments, jnp.float64)
@@ -136,7 +137,7 @@ def expected_step_gain(name: str, logits, rewards: RewardModel, group: int, eta:
                        **params) -> float:
     """E[J(θ + ηĝ)] − J(θ), exactly, for ĝ one group of G members of registry estimator `name`:
     the sum over multisets c of G outcomes (arm, reward) of P(c)·[J(θ + ηĝ(c)) − J(θ)], with the
-    multinomial weights of `sims.exact`."""
+    multinomial weights of `sims.engines.exact`."""
     est = estimators.get(name)
     params = estimators.resolve_params(est, group, **params)
     e = exact.enumerate_groups(logits, rewards, group)
@@ -185,7 +186,7 @@ class Theorem1:
 def step_size(condition: str, c_min: float, smoothness: float, gamma: float,
               gamma_r: float | None = None) -> float:
     """The largest step of a condition: "main" c_min/(4LΓ); "appendix" min{1/L, c_min/(2LΓ)}
-    (our reconstruction); "repaired" c_min/(4LΓ_R) (theory.variance_bounds, item 3).
+    (our reconstruction); "repaired" c_min/(4LΓ_R) (theory.vas, item 3).
     A degenerate policy (Γ = 0 or Γ_R = 0, hence c_min ≤ Γ forces c_min = 0) gets η = 0."""
     if condition in CONDITIONS and (gamma <= 0 or (condition == "repaired" and not gamma_r)):
         if condition == "repaired" and gamma_r is None:

@@ -2,7 +2,7 @@
 
 import json
 
-from sims.cli import main
+from sims.cli.app import main
 
 
 def _reject_constant(name):

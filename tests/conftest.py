@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import sims  # noqa: F401  (turns on float64)
-from sims import resources
+from sims.runtime import resources
 
 settings.register_profile(
     "ci",
@@ -46,6 +46,6 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def _release_compiled_code():
-    """Keep the whole suite's process inside the kernel's memory-map limit (sims.resources)."""
+    """Keep the whole suite's process inside the kernel's memory-map limit (sims.runtime.resources)."""
     yield
     resources.release_compiled_code()

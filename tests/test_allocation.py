@@ -339,9 +339,9 @@ def test_rule_improvement_runs():
 
 
 def test_claims_registered():
-    from sims import ledger
+    from sims import claims as C
 
-    claims = ledger.load_all()
+    claims = C.load_all()
     want = {"allocation.knapsack_released_optimal": "holds",
             "allocation.knapsack_no_additional_bias": "refuted",
             "allocation.reweighting_conditions": "holds",

@@ -17,9 +17,10 @@ from scipy import stats as sps
 
 from bandits import rewards as R
 from bandits.errors import InputError
-from sims import atlas, batch, exact
+from sims import batch
 from sims import estimators as E
 from sims.claims import atlas as C
+from sims.engines import binary, exact
 
 groups = st.integers(2, 7).flatmap(
     lambda g: st.tuples(st.lists(st.sampled_from([0.0, 1.0, 0.35, 0.5]) | st.floats(0, 1, allow_subnormal=False),
@@ -140,17 +141,17 @@ def test_every_estimator_declares_a_known_property_and_source():
 def test_two_arm_route_equals_the_exact_engine(name):
     p, g = 0.3, 4
     m = exact.moments(name, [math.log(p), math.log(1 - p)], R.deterministic([1.0, 0.0]), g)
-    c, v = atlas.binary_moments(name, [p], g)
+    c, v = binary.binary_moments(name, [p], g)
     assert c[0] * p * (1 - p) == pytest.approx(m.mean[0], abs=1e-13)
     assert v[0] == pytest.approx(m.trace_var, abs=1e-13)
 
 
 def test_scale_reference_values():
     ps = np.array([0.2, 0.5])
-    np.testing.assert_allclose(atlas.scale_curve("rloo", ps, 8), 1.0, atol=1e-13)
-    np.testing.assert_allclose(atlas.scale_curve("grpo_mean", ps, 8), 7 / 8, atol=1e-13)
+    np.testing.assert_allclose(binary.scale_curve("rloo", ps, 8), 1.0, atol=1e-13)
+    np.testing.assert_allclose(binary.scale_curve("grpo_mean", ps, 8), 7 / 8, atol=1e-13)
     # G = 2 GRPO (eps → 0): A = ±1/√2 on mixed groups, u = 1/(2√2) there, E[u] = p(1−p)/√2, c = 1/√2
-    np.testing.assert_allclose(atlas.scale_curve("grpo", ps, 2, eps=1e-300), 1 / math.sqrt(2), rtol=1e-12)
+    np.testing.assert_allclose(binary.scale_curve("grpo", ps, 2, eps=1e-300), 1 / math.sqrt(2), rtol=1e-12)
 
 
 def _leaky(rewards, weights):
@@ -211,10 +212,9 @@ def test_bnpo_batch_moments_and_degenerate_batch():
 
 
 def test_estimators_doc_is_current():
-    from pathlib import Path
+    from sims.tools import docs
 
-    doc = Path(__file__).resolve().parent.parent / "docs" / "estimators.md"
-    assert doc.read_text() == atlas.render_markdown(), "run python -m sims.atlas"
+    assert docs.ESTIMATORS_DOC.read_text() == docs.render_estimators(), "run make docs"
 
 
 def test_batch_per_prompt_direction_check_and_its_planted_defect():

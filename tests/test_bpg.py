@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandits.errors import InputError
-from sims import bpg
+from sims.bpg import quadrature as bpg
 
 A = [F(-1), F(1, 2), F(2)]  # the reference samples, u = a, G = 1
 

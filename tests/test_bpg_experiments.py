@@ -1,4 +1,4 @@
-"""The BPG experiments (sims/bpg_experiments.py) and the calibration and MSE checks built on them:
+"""The BPG experiments (sims/bpg/experiments.py) and the calibration and MSE checks built on them:
 the problems pinned to hand-derived values, each check passing on a posterior that is correct by
 construction and catching a planted defect."""
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sims import bpg_experiments as E
+from sims.bpg import experiments as E
 from sims.claims import bpg as C
 
 GAUSSIAN_CASES = (("gaussian", 10), ("gaussian", 40))
@@ -146,7 +146,7 @@ def planted(kind):
     by two posterior standard deviations in every coordinate."""
 
     def batch(s, y, g, model, noise):
-        from sims import bpg
+        from sims.bpg import quadrature as bpg
 
         post = bpg.posterior_batch(s, y, g, model, noise)
         mean, cov = np.asarray(post.mean), np.asarray(post.cov)
@@ -170,7 +170,7 @@ def test_fitted_noise_calibration_claim_fails_on_a_planted_defect(kind, holds):
 
 
 def test_gpytorch_match_check_catches_a_wrong_noise():
-    from sims import bpg
+    from sims.bpg import quadrature as bpg
 
     def doubled(*args):
         return 2.0 * bpg.marginal_likelihood_noise(*args)

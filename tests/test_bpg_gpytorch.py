@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bandits.errors import InputError
-from sims import bpg
-from sims import bpg_gpytorch as bg
+from sims.bpg import gpytorch_path as bg
+from sims.bpg import quadrature as bpg
 
 torch.set_num_threads(1)
 

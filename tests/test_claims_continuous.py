@@ -128,9 +128,9 @@ DEFECTS = {
 
 @pytest.mark.parametrize("claim_id", sorted(DEFECTS))
 def test_every_check_catches_its_planted_defect(claim_id):
-    from sims import ledger
+    from sims import claims
 
-    claim = ledger.load_all()[claim_id]
+    claim = claims.load_all()[claim_id]
     assert len(claim.checks()) == len(DEFECTS[claim_id])  # one defect per check
     assert {c.kind for c in claim.checks()} >= {"exact", "monte_carlo"}
     for make_outcome in DEFECTS[claim_id]:
@@ -212,7 +212,7 @@ def _variates_without_minus_one(theta, traj, gamma, v):
 def test_control_variates_have_mean_zero(variates, holds):
     """The 16·H control variates of the LQR checks, streamed alone, have mean 0 under Holm at α = 1e-6;
     a variate with a mean of 1 (ε² for ε² − 1) is caught."""
-    from sims import montecarlo, stats
+    from sims.engines import montecarlo, stats
 
     lqr = L.make(**CL.MC_CASE)
     th = jnp.asarray(CL.MC_THETA)

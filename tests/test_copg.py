@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from bandits import copg as C
 from bandits.errors import InputError
-from sims import stats
 from sims.claims import copg as CC
+from sims.engines import stats
 from theory import copg as T
 
 # ---------------------------------------------------------------------------------------------

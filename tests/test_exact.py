@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bandits import rewards as R
 from bandits.errors import InputError
 from sims import estimators as E
-from sims import exact
+from sims.engines import binary, exact
 from tests.strategies import ESTIMATORS, bandits
 
 
@@ -144,7 +144,7 @@ def test_a_name_registered_again_computes_the_new_function():
     """Compiled kernels must follow the registered function, not its name: register f, compute
     exactly (both routes) and by Monte Carlo, unregister, register a different g under the same
     name and compute again: the numbers are g's (here g = 2f, so E[ĝ] doubles)."""
-    from sims import montecarlo
+    from sims.engines import montecarlo
 
     logits, model, group = [0.3, -0.2, 0.1], R.bernoulli([0.8, 0.4, 0.1]), 3
 
@@ -164,7 +164,7 @@ def test_a_name_registered_again_computes_the_new_function():
 
 def test_a_batch_name_registered_again_computes_the_new_function():
     """The batch engine and the two-armed route key their kernels on the function as well."""
-    from sims import atlas, batch
+    from sims import batch
 
     results = []
     for fn in (_centred, _twice_centred):
@@ -173,7 +173,7 @@ def test_a_batch_name_registered_again_computes_the_new_function():
         try:
             results.append([batch.exact_ensemble("reused_name", [0.3, 0.6], 3)["c"],
                             batch.mc_ensemble("reused_name", [0.3, 0.6], 3, 4096, seed=3)["c"],
-                            atlas.scale_curve("reused_name", [0.3, 0.6], 3)])
+                            binary.scale_curve("reused_name", [0.3, 0.6], 3)])
         finally:
             batch.REGISTRY.pop("reused_name")
             E.unregister("reused_name")

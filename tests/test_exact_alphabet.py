@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bandits import rewards as R
 from bandits.errors import InputError
 from sims import estimators as E
-from sims import exact
+from sims.engines import exact
 from tests.strategies import reward_models
 
 
@@ -163,7 +163,7 @@ def test_route_choice_and_limits():
 
 
 def test_cli_reports_route_at_group_64(capsys):
-    from sims.cli import main
+    from sims.cli.app import main
 
     logits = ",".join(f"{x:g}" for x in np.linspace(-1, 1, 16))
     probs = ",".join(f"{x:g}" for x in np.linspace(0.05, 0.95, 16))
@@ -178,12 +178,12 @@ def test_cli_reports_route_at_group_64(capsys):
 
 
 def test_group_64_on_16_arms_matches_the_difficulty_scale():
-    """Binary rewards: E[ĝ] = c(J, G)·∇J with c from `sims.difficulty` (a sum over the number of
+    """Binary rewards: E[ĝ] = c(J, G)·∇J with c from `sims.engines.binary` (a sum over the number of
     successes among the others, derived separately), at K = 16 arms and G = 64."""
-    from sims import difficulty
+    from sims.engines import binary
 
     logits, p = np.linspace(-1, 1, 16), np.linspace(0.05, 0.95, 16)
     for name in ["grpo", "grpo_mean"]:
         m = exact.moments(name, logits, R.bernoulli(p), 64)
-        c = difficulty.binary_reward_scale(name, float(m.pi @ p), 64)
+        c = binary.binary_reward_scale(name, float(m.pi @ p), 64)
         np.testing.assert_allclose(m.mean, c * m.true_gradient, rtol=0, atol=1e-13)

@@ -7,7 +7,7 @@ import numpy as np
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import montecarlo, stats
+from sims.engines import montecarlo, stats
 
 LOGITS = jnp.array([0.3, -0.2, 0.1, -3.0])
 # arm 3 has a zero-probability value (an empty interval); arm 2 a single value

@@ -8,7 +8,8 @@ import pytest
 
 from bandits import rewards as R
 from bandits.errors import InputError
-from sims import checks, estimators, montecarlo, stats
+from sims import estimators
+from sims.engines import checks, montecarlo, stats
 
 SEED = int(os.environ.get("PGLAB_MC_SEED", "0"))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sims import notebooks
+from sims.tools import notebooks
 
 
 @pytest.mark.parametrize("source", notebooks.sources(), ids=lambda p: p.stem)

@@ -13,9 +13,9 @@ import sympy as sp
 
 from bandits import rewards as R
 from bandits.errors import InputError
-from sims import npg
-from sims import npg_problems as P
 from sims.claims import npg as C
+from sims.npg import methods as npg
+from sims.npg import problems as P
 from theory import npg as T
 
 # ---------------------------------------------------------------------------------------------

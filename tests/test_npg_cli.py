@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from sims import cli, npg
-from sims import npg_problems as P
+from sims import cli
+from sims.npg import methods as npg
+from sims.npg import problems as P
 
 ARGS = ["npg", "--method", "n-harpg", "--problem", "softmax", "--steps", "300", "--seeds", "4",
         "--gamma0", "1.5"]

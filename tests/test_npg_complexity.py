@@ -7,10 +7,10 @@ import json
 import numpy as np
 
 from paper_figs import npg_complexity as F
-from sims import npg
-from sims import npg_complexity as S
-from sims import npg_problems as P
 from sims.claims import npg as C
+from sims.npg import complexity as S
+from sims.npg import methods as npg
+from sims.npg import problems as P
 
 
 def _data(exponent, ci, method="pg"):
@@ -68,7 +68,7 @@ def test_figure_redraws_from_json(tmp_path):
 
 def test_numpy_igt_reference_of_the_bench_optimises_lqr1():
     """The bench's NumPy N-PG-IGT is a working optimiser (its speed is compared with `sims.npg`)."""
-    from sims import bench
+    from sims.tools import bench
 
     prob = P.get("lqr1")
     k = bench.numpy_igt(150, seeds=16, gamma0=0.1)

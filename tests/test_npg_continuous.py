@@ -14,10 +14,11 @@ import pytest
 from bandits import gaussian as G
 from bandits import lqr as L
 from bandits.errors import InputError
-from sims import npg, stats
-from sims import npg_problems as P
 from sims import trajectory as T
 from sims.claims import npg as C
+from sims.engines import stats
+from sims.npg import methods as npg
+from sims.npg import problems as P
 
 
 def lqr1_value(k, horizon=50, sigma=0.5, noise=0.01):

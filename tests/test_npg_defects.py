@@ -2,7 +2,7 @@
 quick-mode `npg.*` claim of the ledger fail, and the unplanted algorithms pass the same claims.
 
 A defect is planted by replacing the registered method's step function for the duration of one
-test (`monkeypatch` on `sims.npg.METHODS`); the compiled runs are keyed by the step function, so
+test (`monkeypatch` on `sims.npg.methods.METHODS`); the compiled runs are keyed by the step function, so
 the defective step is compiled afresh. The catching claim is `npg.trajectory_identities`, which
 recomputes every step of a stochastic run from the recorded iterates and that step's oracle
 samples; the look-ahead and correction defects also break `npg.igt_transport` /
@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from sims import ledger, npg
+from sims import ledger
 from sims.claims import npg as C  # noqa: F401  (registers the npg claims)
+from sims.npg import methods as npg
 
 
 def _igt_wrong_iterate(problem, gamma0, state):

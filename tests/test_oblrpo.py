@@ -13,8 +13,8 @@ from bandits import softmax
 from bandits.errors import InputError
 from sims import estimators, oblrpo
 from sims.claims import oblrpo as C
+from theory import estimators as sb
 from theory import oblrpo as T
-from theory import softmax_bandit as sb
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -281,7 +281,7 @@ def test_between_group_u_statistic_is_unbiased_for_any_estimator():
     biased GRPO (Monte Carlo against the exact mean, Holm z-test); keeping the diagonal fails."""
     import jax
 
-    from sims import montecarlo, stats
+    from sims.engines import montecarlo, stats
 
     logits, model = np.array([0.4, -0.2, 0.0]), R.bernoulli([0.7, 0.1, 0.4])
     mean, _ = oblrpo.exact_mean_and_trace_var(logits, model, 3, "grpo")

@@ -17,7 +17,7 @@ import pytest
 from bandits import rewards as R
 from bandits import softmax
 from bandits import vas as B
-from sims import exact
+from sims.engines import exact
 
 THETA = np.array([math.log(2.0), 0.0, 0.0])
 PI = (F(1, 2), F(1, 4), F(1, 4))

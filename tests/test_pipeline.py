@@ -29,7 +29,7 @@ def _valid(path: Path) -> bool:
 
 
 def _figures(args, out, **kw):
-    return subprocess.Popen([sys.executable, "-m", "paper_figs", "--quick", "--out", str(out), *args],
+    return subprocess.Popen([sys.executable, "-m", "sims.cli", "figures", "--quick", "--out", str(out), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, **kw)
 
 
@@ -51,7 +51,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 def resumed_run(tmp_path_factory):
     """Run every figure (quick), kill the run once the first figure is done, run again."""
     out = tmp_path_factory.mktemp("figures")
-    steps = ",".join(pipeline.figure_modules())
+    steps = ",".join(gallery.figure_modules())
     proc = _figures(["--only", steps, "--jobs", "2"], out)
     deadline = time.time() + 300
     manifest = out / "manifest.json"
@@ -103,7 +103,7 @@ def test_resume_after_kill_leaves_every_file_complete(resumed_run):
     assert code == 0, log
     assert killed_midway
     entries = json.loads((out / "manifest.json").read_text())
-    assert set(entries) == set(pipeline.figure_modules())
+    assert set(entries) == set(gallery.figure_modules())
     assert "up to date" in log  # the figure finished before the kill was not redone
     for entry in entries.values():
         assert len(entry["files"]) == 3
@@ -123,7 +123,7 @@ def test_second_run_skips_everything(resumed_run):
     out, steps, *_ = resumed_run
     again = _figures(["--only", steps], out)
     log, _ = again.communicate(timeout=300)
-    assert again.returncode == 0 and log.count("up to date") == len(pipeline.figure_modules()), log
+    assert again.returncode == 0 and log.count("up to date") == len(gallery.figure_modules()), log
 
 
 def test_figures_are_deterministic(resumed_run, tmp_path):
@@ -134,16 +134,16 @@ def test_figures_are_deterministic(resumed_run, tmp_path):
     assert again.returncode == 0, log
     first = {p.name: p.read_bytes() for p in out.glob("*.json") if p.name != "manifest.json"}
     second = {p.name: p.read_bytes() for p in tmp_path.glob("*.json") if p.name != "manifest.json"}
-    assert len(first) == len(pipeline.figure_modules())
+    assert len(first) == len(gallery.figure_modules())
     assert first == second, [n for n in first if first[n] != second.get(n)]
 
 
 def test_every_figure_module_follows_the_convention():
-    for name in pipeline.figure_modules():
+    for name in gallery.figure_modules():
         module = __import__(f"paper_figs.{name}", fromlist=["make"])
         assert callable(module.make) and isinstance(module.SEED, int) and module.__doc__
         assert isinstance(module.CLAIMS, list)
 
 
 def test_gallery_is_current():
-    assert gallery.DOC.read_text() == gallery.render(), "run: python -m paper_figs.gallery"
+    assert gallery.DOC.read_text() == gallery.render(), "run make docs"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sims import ledger, progress
-from sims.cli import print_ledger
+from sims import ledger
+from sims.cli.verify import print_ledger
+from sims.runtime import progress
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTHS = [40, 60, 80, 100, 120, 160, 240]

@@ -1,10 +1,10 @@
-"""sims.resources: long runs give compiled code back before the kernel's memory-map limit."""
+"""sims.runtime.resources: long runs give compiled code back before the kernel's memory-map limit."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from sims import resources
+from sims.runtime import resources
 
 pytestmark = pytest.mark.skipif(resources.mapped_regions() is None, reason="no /proc/self/maps here")
 

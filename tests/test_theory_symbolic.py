@@ -1,4 +1,4 @@
-"""Symbolic checks of theory.softmax_bandit (docs/design.md §4.1): identities, closed forms, enumeration."""
+"""Symbolic checks of theory.estimators (docs/design.md §4.1): identities, closed forms, enumeration."""
 
 import functools
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import sympy as sp
 
-from theory import softmax_bandit as T
+from theory import estimators as T
 
 R = sp.Rational
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from sims import exact
+from sims.engines import exact
 from tests.strategies import bandits
-from theory import softmax_bandit as T
+from theory import estimators as T
 
 TOL = 1e-10
 

@@ -14,8 +14,8 @@ from bandits import lqr as L
 from bandits import rewards as R
 from bandits import softmax
 from sims import continuous as C
-from sims import montecarlo, stats
 from sims import trajectory as T
+from sims.engines import montecarlo, stats
 
 
 def hessian_without_outer(log_prob, theta, traj, gamma, v):

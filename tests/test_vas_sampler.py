@@ -8,8 +8,8 @@ import pytest
 from bandits import ensemble as ens
 from bandits import vas as B
 from bandits.errors import InputError
-from sims import stats
 from sims import vas as V
+from sims.engines import stats
 from sims.train import train
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from paper_figs import pipeline, style
+from paper_figs import pipeline
+from sims import ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,10 +53,10 @@ def test_schema_rejects_a_broken_report(quick_ledger):
 
 
 def test_verify_exit_code_is_one_when_a_claim_fails(tmp_path, monkeypatch):
-    from sims import ledger
-    from sims.cli import main
+    from sims import claims, ledger
+    from sims.cli.app import main
 
-    ledger.load_all()
+    claims.load_all()
     monkeypatch.setitem(ledger.REGISTRY, "planted.false_claim", ledger.Claim(
         "planted.false_claim", "planted defect", "1 + 1 = 3", "holds",
         lambda: [ledger.Check("exact", lambda quick: ledger.Outcome(1 + 1 == 3, 2, 3))]))
@@ -68,14 +69,15 @@ def test_verify_exit_code_is_one_when_a_claim_fails(tmp_path, monkeypatch):
 
 
 def _planted_registry(monkeypatch):
+    from sims import claims as C
     from sims import ledger
 
-    ledger.load_all()
+    C.load_all()
     claims = {i: ledger.Claim(i, "planted", "1 = 1", "holds",
                               lambda: [ledger.Check("exact", lambda quick: ledger.Outcome(True, 1, 1))])
               for i in ("t.alpha", "t.beta", "u.alpha_beta")}
     monkeypatch.setattr(ledger, "REGISTRY", claims)
-    monkeypatch.setattr(ledger, "load_all", lambda: claims)
+    monkeypatch.setattr(C, "load_all", lambda: claims)
     return claims
 
 
@@ -83,25 +85,25 @@ def test_only_matches_whole_ids_as_globs(monkeypatch):
     from bandits.errors import InputError
     from sims import ledger
 
-    _planted_registry(monkeypatch)
-    assert ledger.select("t.*") == ["t.alpha", "t.beta"]
-    assert ledger.select("*alpha*") == ["t.alpha", "u.alpha_beta"]
-    assert ledger.select("t.alpha") == ["t.alpha"]  # not u.alpha_beta: no substring matching
-    assert ledger.select(None) == ["t.alpha", "t.beta", "u.alpha_beta"]
+    claims = _planted_registry(monkeypatch)
+    assert ledger.select(claims, "t.*") == ["t.alpha", "t.beta"]
+    assert ledger.select(claims, "*alpha*") == ["t.alpha", "u.alpha_beta"]
+    assert ledger.select(claims, "t.alpha") == ["t.alpha"]  # not u.alpha_beta: no substring matching
+    assert ledger.select(claims, None) == ["t.alpha", "t.beta", "u.alpha_beta"]
     for bad in ("", " ", "t.*,", ",t.*", "alpha"):
         with pytest.raises(InputError):
-            ledger.select(bad)
+            ledger.select(claims, bad)
 
 
 def test_partial_and_quick_verify_never_touch_the_published_report(tmp_path, monkeypatch):
     """`pglab verify --quick` and `--only X` write nowhere unless --out says where; the full
     report under paper_figs/ is left as it was."""
-    from sims.cli import main
+    from sims.cli.app import main
 
     _planted_registry(monkeypatch)
     published = tmp_path / "published"
     published.mkdir()
-    monkeypatch.setattr(style, "PACKAGE_DIR", published)
+    monkeypatch.setattr(ledger, "REPORT_DIR", published)
     for args in (["--quick"], ["--only", "t.*"], ["--quick", "--only", "t.alpha"]):
         main(["verify", *args])  # exit code 0: main returns
     assert list(published.iterdir()) == []

@@ -39,7 +39,7 @@ from typing import Sequence
 
 import sympy as sp
 
-from theory import softmax_bandit as sb
+from theory import estimators as sb
 
 __all__ = [
     "beta", "dh", "reference_symbols", "sampling_symbols", "log_softmax", "regularised_reward",

@@ -3,12 +3,12 @@ lemma and its SNR step, and the smoothness constant of the softmax bandit (docs/
 
 The published algorithm box was not available to us; everything here is derived from the
 framework's ingredients (an optimal-baseline estimator and an SNR-driven learning rate) and
-labelled "derived (OBLR-PO framework)" in the ledger. Conventions of `theory.softmax_bandit`:
+labelled "derived (OBLR-PO framework)" in the ledger. Conventions of `theory.estimators`:
 π the policy, m_a = E[R|a], v_a = E[R²|a], s(a) = e_a − π, ∇J = π ∘ (m − J).
 
 1. Variance of a group with a constant baseline. V_G(b) = V(b)/G with
    V(b) = E[|s|²(R − b)²] − |∇J|², a parabola in b. dV/db = 0 gives the gradient-weighted mean
-   b* = E[|s|²R]/E[|s|²] (`optimal_constant_baseline` of `theory.softmax_bandit`, by sympy.solve),
+   b* = E[|s|²R]/E[|s|²] (`optimal_constant_baseline` of `theory.estimators`, by sympy.solve),
    and V(b) = V(b*) + E|s|²·(b − b*)², so b* = E[R] exactly when Cov(|s|², R) = 0.
    Per coordinate, ĝ_k = (1/G)Σ_i (R_i − b_k) s_k(a_i) has variance
    V_k(b_k)/G = (E[s_k²(R − b_k)²] − (∇J_k)²)/G, minimised at b*_k = E[s_k² R]/E[s_k²].
@@ -53,7 +53,7 @@ from typing import Sequence
 
 import sympy as sp
 
-from theory import softmax_bandit as sb
+from theory import estimators as sb
 
 __all__ = [
     "eta", "L", "V", "SNR", "SMOOTHNESS_L",
@@ -331,7 +331,7 @@ def smoothness_identities(K: int = 3) -> dict:
 
 def rloo_pair_moment(group_size=G) -> sp.Expr:
     """E⟨g_i, g_j⟩ (i ≠ j) for RLOO terms g_i = A_i s(a_i), from the moment algebra of
-    `theory.softmax_bandit`: E|Σ_i g_i|² = G²(tr Cov ĝ + |E ĝ|²) and, for one member,
+    `theory.estimators`: E|Σ_i g_i|² = G²(tr Cov ĝ + |E ĝ|²) and, for one member,
     E|g_1|² = E_X2 + σ²Γ/(G − 1) (A_1 = Y_1 − mean_{k≠1} Y_k, cross term 0 since E Y_k = 0), so
 
         E⟨g_i, g_j⟩ = (E|Σ g|² − G·E|g_1|²) / (G(G − 1))."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from bandits import allocation as A
 from sims import allocation as S
-from sims import stats
+from sims.engines import stats
 from sims.ledger import Check, Outcome, claim
 
 KNAPSACK = "Li et al. 2025, Knapsack RL (arXiv:2509.25849) and its code liziniu/KnapsackRL"

@@ -19,9 +19,10 @@ from scipy.special import beta as beta_fn
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import atlas, batch, checks, difficulty, estimators, exact, montecarlo, stats
+from sims import atlas, batch, estimators
 from sims.claims import _references
 from sims.claims.estimators import _describe, random_instances
+from sims.engines import binary, checks, exact, montecarlo, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 
 TOL = 1e-10
@@ -98,7 +99,7 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
         def residual(lg, m, g):
             g = max(g, est.min_group)
             mo = exact.moments(name, lg, m, g)
-            return mo.mean - difficulty.binary_reward_scale(name, mo.objective, g) * mo.true_gradient
+            return mo.mean - binary.binary_reward_scale(name, mo.objective, g) * mo.true_gradient
 
         def ex(quick):
             insts = random_instances(quick, seed=23, kinds=("bernoulli",))
@@ -110,7 +111,7 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
         def mc(quick):
             m = montecarlo.moments(name, _LOGITS, _BERN, g0, _samples(quick), seed=33)
             j = float(softmax.objective(np.asarray(_LOGITS), _BERN.means))
-            target = difficulty.binary_reward_scale(name, j, g0) * np.asarray(
+            target = binary.binary_reward_scale(name, j, g0) * np.asarray(
                 softmax.gradient(np.asarray(_LOGITS), _BERN.means))
             return _mc_outcome(stats.z_check(f"{name} G={g0}: MC mean vs c(J, G)∇J", m.mean, m.mean_se, target),
                                "MC mean vs c(J, G)∇J")
@@ -299,8 +300,8 @@ def _():
         ps = np.linspace(0.2, 0.8, 7)
         out = {}
         for g in (64, 512, 2048):
-            d = atlas.scale_curve("dgae", ps, g, eps=0.0) * 2 * ps * (1 - ps)
-            q = atlas.scale_curve("grpo", ps, g) * np.sqrt(ps * (1 - ps))
+            d = binary.scale_curve("dgae", ps, g, eps=0.0) * 2 * ps * (1 - ps)
+            q = binary.scale_curve("grpo", ps, g) * np.sqrt(ps * (1 - ps))
             out[g] = [float(np.max(np.abs(d - 1))), float(np.max(np.abs(q - 1)))]
         shrinking = all(out[2048][i] < out[512][i] < out[64][i] or out[2048][i] < 1e-9 for i in (0, 1))
         return Outcome(shrinking and max(out[2048]) < 2e-3, out, "→ 0, < 2e-3 at G = 2048",
@@ -360,7 +361,7 @@ def _():
         ps = np.array([float(p) for p in _REAL_PS])
         ref = np.array([float(real_scale_reference(p, g)) for p in _REAL_PS])
         ref_centred = np.array([float(real_scale_reference(p, g, centred=True)) for p in _REAL_PS])
-        lab = atlas.scale_curve("real", ps, g)
+        lab = binary.scale_curve("real", ps, g)
         err = float(np.max(np.abs(lab - ref) / np.maximum(1.0, np.abs(ref))))
         gap = float(np.max(np.abs(ref - ref_centred)))
         ok = err < 1e-12 and gap > 1e-3

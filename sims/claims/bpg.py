@@ -6,7 +6,7 @@ Ghavamzadeh, Engel & Valko (2016), checked on a one-dimensional Gaussian policy 
 * "mean_logstd": θ = (μ, log s), score u = (a, a² − 1), Fisher G = diag(1, 2).
 
 Rewards are polynomials R(a) = Σ_k c_k a^k, so ∇J = E[R(a) u(a)] is exact. Each check takes the
-posterior under test as an argument (`posterior_fn`, default `sims.bpg.posterior`), so the tests
+posterior under test as an argument (`posterior_fn`, default `sims.bpg.quadrature.posterior`), so the tests
 can plant a defect and show that the check catches it.
 """
 
@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import sympy as sp
 
-from sims import bpg
+from sims.bpg import quadrature as bpg
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 
 SOURCE = "Ghavamzadeh, Engel & Valko 2016, Bayesian Policy Gradient and Actor-Critic Algorithms (JMLR 17)"
@@ -406,7 +406,7 @@ def _reparameterisation_model1():
 
 
 # ---------------------------------------------------------------------------------------------
-# Calibration of the credible ellipsoid (sims/bpg_experiments.py: the problems and the data)
+# Calibration of the credible ellipsoid (sims/bpg/experiments.py: the problems and the data)
 # ---------------------------------------------------------------------------------------------
 
 CALIBRATION_LEVEL = 0.95
@@ -425,7 +425,7 @@ def detectable_deviation(r: int, tests: int, level: float = CALIBRATION_LEVEL) -
     threshold among `tests` tests at α = 1e-6."""
     from scipy.stats import norm
 
-    from sims.stats import POWER, critical_z
+    from sims.engines.stats import POWER, critical_z
 
     return (critical_z(tests) + float(norm.isf(1 - POWER))) * math.sqrt(level * (1 - level) / r)
 
@@ -445,8 +445,8 @@ def verify_calibration(quick: bool, model: int, fisher_kind: str, batch_fn=bpg.p
     drawn at seed + i (`CALIBRATION_CASES` order), so a one-case claim sees the same data sets."""
     from scipy.stats import binomtest
 
-    from sims import bpg_experiments as E
-    from sims.stats import ALPHA, holm_reject
+    from sims.bpg import experiments as E
+    from sims.engines.stats import ALPHA, holm_reject
 
     r = r or calibration_datasets(quick)
     noise = E.NOISE if noise is None else noise
@@ -553,8 +553,8 @@ def _fitted_calibration_claim(model: int, fisher_kind: str, problem: str, m: int
                      f"{which} on the {'Gaussian bandit' if problem == 'gaussian' else 'scalar LQR'} at M = {m}: "
                      "the true gradient falls in the 95% credible ellipsoid in 95% of independent data sets",
            expected=expected,
-           conditions=f"With σ² fitted by marginal likelihood (per data set, sims.bpg.marginal_likelihood_noise, "
-                      f"the maximiser of sims.bpg_gpytorch's ExactMarginalLogLikelihood; claim "
+           conditions=f"With σ² fitted by marginal likelihood (per data set, sims.bpg.quadrature.marginal_likelihood_noise, "
+                      f"the maximiser of sims.bpg.gpytorch_path's ExactMarginalLogLikelihood; claim "
                       f"bpg.fitted_noise_matches_gpytorch); {PROBLEM_TEXT[problem]}; M = {m}; R independent data "
                       "sets (4,000 quick, 10,000 full); a two-sided binomial test of 95%-coverage = 0.95 at "
                       f"α = 1e-6. {verdict} with 95%-coverage {note}")
@@ -576,13 +576,13 @@ GPYTORCH_LML_TOL = 1e-7  # per-sample log marginal likelihood: the batched σ² 
 
 def verify_fitted_noise_matches_gpytorch(quick: bool, noise_fn=bpg.marginal_likelihood_noise) -> Outcome:
     """On the first data sets of every calibration case, the batched maximiser's σ² against
-    `sims.bpg_gpytorch.posterior(noise=None)` (ExactMarginalLogLikelihood, L-BFGS from σ² = 1):
+    `sims.bpg.gpytorch_path.posterior(noise=None)` (ExactMarginalLogLikelihood, L-BFGS from σ² = 1):
     relative difference ≤ 1e-2, and gpytorch's log marginal likelihood at the batched σ² at least its
     own maximum − 1e-7."""
     import torch
 
-    from sims import bpg_experiments as E
-    from sims import bpg_gpytorch as bg
+    from sims.bpg import experiments as E
+    from sims.bpg import gpytorch_path as bg
 
     torch.set_num_threads(1)
     k = GPYTORCH_SETS[not quick]
@@ -612,7 +612,7 @@ def verify_fitted_noise_matches_gpytorch(quick: bool, noise_fn=bpg.marginal_like
                    "worst case reported", counterexample=None if holds else where)
 
 
-@claim("bpg.fitted_noise_matches_gpytorch", source="sims/bpg_gpytorch.py (ExactMarginalLogLikelihood); docs/design.md §4.6",
+@claim("bpg.fitted_noise_matches_gpytorch", source="sims/bpg/gpytorch_path.py (ExactMarginalLogLikelihood); docs/design.md §4.6",
        statement="The batched marginal-likelihood σ² of sims.bpg (eigen-decomposed kernel, grid then golden-section "
                  "search) is the σ² gpytorch's ExactGP fits with L-BFGS, and its marginal likelihood is at least as high",
        conditions="the data sets of the bpg.calibration_* cases (Gaussian bandit and scalar LQR, M = 10, 40), "
@@ -639,8 +639,8 @@ def verify_mse_below_mc(quick: bool, batch_fn=bpg.posterior_batch, problems=MSE_
     paired z-test per (problem, model), Holm at α = 1e-6; the ratio MSE_BPG/MSE_MC with a paired
     bootstrap 95% CI. A sweep over M (5 … 80, its own data sets) says where each advantage ends:
     the first M whose bootstrap 95% CI of the ratio reaches 1 (descriptive, not part of the test)."""
-    from sims import bpg_experiments as E
-    from sims.stats import ALPHA, holm_reject
+    from sims.bpg import experiments as E
+    from sims.engines.stats import ALPHA, holm_reject
 
     r = r or (2_000 if quick else 10_000)
     sweep_r = sweep_r or (300 if quick else 4_000)

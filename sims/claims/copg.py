@@ -19,7 +19,8 @@ import numpy as np
 import sympy as sp
 
 from bandits import copg as C
-from sims import estimators, stats
+from sims import estimators
+from sims.engines import stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import copg as T
 

@@ -1,7 +1,7 @@
 """Claims of docs/design.md §4.1: score-function group estimators, their bias and their variance.
 
-Symbolic checks come from `theory.softmax_bandit` (sympy), exact checks run the multiset
-engine on random instances drawn from a fixed seed, Monte Carlo checks use `sims.checks`
+Symbolic checks come from `theory.estimators` (sympy), exact checks run the multiset
+engine on random instances drawn from a fixed seed, Monte Carlo checks use `sims.engines.checks`
 (Holm-controlled z-tests at α = 1e-6).
 """
 
@@ -15,9 +15,9 @@ import sympy as sp
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import checks, difficulty, exact, stats
+from sims.engines import binary, checks, exact, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
-from theory import softmax_bandit as T
+from theory import estimators as T
 
 TOL = 1e-10
 SOURCE_41 = "docs/design.md §4.1"
@@ -181,7 +181,7 @@ def _():
     def mc(n):
         pi = np.asarray(softmax.policy(np.asarray(_LOGITS)))
         formula = T.numeric_rloo_variance(3)(pi, _BERN.means, _BERN.second_moments, 4)
-        from sims import montecarlo
+        from sims.engines import montecarlo
 
         m = montecarlo.moments("rloo", _LOGITS, _BERN, 4, n, seed=13)
         return stats.z_check("tr Cov vs closed form", m.trace_var, m.trace_var_se, formula)
@@ -199,7 +199,7 @@ def _():
         return m.mean - (1 - 1 / group) * m.true_gradient
 
     def mc(n):
-        from sims import montecarlo
+        from sims.engines import montecarlo
 
         m = montecarlo.moments("grpo_mean", _LOGITS, _BERN, 4, n, seed=14)
         target = 0.75 * np.asarray(softmax.gradient(np.asarray(_LOGITS), _BERN.means))
@@ -239,13 +239,13 @@ def _():
         out = []
         for name in ("grpo", "grpo_mean"):
             m = exact.moments(name, logits, model, group)
-            c = difficulty.binary_reward_scale(name, m.objective, group)
+            c = binary.binary_reward_scale(name, m.objective, group)
             out.append(m.mean - c * m.true_gradient)
         return np.concatenate(out)
 
     def closed_forms(quick):
         js = np.linspace(0.05, 0.95, 7 if quick else 19)
-        got = {n: [difficulty.binary_reward_scale(n, j, 6) for j in js] for n in ("rloo", "grpo_mean")}
+        got = {n: [binary.binary_reward_scale(n, j, 6) for j in js] for n in ("rloo", "grpo_mean")}
         err = max(np.max(np.abs(np.array(got["rloo"]) - 1)), np.max(np.abs(np.array(got["grpo_mean"]) - 5 / 6)))
         return Outcome(err < 1e-12, float(err), "< 1e-12", "c_RLOO = 1 and c_mean = 1 − 1/G at G = 6")
 

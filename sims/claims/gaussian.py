@@ -4,7 +4,7 @@ Exact checks integrate the estimator functions themselves (Gauss–Hermite quadr
 the polynomial integrands here; enumeration on softmax bandits) and compare with the closed forms
 of `bandits.gaussian`; the closed forms themselves are pinned to Gaussian moments computed here by
 quadrature in plain NumPy with the score written out by hand (`quadrature_moments`). Monte Carlo
-checks stream the same estimators through the one engine (`sims.montecarlo.stream`) under Holm
+checks stream the same estimators through the one engine (`sims.engines.montecarlo.stream`) under Holm
 at α = 1e-6. Every check function takes the thing under
 test as an argument, so the tests can hand it a planted defect and watch it fail.
 """
@@ -23,8 +23,9 @@ from bandits import gaussian as G
 from bandits import rewards as R
 from bandits import softmax
 from sims import continuous as C
-from sims import estimators, stats
+from sims import estimators
 from sims import trajectory as T
+from sims.engines import stats
 from sims.ledger import Check, Outcome, claim
 
 SOURCE = "Fatkhullin et al. 2023 (ICML), g and B; docs/design.md §4.5"

@@ -4,7 +4,7 @@ Exact checks: tensor Gauss–Hermite quadrature over a short trajectory's standa
 for the polynomial integrands), the second-moment recursion written out again here in plain NumPy
 (`independent_objective`, with its gradient by a hand-derived tangent recursion and its Hessian by
 central differences of that gradient), the discounted Lyapunov value J_∞. Monte Carlo checks
-stream trajectories through the one engine (`sims.montecarlo.stream`) and compare with the exact
+stream trajectories through the one engine (`sims.engines.montecarlo.stream`) and compare with the exact
 recursion under Holm at α = 1e-6; the GPOMDP and B·v checks subtract zero-mean control variates
 (`ControlledDraw`) so that they detect a bias of a tenth of |target| at quick sizes. Every check
 function takes the thing under test as an argument, so the tests can plant a defect in it.
@@ -22,9 +22,9 @@ import numpy as np
 
 from bandits import lqr as L
 from sims import continuous as C
-from sims import montecarlo, stats
 from sims import trajectory as T
 from sims.claims.gaussian import _mc_outcome
+from sims.engines import montecarlo, stats
 from sims.ledger import Check, Outcome, claim
 
 SOURCE = "Fatkhullin et al. 2023 (ICML), g and B; docs/design.md §4.5"
@@ -205,7 +205,7 @@ def exact_objective(quick: bool, objective=L.objective) -> Outcome:
 
 
 def mc_objective(quick: bool, objective=L.objective, seed: int = 32) -> Outcome:
-    from sims import stats
+    from sims.engines import stats
 
     lqr = L.make(**MC_CASE)
     s = C.lqr_returns(lqr, MC_THETA, samples=100_000 if quick else 1_000_000, seed=seed)

@@ -18,9 +18,10 @@ import numpy as np
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import npg, stats
-from sims import npg_problems as P
+from sims.engines import stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
+from sims.npg import methods as npg
+from sims.npg import problems as P
 from theory import npg as T
 
 SOURCE = "Fatkhullin, Barakat, Kireeva & He, ICML 2023"
@@ -523,8 +524,8 @@ def check_exponent(method: str, quick: bool, data: dict | None = None) -> Outcom
     exponent is fitted and the upper end of its 95% bootstrap CI is ≤ the rate (`verdict`
     "below"); an undefined, unresolved or above verdict on any claimed problem fails. Problems
     outside `claimed` are reported with their verdicts. `data` defaults to
-    `sims.npg_complexity.sweep(quick)`."""
-    from sims import npg_complexity as S
+    `sims.npg.complexity.sweep(quick)`."""
+    from sims.npg import complexity as S
 
     data = S.sweep(quick) if data is None else data
     claimed = list(data.get("claimed") or data["problems"])
@@ -568,7 +569,7 @@ EXPONENT_CONDITIONS = (
     "quick); trajectories until J* − J stays ≤ ε to the end of the run, median over seeds, "
     "exponent by least squares in log-log, 95% bootstrap CI over seeds; a problem where no "
     "exponent can be fitted (fewer than 3 ε with a finite median and upper bound) fails the "
-    "claim (sims/npg_complexity.py)")
+    "claim (sims/npg/complexity.py)")
 
 
 def _exponent_claim(method: str, expected: str):

@@ -13,7 +13,8 @@ import sympy as sp
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import checks, exact, oblrpo, stats
+from sims import oblrpo
+from sims.engines import checks, exact, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as T
 

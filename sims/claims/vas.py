@@ -1,8 +1,8 @@
 """Claims of docs/design.md §4.3: reward variance and the policy-gradient norm, MMR1's Theorem 1 and its
 covariance statements.
 
-Symbolic checks come from `theory.variance_bounds` (sympy), exact checks evaluate closed forms
-and exact expectations (`sims.vas`, built on the multiset enumeration of `sims.exact`) on random
+Symbolic checks come from `theory.vas` (sympy), exact checks evaluate closed forms
+and exact expectations (`sims.vas`, built on the multiset enumeration of `sims.engines.exact`) on random
 instances from fixed seeds, and every universally quantified statement also gets a search
 (`sims.vas.search`: hypothesis, derandomised) that tries to break it. What Γ means:
 
@@ -23,13 +23,13 @@ from bandits import rewards as R
 from sims import vas as V
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as TO
-from theory import variance_bounds as TV
+from theory import vas as TV
 
 SOURCE_OURS = "derived here (docs/design.md §4.3), for MMR1's assumption |∇J|² ≥ c_min·Var[R]"
 SOURCE_MMR1 = "Leng et al. 2025, MMR1 (arXiv:2509.21268)"
 TOL = 1e-9  # relative slack tolerance: the bounds are attained, so rounding shows at ~1e-12
 L_LAB = float(TO.SMOOTHNESS_L)  # ‖∇²J‖₂ ≤ 3/4, any K, rewards in [0, 1] (theory.oblrpo)
-L_TWO = float(TV.TWO_ARM_L)  # ‖∇²J‖₂ ≤ 1/(3√3), K = 2 (theory.variance_bounds, exact)
+L_TWO = float(TV.TWO_ARM_L)  # ‖∇²J‖₂ ≤ 1/(3√3), K = 2 (theory.vas, exact)
 
 
 def _symbolic(residuals) -> Check:

@@ -2,7 +2,7 @@
 
 Run as `python -m sims.scaleup.bench` (the process is pinned to one core, and XLA's and torch's
 thread pools to one thread, before either library starts); prints one JSON object.
-`sims.bench` (`make bench`) calls it.
+`sims.tools.bench` (`make bench`) calls it.
 Shapes: P prompts × G completions × T completion tokens, 2 layers, width 128, 4 heads.
 
 Every timed callable (the JAX step, the torch step and the parts of each) runs in turn, repeat

@@ -10,7 +10,7 @@ assembled by `sims.estimators.group_gradient` from exact per-sequence scores (vm
 every estimator evaluated on the same groups (common random numbers). From them: tr Cov[ĝ_e]
 (`trace_variance`) and the scale of the mean along the true gradient,
 ĉ_e = ⟨mean ĝ_e, ∇J⟩ / |∇J|², which the bandit theory predicts to be c(J, G)
-(`sims.difficulty.binary_reward_scale`) for estimators whose advantages depend on rewards only.
+(`sims.engines.binary.binary_reward_scale`) for estimators whose advantages depend on rewards only.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 
 from bandits import softmax
 from bandits.rewards import RewardModel
-from sims import exact, montecarlo, stats
+from sims.engines import exact, montecarlo, stats
 
 
 def mc_matches_exact(name: str, logits, rewards: RewardModel, group: int, samples: int,
@@ -40,7 +40,7 @@ def mc_unbiased(name: str, logits, rewards: RewardModel, group: int, samples: in
 
 # The Monte Carlo suite: instances on which every estimator's Monte Carlo moments must agree with
 # the exact engine (and, for unbiased estimators, with ∇J). The tests run it at one seed; the
-# false-alarm study (`python -m sims.checks --seeds 200`) runs it at many.
+# false-alarm study (`python -m sims.engines.checks --seeds 200`) runs it at many.
 SUITE_SAMPLES = 400_000
 SUITE = [
     # (estimator, logits, rewards, G, params[, sample multiplier])

@@ -362,7 +362,7 @@ def _progress(bar, progress, done, total):
         progress(done, total)
         return bar
     if bar is None:
-        from sims import progress as bars
+        from sims.runtime import progress as bars
 
         bar = bars.task("steps", total)
     bar.update(done)

@@ -44,7 +44,7 @@ MAX_COEFFS = 64  # polynomial reward coefficients
 
 def parse_reward(text: str) -> np.ndarray:
     from bandits import gaussian
-    from sims.cli import number_list
+    from sims.cli.options import number_list
 
     if text in gaussian.REWARDS:
         return np.asarray(gaussian.REWARDS[text], dtype=np.float64)
@@ -76,8 +76,8 @@ def parse_matrix(text: str, name: str) -> np.ndarray:
 def _check_mc(samples, seed, per_sample: int, what: str) -> None:
     """--mc in [2, 10^9] with chunks of at most MAX_MC_CHUNK_ENTRIES floats (`per_sample` floats a
     sample); --seed in [0, 2^63 − 1] and only with --mc."""
-    from sims import montecarlo
-    from sims.cli import MAX_MC_SAMPLES, check_count, check_seed_range
+    from sims.cli.options import MAX_MC_SAMPLES, check_count, check_seed_range
+    from sims.engines import montecarlo
 
     if samples is None:
         if seed is not None:
@@ -105,7 +105,7 @@ def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_
     from bandits import gaussian
     from sims import continuous as C
     from sims import estimators
-    from sims.cli import check_count
+    from sims.cli.options import check_count
 
     _finite("mu", mu)
     _finite("sigma", sigma)
@@ -148,7 +148,7 @@ def lqr_report(A, B, Q, R, K, sigma, horizon, gamma, init_cov=1.0, noise_cov=0.0
 
     from bandits import lqr as L
     from sims import continuous as C
-    from sims.cli import check_count
+    from sims.cli.options import check_count
 
     _finite("sigma", sigma)
     _finite("gamma", gamma)

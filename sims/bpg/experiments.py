@@ -1,9 +1,9 @@
 """Bayesian policy gradients against Monte Carlo on the continuous problems (docs/design.md §4.6):
 R independent data sets of M samples each, drawn in one call, their posteriors computed in one
-`sims.bpg.posterior_batch` call, and two summaries over the data sets:
+`sims.bpg.quadrature.posterior_batch` call, and two summaries over the data sets:
 
 * coverage: the fraction of data sets whose level-q credible ellipsoid holds the true gradient,
-  (∇J − mean)ᵀ cov⁻¹ (∇J − mean) ≤ χ²_n(q) (`sims.bpg.mahalanobis`);
+  (∇J − mean)ᵀ cov⁻¹ (∇J − mean) ≤ χ²_n(q) (`sims.bpg.quadrature.mahalanobis`);
 * squared error: |mean − ∇J|² for the posterior mean and |ĝ_MC − ∇J|² for the Monte Carlo
   estimate ĝ_MC = (1/M) Σ R_i u_i on the same data sets (paired).
 
@@ -19,7 +19,7 @@ a_t ~ N(λ x_t, σ²) at λ = −0.2, σ = 1, trajectories of T = 20 steps, undi
 (at σ = 1 the gradient and the scores in (λ, log σ) equal those in the paper's (λ, σ)).
 
 The GP noise σ² is either fixed (`NOISE` = 1) or, per data set, the maximiser of the marginal
-likelihood (`noise="fitted"`, `sims.bpg.marginal_likelihood_noise`, the quantity the lab's
+likelihood (`noise="fitted"`, `sims.bpg.quadrature.marginal_likelihood_noise`, the quantity the lab's
 gpytorch path maximises).
 """
 
@@ -34,7 +34,7 @@ from scipy.stats import chi2
 
 from bandits import gaussian as GB
 from bandits import lqr as L
-from sims import bpg
+from sims.bpg import quadrature as bpg
 
 GAUSSIAN_THETA = (0.0, 0.0)
 GAUSSIAN_REWARD = GB.REWARDS["quadratic"]
@@ -131,7 +131,7 @@ def posteriors(d: Data, model: int, noise, fisher: str = "known", batch_fn=bpg.p
 
 
 def fitted_noise(d: Data, model: int, fisher: str = "known") -> np.ndarray:
-    """Each data set's σ² by marginal likelihood (`sims.bpg.marginal_likelihood_noise`), memoised
+    """Each data set's σ² by marginal likelihood (`sims.bpg.quadrature.marginal_likelihood_noise`), memoised
     for the data sets of `cached_data` (the entry keeps `d` alive, so its id stays its own)."""
     key = (id(d), model, fisher)
     hit = _NOISE_CACHE.get(key)

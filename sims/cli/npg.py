@@ -5,7 +5,7 @@
               [--eps 0.1,0.01,...] [--rule first|stay] [--json]
 
 Seeds S, S+1, ..., S+seeds−1 run vmapped in one jit (a progress bar on stderr). With --tune,
-γ_0 is first chosen from the grid by `sims.npg.tune_gamma0` (N seeds per value, disjoint from
+γ_0 is first chosen from the grid by `sims.npg.methods.tune_gamma0` (N seeds per value, disjoint from
 the run's, the same trajectory budget, target the smallest ε) and the JSON records the tuning. The JSON object
 has the run's settings, the learning curve (median J* − J over seeds with a 95% bootstrap CI at
 about 100 log-spaced points, against trajectories), the final gap and the sample complexity
@@ -35,7 +35,7 @@ MAX_TUNE = 1000  # γ_0 grid points
 
 def _eps_list(text: str, what: str, max_len: int = MAX_EPS) -> list[float]:
     """Comma-separated positive finite numbers; an empty field (`0.1,,0.01`) is refused."""
-    from sims.cli import number_list
+    from sims.cli.options import number_list
 
     values = number_list(text, what, max_len)
     if not all(e > 0 for e in values):
@@ -47,9 +47,9 @@ def npg_report(method: str, problem: str, steps: int, seeds: int, seed: int = 0,
                gamma0: float | None = None, record_every: int | None = None, eps=None,
                rule: str = "first", progress=None, tune=None, tune_seeds: int = 8) -> dict:
     """Run and summarise; the JSON object of `pglab npg` (strict JSON: no NaN or infinity)."""
-    from sims import npg
-    from sims import npg_problems as problems
-    from sims.cli import check_count, check_seed_range
+    from sims.cli.options import check_count, check_seed_range
+    from sims.npg import methods as npg
+    from sims.npg import problems
 
     m = npg._method(method)
     prob = problems.get(problem)

@@ -1,12 +1,12 @@
 """The sample-complexity sweep of docs/design.md §4.7: trajectories to ε and fitted exponents of
 vanilla PG, N-PG-IGT, HARPG and N-HARPG on the Fisher-non-degenerate problems of
-`sims.npg_problems` (the Gaussian bandit and LQR), against the rates of Fatkhullin, Barakat,
+`sims.npg.problems` (the Gaussian bandit and LQR), against the rates of Fatkhullin, Barakat,
 Kireeva & He (ICML 2023): O(ε⁻³) (vanilla PG), Õ(ε⁻²·⁵) (N-PG-IGT), Õ(ε⁻²) ((N)-HARPG).
 
 Protocol (`CONFIG`, one entry per mode): for every problem and method, γ_0 is tuned on a grid of
 the same size for every method (one grid for the unnormalised steps γ_t ∝ γ_0 and one for the
 normalised ones, whose γ_0 is a distance in θ), `tune_seeds` seeds per value, the same
-trajectory budget, scored by the median trajectories to the smallest ε (`sims.npg.tune_gamma0`);
+trajectory budget, scored by the median trajectories to the smallest ε (`sims.npg.methods.tune_gamma0`);
 then `seeds` evaluation seeds (disjoint from the tuning seeds) run with the chosen γ_0 and
 `sims.npg.complexity` gives the median trajectories to each ε with bootstrap CIs and the fitted
 log-log slope p (n ∝ ε^{−p}; n counts until J* − J stays ≤ ε to the end of the run) with a
@@ -27,8 +27,8 @@ import functools
 
 import numpy as np
 
-from sims import npg
-from sims import npg_problems as P
+from sims.npg import methods as npg
+from sims.npg import problems as P
 
 NORMALISED = {"n-pg-m", "n-pg-igt", "n-harpg"}
 PAPER_METHODS = ("pg", "n-pg-igt", "harpg", "n-harpg")

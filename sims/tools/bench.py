@@ -10,7 +10,7 @@
 - the exact engine's wall time for K=4 Bernoulli arms at G = 4, 8, 16, and for K=16 Bernoulli
   arms at G=64 (GRPO, mean and covariance), compilation included.
 - Bayesian policy gradient: the posterior's time at M = 10, 100, 1000 sample paths, the JAX
-  closed form (`sims.bpg.posterior`, compiled) against the gpytorch path (`sims.bpg_gpytorch`,
+  closed form (`sims.bpg.quadrature.posterior`, compiled) against the gpytorch path (`sims.bpg.gpytorch_path`,
   one torch thread), both at a fixed noise, n = 2 parameters, Models 1 and 2. JAX's LAPACK
   follows OpenBLAS's threads: `OPENBLAS_NUM_THREADS=1 make bench` makes it one thread each.
 - LQR trajectories/s (scalar, H = 50): the jitted `lax.scan` sampler against a vectorised NumPy
@@ -19,7 +19,7 @@
   2..16) beside a Monte Carlo estimate of the same quantity at 1% relative error.
 - N-PG-IGT and its baselines (docs/design.md §4.7) on the scalar LQR `lqr1` (H = 50): steps/s of
   every method vmapped over 64 seeds (one jitted `lax.scan`), beside a vectorised NumPy N-PG-IGT
-  over the same 64 seeds, and the wall time of the whole complexity sweep (`sims.npg_complexity`).
+  over the same 64 seeds, and the wall time of the whole complexity sweep (`sims.npg.complexity`).
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -38,7 +38,8 @@ import numpy as np
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import estimators, exact, montecarlo
+from sims import estimators
+from sims.engines import exact, montecarlo
 
 # Compile times here are cold by design: no persistent compilation cache, even where the caller's
 # environment names one (the Makefile gives one to `make test` and `make figures`); the scale-up
@@ -213,7 +214,8 @@ def bpg_posterior_times(sizes=(10, 100, 1000), repeats: int = 3) -> list[dict]:
     """Best-of-`repeats` seconds per posterior, JAX closed form vs gpytorch, in one run."""
     import torch
 
-    from sims import bpg, bpg_gpytorch
+    from sims.bpg import gpytorch_path as bpg_gpytorch
+    from sims.bpg import quadrature as bpg
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -298,7 +300,7 @@ def numpy_igt(steps: int, seeds: int = NPG_SEEDS, gamma0: float = 0.1, seed: int
     """N-PG-IGT on `lqr1` in vectorised NumPy over the seeds: the look-ahead gain
     K̃ = K + ((1−η)/η)(K − K_prev), one H-step rollout per seed at K̃, GPOMDP
     g = Σ_t c_t (u_t − K̃x_t)x_t/σ² with c_t the rewards-to-go, d = (1−η)d + ηg, K += γ_t d/|d|."""
-    from sims import npg_problems as P
+    from sims.npg import problems as P
 
     c = P.LQR1
     a, b, q, r, h, sw, sigma = c["A"], c["B"], c["Q"], c["R"], c["horizon"], c["noise_cov"], P.LQR_SIGMA
@@ -325,9 +327,9 @@ def numpy_igt(steps: int, seeds: int = NPG_SEEDS, gamma0: float = 0.1, seed: int
 def npg_rates(steps: int, numpy_steps: int, quick: bool) -> dict:
     """Steps/s of every `sims.npg` method over 64 seeds on `lqr1` (H = 50), of the NumPy
     N-PG-IGT, and the complexity sweep's wall time (quick or full, compilation included)."""
-    from sims import npg
-    from sims import npg_complexity as S
-    from sims import npg_problems as P
+    from sims.npg import complexity as S
+    from sims.npg import methods as npg
+    from sims.npg import problems as P
 
     prob = P.get("lqr1")
     seeds = np.arange(NPG_SEEDS)
@@ -347,7 +349,7 @@ def npg_rates(steps: int, numpy_steps: int, quick: bool) -> dict:
 
 
 def prob_h() -> int:
-    from sims import npg_problems as P
+    from sims.npg import problems as P
 
     return P.LQR1["horizon"]
 

@@ -1,5 +1,5 @@
 """Notebooks are kept as jupytext percent-format `.py` files (reviewable diffs), built to `.ipynb`
-and executed with nbclient. `python -m sims.notebooks [--quick]` builds and runs them all
+and executed with nbclient. `python -m sims.tools.notebooks [--quick]` builds and runs them all
 (`make notebooks`); the tests run each in quick mode (PGLAB_QUICK=1)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def sources() -> list[Path]:

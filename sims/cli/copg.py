@@ -50,7 +50,7 @@ def copg_report(rewards, beta, mu1, mu2, ref=None, method="copg", mode="sampled"
         if v < 1:
             raise InputError(f"--{name} must be at least 1, got {v}")
     check_seed(seed, "--seed")
-    C._check_budget(pairs, epochs, C.DEFAULTS["batch"], C.DEFAULTS["lr"], problem.rewards.shape[-1])
+    C.check_budget(pairs, epochs, C.DEFAULTS["batch"], C.DEFAULTS["lr"], problem.rewards.shape[-1])
     steps_per_epoch = -(-pairs // min(C.DEFAULTS["batch"], pairs))
     converged, reason = None, None
     if mode == "exact":

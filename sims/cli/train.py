@@ -40,7 +40,7 @@ MAX_PARAMETERS = 50_000_000  # about 12·layers·width² transformer weights (Ad
 def check_sizes(values: dict) -> None:
     """Every count within [1 (0 for --warmstart-steps), LIMITS[name]] and the model within
     MAX_PARAMETERS; the seed in [0, MAX_SEED] (`jax.random.key` takes [0, 2^63 − 1])."""
-    from sims.cli import check_count, check_seed_range
+    from sims.cli.options import check_count, check_seed_range
 
     for name, v in values.items():
         if name == "--seed":  # CoPG's data and warm start also draw from seeds S + 1 and S + 7919
@@ -111,7 +111,7 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Train a tiny transformer policy with a registry estimator on a verifiable task."""
-    from sims.cli import output_file, output_folder
+    from sims.cli.options import output_file, output_folder
     from sims.scaleup import trainer as T
 
     check_sizes({"--seed": seed, "--steps": steps, "--warmstart-steps": warmstart_steps, "--group": group,

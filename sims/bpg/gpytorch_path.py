@@ -1,7 +1,7 @@
 """Bayesian policy gradients through gpytorch (docs/design.md §4.6): the Fisher and quadratic
 Fisher kernels as `gpytorch.kernels.Kernel`s, an `ExactGP`, and the noise σ² fitted by
 `ExactMarginalLogLikelihood` with a torch optimiser (L-BFGS). At a fixed noise the posterior
-equals `sims.bpg.posterior` (the closed form in JAX) to rounding.
+equals `sims.bpg.quadrature.posterior` (the closed form in JAX) to rounding.
 
 The posterior of the integral ∇J is read off as a GP prediction at pseudo-inputs whose kernel
 values are the kernel's integrals against p (Ghavamzadeh, Engel & Valko 2016):
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bandits.errors import InputError
-from sims import bpg
+from sims.bpg import quadrature as bpg
 
 DTYPE = torch.float64
 FIT_FLOOR = 1e-8  # lower bound on a fitted noise variance
@@ -164,7 +164,7 @@ def log_marginal_likelihood(gp, likelihood) -> float:
 def posterior(scores, returns, fisher, model: int, noise: float | None = None,
               iterations: int = 50) -> GPPosterior:
     """The posterior of ∇J by gpytorch: at the given noise σ², or (noise=None) at the σ² that
-    maximises the marginal likelihood. Same inputs and checks as `sims.bpg.posterior`."""
+    maximises the marginal likelihood. Same inputs and checks as `sims.bpg.quadrature.posterior`."""
     s, r, g, model, fixed = bpg.check_inputs(scores, returns, fisher, model, 0.0 if noise is None else noise)
     with contextlib.ExitStack() as stack:
         seen = stack.enter_context(warnings.catch_warnings(record=True))

@@ -234,12 +234,12 @@ def _batch_means_se(sizes, estimates, overall) -> float | None:
 
 
 def _progress(bar, wanted, start, done, total):
-    """Show a progress bar (stderr, `sims.progress`) once a run has taken longer than
+    """Show a progress bar (stderr, `sims.runtime.progress`) once a run has taken longer than
     PROGRESS_AFTER_S; inside an open display (the ledger, the figures) it is one more row."""
     if wanted is False or done >= total:
         return bar
     if bar is None and (wanted or time.perf_counter() - start > PROGRESS_AFTER_S):
-        from sims import progress
+        from sims.runtime import progress
 
         bar = progress.task("Monte Carlo", total)
     if bar is not None:

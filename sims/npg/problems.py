@@ -38,7 +38,7 @@ from bandits import rewards as R
 from bandits import softmax
 from bandits.errors import InputError
 from sims import trajectory as T
-from sims.npg import Problem
+from sims.npg.methods import Problem
 
 
 def score_function_estimates(log_prob: Callable, theta, x, reward, v):

@@ -239,7 +239,7 @@ def _noise_vector(noise, b: int) -> np.ndarray:
 # The noise σ² by marginal likelihood, for many data sets at once
 # ---------------------------------------------------------------------------------------------
 
-NOISE_FLOOR = 1e-8  # the smallest fitted σ² (sims.bpg_gpytorch.FIT_FLOOR)
+NOISE_FLOOR = 1e-8  # the smallest fitted σ² (sims.bpg.gpytorch_path.FIT_FLOOR)
 NOISE_GRID = np.logspace(-8.0, 10.0, 361)  # 0.05 decades, then golden-section refinement
 GOLDEN_STEPS = 80
 
@@ -249,7 +249,7 @@ def marginal_likelihood_noise(scores, returns, fisher, model: int) -> np.ndarray
     (B, M, n), returns (B, M), fisher (n, n), (B, n, n) or None (each data set's empirical Fisher).
 
     The outputs are y = R (Model 2, one output) or the n outputs y_j = R·u_j (Model 1, one σ²
-    shared by the outputs, as `sims.bpg_gpytorch` fits it), with K the model's kernel matrix,
+    shared by the outputs, as `sims.bpg.gpytorch_path` fits it), with K the model's kernel matrix,
     K = ΦΦᵀ for the features Φ = [w_i] (Model 2) or [1, √2 w_i, vec(w_i w_iᵀ)] (Model 1),
     w_i = L⁻¹u_i, G = L Lᵀ. With K = V diag(λ) Vᵀ (from the thin SVD of Φ: p eigenvalues, the
     other M − p exactly 0) and C_i = Σ_j (Vᵀy_j)_i² over the outputs,

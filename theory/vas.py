@@ -68,7 +68,7 @@ from typing import Sequence
 
 import sympy as sp
 
-from theory import softmax_bandit as sb
+from theory import estimators as sb
 
 __all__ = [
     "c", "t", "eta", "L", "c_min", "Gamma", "Gamma_R", "var", "g2", "rho", "tau",

@@ -1,0 +1,169 @@
+"""`pglab moments`: exact and Monte Carlo moments of a group estimator on a softmax bandit."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import numpy as np
+import typer
+
+from bandits.errors import InputError, check_seed
+from sims.cli.options import MAX_ARMS, MAX_MC_CHUNK_ENTRIES, MAX_MC_SAMPLES
+
+
+def _floats(values) -> list:
+    return [float(x) for x in np.asarray(values).reshape(-1)]
+
+
+def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0) -> dict:
+    """The JSON object of `pglab moments` (docs/design.md §3)."""
+    from bandits import softmax
+    from sims.engines import exact, montecarlo
+
+    logits = np.asarray(logits, dtype=np.float64)
+    if rewards.num_arms != logits.size:
+        raise InputError(f"{logits.size} logits but {rewards.num_arms} reward distributions")
+    if not 2 <= logits.size <= MAX_ARMS:
+        raise InputError(f"a softmax bandit here has between 2 and {MAX_ARMS:,} arms, got {logits.size:,}")
+    if mc_samples is not None:
+        _check_mc_size(mc_samples, group, logits.size)
+        check_seed(seed)
+    out = {
+        "estimator": name,
+        "group": group,
+        "params": {},
+        "pi": _floats(softmax.policy(logits)),
+        "true_gradient": _floats(softmax.gradient(logits, rewards.means)),
+    }
+    if rewards.finite and mc_samples is not None:
+        try:  # with --mc, an instance no exact route can enumerate leaves "exact" null
+            exact.plan(name, logits, rewards, group)
+        except InputError as err:
+            out["exact"], out["exact_reason"] = None, f"not computed: {err}"
+    if rewards.finite and "exact" not in out:
+        ex = exact.moments(name, logits, rewards, group, **params)
+        out["params"] = ex.params
+        out["exact"] = {
+            "mean": _floats(ex.mean),
+            "bias": _floats(ex.bias),
+            "cov": np.asarray(ex.cov).tolist(),
+            "trace_var": ex.trace_var,
+            "optimal_constant_baseline": ex.optimal_constant_baseline,
+            "route": ex.route,
+        }
+    elif mc_samples is None:
+        raise InputError("gaussian rewards have no exact moments here; add --mc N")
+    if mc_samples is not None:
+        mc = montecarlo.moments(name, logits, rewards, group, mc_samples, seed=seed, **params)
+        out["params"] = mc.params
+        out["mc"] = {
+            "samples": mc.samples,
+            "seed": mc.seed,
+            "mean": _floats(mc.mean),
+            "mean_se": _floats(mc.mean_se),
+            "trace_var": mc.trace_var,
+            "trace_var_se": mc.trace_var_se,
+        }
+        if mc.trace_var_se is None:
+            out["mc"]["trace_var_se_reason"] = (
+                f"undefined: the batch-means standard error needs at least 2 batches, and "
+                f"{mc.samples:,} samples make {mc.batches} (use a larger --mc)")
+    return out
+
+
+def _check_mc_size(samples, group, arms) -> None:
+    """Refuse Monte Carlo runs that would not fit in memory or would not end, naming the limit."""
+    from sims.engines import montecarlo
+
+    if not isinstance(samples, int) or not 2 <= samples <= MAX_MC_SAMPLES:
+        raise InputError(f"--mc needs at least 2 samples and at most {MAX_MC_SAMPLES:,}, got {samples!r}")
+    if isinstance(group, int) and group > 0:
+        entries = montecarlo.chunk_size(samples) * group * arms
+        if entries > MAX_MC_CHUNK_ENTRIES:
+            raise InputError(f"Monte Carlo with G={group:,} and K={arms:,} needs chunks of {entries:,} "
+                             f"entries (chunk × G × K), over the limit of {MAX_MC_CHUNK_ENTRIES:,}")
+
+
+def _print_moments(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    p = ", ".join(f"{k}={v:g}" for k, v in report["params"].items())
+    console.print(f"[bold]{report['estimator']}[/bold]  G={report['group']}  {p}")
+    table = Table("arm", "π", "∇J", "E[ĝ] exact", "bias", "E[ĝ] MC ± se")
+    ex, mc = report.get("exact"), report.get("mc")
+    for k in range(len(report["pi"])):
+        table.add_row(
+            str(k + 1),
+            f"{report['pi'][k]:.6f}",
+            f"{report['true_gradient'][k]:+.6e}",
+            f"{ex['mean'][k]:+.6e}" if ex else "-",
+            f"{ex['bias'][k]:+.3e}" if ex else "-",
+            f"{mc['mean'][k]:+.6e} ± {mc['mean_se'][k]:.1e}" if mc else "-",
+        )
+    console.print(table)
+    if ex:
+        console.print(f"tr Cov[ĝ] (exact)            {ex['trace_var']:.12g}")
+        console.print(f"optimal constant baseline b* {ex['optimal_constant_baseline']:.12g}")
+    if mc:
+        se = f"± {mc['trace_var_se']:.2g}" if mc["trace_var_se"] is not None else \
+            f"(standard error {mc['trace_var_se_reason']})"
+        console.print(f"tr Cov[ĝ] (MC, {mc['samples']:,} groups, seed {mc['seed']})  "
+                      f"{mc['trace_var']:.6g} {se}")
+
+
+def _registry_names() -> list[str]:
+    from sims.estimators import REGISTRY
+
+    return list(REGISTRY)
+
+
+def _parse_params(items) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value) if sep else None
+        except ValueError:
+            out[name.strip()] = None
+        if out[name.strip()] is None:
+            raise InputError(f"--param takes NAME=VALUE with a number, got {item!r}")
+    return out
+
+
+def moments(
+    logits: str = typer.Option(..., help="comma-separated logits, e.g. 0.3,-0.2,0.1"),
+    rewards: str = typer.Option(
+        ..., help="bernoulli:p1,..,pK | deterministic:r1,..,rK | categorical:v/q;v/q|... | gaussian:m/s,.."
+    ),
+    estimator: str = typer.Option(..., help="registry name: " + ", ".join(_registry_names())),
+    group: int = typer.Option(..., help="group size G"),
+    eps: Optional[float] = typer.Option(None, help="the estimator's eps (grpo: default 1e-6)"),
+    baseline: Optional[float] = typer.Option(None, help="reinforce's constant baseline b (default 0)"),
+    param: list[str] = typer.Option([], "--param", help="NAME=VALUE for any other parameter of the estimator "
+                                    "(e.g. --param alpha=2 for bnpo); repeatable"),
+    mc: Optional[int] = typer.Option(None, help="also run Monte Carlo with this many groups"),
+    seed: Optional[int] = typer.Option(None, help="Monte Carlo seed, 0 ≤ S < 2^63 (default 0; needs --mc)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+):
+    """Exact (and optionally Monte Carlo) mean, bias and covariance of a group estimator."""
+    from bandits.rewards import parse_floats, parse_rewards
+    from sims import estimators
+
+    est = estimators.get(estimator)
+    params = {"eps": eps, "baseline": baseline, **_parse_params(param)}
+    for key in [k for k, v in params.items() if v is not None]:
+        if key not in est.params:
+            raise InputError(f"--{key} does not apply to estimator {estimator!r}")
+    if seed is not None and mc is None:
+        raise InputError("--seed applies to Monte Carlo only; add --mc N")
+    report = moments_report(
+        estimator, parse_floats(logits, "--logits"), parse_rewards(rewards), group,
+        {k: v for k, v in params.items() if k in est.params}, mc, 0 if seed is None else seed,
+    )
+    if as_json:
+        print(json.dumps(report, allow_nan=False))
+    else:
+        _print_moments(report)

@@ -1,0 +1,138 @@
+"""The generated documents (`make docs`): docs/estimators.md from the registries and the atlas, and
+docs/figures.md from the figure modules (`paper_figs.gallery`). Tests keep both current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import sims  # noqa: F401  (float64)
+from sims import atlas, batch, estimators
+from sims.engines import binary
+from sims.runtime.files import atomic_write_bytes
+
+ESTIMATORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "estimators.md"
+
+
+DOC_PS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+DOC_GROUP = 8
+BATCH_ENSEMBLE = (0.2, 0.5, 0.7)  # the ledger's prompt ensemble (sims/claims/atlas.py)
+TIE_SHIFT = 1e-12  # p = ½ + this breaks the two arms' |s|² tie
+TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg_verl", "gdpo")
+
+
+def _fmt(x: float) -> str:
+    return "—" if not np.isfinite(x) else f"{x:.3g}"
+
+
+def render_estimators() -> str:
+    """docs/estimators.md, generated from the registries."""
+
+    lines = [
+        "# The estimator atlas",
+        "",
+        "Generated from the registries (`sims.estimators.REGISTRY`, `sims.batch.REGISTRY`) by "
+        "`make docs` (`python -m sims.tools.docs`); a test keeps it current. Each entry's declared property is checked "
+        "by the ledger (`pglab verify --only 'atlas.*'`), exactly and by Monte Carlo. See "
+        "docs/design.md §4.9.",
+        "",
+        "Properties: **unbiased** E[ĝ] = ∇J; **direction-unbiased** E[ĝ] = c(G)·∇J for every reward law; "
+        "**direction-unbiased (binary rewards)** E[ĝ] = c(p, G)·∇p per prompt for pass/fail rewards "
+        "(it ascends a reweighted objective); **biased** none of these. c(p, G) is computed on the "
+        "two-armed pass/fail bandit (`sims.atlas.scale_curve`); for estimators that read the weights "
+        "(|s|², lengths) it is that bandit's value only.",
+        "",
+        "**Stand-ins.** Entries that read a per-token feature of a sequence (response length, token "
+        "entropy, the final answer) receive |s(a)|² in its place on bandits (column *bandit stand-in*). "
+        "Their property, c(p, G) and shape are marked *given the stand-in*: they describe the "
+        "substitute, not the method, and a sequence testbed with real lengths and entropies is needed "
+        "to judge the method. On the two-armed bandit both arms' |s|² tie at p = ½ "
+        "(2(1 − p)² = 2p²), so such an entry's c can jump there; the column gives c(p, "
+        f"{DOC_GROUP}) at p = ½ and ½ ± {TIE_SHIFT:g}.",
+        "",
+        f"| name | A_i | source | provenance | property | c(p, {DOC_GROUP}) at p = "
+        + ", ".join(f"{p:g}" for p in DOC_PS) + " | shape | bandit stand-in | peers (tested to 1e-9) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, e in estimators.REGISTRY.items():
+        if e.per_coordinate:
+            cs, shape = "per-coordinate", "—"
+        else:
+            c = binary.scale_curve(name, DOC_PS, DOC_GROUP)
+            cs, shape = ", ".join(_fmt(x) for x in c), atlas.shape_word(c, DOC_PS)
+        prop, stand_in = e.property, "—"
+        if e.feature_substitute:
+            tie = binary.scale_curve(name, [0.5 - TIE_SHIFT, 0.5, 0.5 + TIE_SHIFT], DOC_GROUP)
+            prop, cs, shape = prop + ", given the stand-in", cs + " (given the stand-in)", shape + ", given the stand-in"
+            stand_in = (f"{e.feature_substitute}; c at p = ½ − {TIE_SHIFT:g}, ½, ½ + {TIE_SHIFT:g}: "
+                        + ", ".join(_fmt(x) for x in tie)).replace("|", "∣")
+        peers = ("; ".join(e.peers) or "—").replace("|", "∣")
+        tested = e.tested_peers
+        lines.append(f"| `{name}` | {e.summary.replace('|', '∣')} | {e.source or '—'} | {e.provenance} | "
+                     f"{prop} | {cs} | {shape} | {stand_in} | "
+                     f"{peers}{' (yes: ' + tested + ')' if tested else ' (no)'} |")
+    ens = ", ".join(f"{p:g}" for p in BATCH_ENSEMBLE)
+    lines += [
+        "",
+        "## Batch estimators",
+        "",
+        "`batch_advantages(rewards (P, G), weights (P, G), **params) -> (P, G)`: statistics across the "
+        "prompts of a batch. c is per prompt and depends on the other prompts' pass rates; "
+        "`sims.batch.exact_ensemble` computes it exactly by enumeration. The column c_x gives each "
+        f"prompt's scale on the ensemble of two-armed pass/fail prompts p = ({ens}) at G = {DOC_GROUP} "
+        "(weights |s(a)|², the stand-in where the method reads a per-token feature).",
+        "",
+        f"| name | formula | source | property | c_x at p = ({ens}), G = {DOC_GROUP} | reads weights "
+        "| bandit stand-in | peers (tested to 1e-9) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, b in batch.REGISTRY.items():
+        tested = " (yes)" if name in TESTED_BATCH_PEERS else " (no)"
+        cx = ", ".join(_fmt(x) for x in batch.exact_ensemble(name, BATCH_ENSEMBLE, DOC_GROUP)["c"])
+        prop, stand_in = b.property, "—"
+        if b.feature_substitute:
+            prop, cx, stand_in = prop + ", given the stand-in", cx + " (given the stand-in)", b.feature_substitute
+        lines.append(f"| `{name}` | {b.summary.replace('|', '∣')} | {b.source} | {prop} | {cx} | "
+                     f"{'yes' if b.uses_weights else 'no'} | {stand_in.replace('|', '∣')} | "
+                     f"{'; '.join(b.peers) or '—'}{tested} |")
+    lines += [
+        "",
+        "## Conventions that differ between the lab and its peers",
+        "",
+        "- GRPO's eps: verl 1e-6, TRL 1e-4, both outside the root and with ddof = 1 (`torch.std`); "
+        "the lab's `grpo` defaults to 1e-6 and takes `--eps`.",
+        "- All-equal groups: the lab centres about the first member, so it returns exact zeros in "
+        "float32 and float64; the peers' float32 mean can leave a residue of one ulp that the "
+        "whitening divides by eps.",
+        "- Singleton groups: verl uses mean 0 and std 1 (the advantage is the raw reward); the lab "
+        "refuses G = 1 for every estimator that needs two members.",
+        "- RLOO is leave-one-out (G/(G − 1)·(R_i − mean R)); the group mean and GRPO include the member itself.",
+        "- OPO's baseline includes the member itself; verl's optimal token baseline adds 1e-8 to the "
+        "denominator (`opo --eps 1e-8`).",
+        "- Batch whitening: verl's `masked_whiten` is token-weighted (each response counts L_i times), "
+        "uses ddof = 1 over tokens, adds 1e-8 inside the root and divides masked means by N + 1e-8; "
+        "TRL's batch scaling uses the response-level std (ddof = 1) plus 1e-4 outside the root and "
+        "keeps the group mean as the centre.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_estimators() -> Path:
+    """Rewrite docs/estimators.md (atomically)."""
+    atomic_write_bytes(ESTIMATORS_DOC, render_estimators().encode())
+    return ESTIMATORS_DOC
+
+
+def main() -> int:
+    """`make docs`: regenerate docs/estimators.md and docs/figures.md."""
+    from paper_figs import gallery
+
+    print(write_estimators())
+    print(gallery.write())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
