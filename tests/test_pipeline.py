@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paper_figs import gallery, pipeline, style
+from paper_figs import gallery, style
 
 ROOT = Path(__file__).resolve().parent.parent
 CHEAP = ["baseline_variance"]

@@ -94,7 +94,7 @@ def test_verify_json_stdout_is_only_json_and_stderr_has_the_summary(tmp_path):
 
 
 def test_figures_end_with_a_summary_line(tmp_path):
-    args = [sys.executable, "-m", "paper_figs", "--quick", "--out", str(tmp_path), "--only", "baseline_variance"]
+    args = [sys.executable, "-m", "sims.cli", "figures", "--quick", "--out", str(tmp_path), "--only", "baseline_variance"]
     first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr

@@ -3,6 +3,7 @@
 (`losses`), the trainers (`train`). The package re-exports all three."""
 
 from bandits.copg.losses import (  # noqa: F401
+    LOSSES,
     METHODS,
     PG_BASELINES,
     ascent_field,
