@@ -35,7 +35,7 @@ for name, e in E.REGISTRY.items():
 # %%
 ps = np.array([0.05, 0.2, 0.5, 0.8, 0.95])
 for name in ["rloo", "grpo_mean", "grpo", "bnpo", "dgae", "real", "grpo_passk"]:
-    print(f"{name:12s}", np.round(binary.scale_curve(name, ps, 8), 4))
+    print(f"{name:12s}", np.round(binary.scale_curve(E.get(name), ps, 8), 4))
 
 # %% [markdown]
 # The curve is not a property of the two-armed bandit only: on any Bernoulli bandit the exact mean
@@ -43,8 +43,8 @@ for name in ["rloo", "grpo_mean", "grpo", "bnpo", "dgae", "real", "grpo_passk"]:
 
 # %%
 logits, model = [0.4, -0.3, 0.0, 1.0], R.bernoulli([0.9, 0.2, 0.5, 0.1])
-m = exact.moments("dgae", logits, model, 6)
-c = binary.scale_curve("dgae", [m.objective], 6)[0]
+m = exact.moments(E.get("dgae"), logits, model, 6)
+c = binary.scale_curve(E.get("dgae"), [m.objective], 6)[0]
 print("E[ĝ]      ", m.mean)
 print("c(J, G)∇J ", c * m.true_gradient)
 
@@ -54,7 +54,7 @@ print("c(J, G)∇J ", c * m.true_gradient)
 
 # %%
 for name in batch.REGISTRY:
-    print(f"{name:22s}", np.round(batch.exact_ensemble(name, [0.1, 0.5, 0.9], 4)["c"], 4))
+    print(f"{name:22s}", np.round(batch.exact_ensemble(batch.get(name), [0.1, 0.5, 0.9], 4)["c"], 4))
 
 # %% [markdown]
 # ## Auditing your own estimator

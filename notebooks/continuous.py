@@ -25,7 +25,7 @@ import numpy as np
 
 from bandits import gaussian as G
 from bandits import lqr as L
-from sims import claims, ledger
+from sims import claims, estimators, ledger
 from sims import continuous as C
 from sims import trajectory as T
 from sims.engines import stats
@@ -63,8 +63,8 @@ print(check.summary())
 
 # %%
 for name in ("reinforce", "rloo", "grpo_mean"):
-    ex = C.gaussian_group_exact(name, theta, c, 4)
-    mc = C.gaussian_group_mc(name, theta, c, 4, N, seed=1)
+    ex = C.gaussian_group_exact(estimators.get(name), theta, c, 4)
+    mc = C.gaussian_group_mc(estimators.get(name), theta, c, 4, N, seed=1)
     print(f"{name:10s} E[ĝ] exact {np.round(ex['mean'], 4)}  MC {np.round(mc.mean, 4)} ± {np.round(mc.mean_se, 4)};"
           f"  tr Cov exact {np.trace(ex['cov']):.4f}  MC {mc.trace_var:.4f} ± {mc.trace_var_se:.4f}")
 

@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from bandits import rewards as R
+from sims import estimators
 from sims.cli.moments import moments_report
 from sims.engines import checks, exact, montecarlo
 from theory import estimators as T
@@ -72,7 +73,7 @@ assert T.optimal_baseline_residual(3) == 0
 logits, model, G = [0.3, -0.2, 0.1], R.bernoulli([0.8, 0.4, 0.1]), 4
 table = {}
 for name in ["reinforce", "rloo", "grpo_mean", "grpo", "optimal_baseline_loo"]:
-    m = table[name] = exact.moments(name, logits, model, G)
+    m = table[name] = exact.moments(estimators.get(name), logits, model, G)
     print(f"{name:22s} mean={np.round(m.mean, 5)}  bias={np.round(m.bias, 5)}  trVar={m.trace_var:.5f}")
 print("true gradient", np.round(m.true_gradient, 5))
 # ∇J = π∘(m − J) from the softmax by hand; the unbiased ones match it, the group mean is (1 − 1/G)∇J.
@@ -89,10 +90,10 @@ assert np.abs(table["grpo"].bias).max() > 1e-3  # GRPO's whitening changes the e
 # (1/G)[E(|s|²(R−μ)²) + E|s|²·Var R/(G−1) − |∇J|²(G−2)/(G−1)], derived by sympy for symbolic G.
 
 # %%
-pi = np.asarray(exact.moments("rloo", logits, model, G).pi)
+pi = np.asarray(exact.moments(estimators.get("rloo"), logits, model, G).pi)
 closed = T.numeric_rloo_variance(3)(pi, model.means, model.second_moments, G)
-print("closed form", closed, " exact engine", exact.moments("rloo", logits, model, G).trace_var)
-assert abs(closed - exact.moments("rloo", logits, model, G).trace_var) < 1e-12  # sympy vs enumeration
+print("closed form", closed, " exact engine", exact.moments(estimators.get("rloo"), logits, model, G).trace_var)
+assert abs(closed - exact.moments(estimators.get("rloo"), logits, model, G).trace_var) < 1e-12  # sympy vs enumeration
 
 # %% [markdown]
 # ## Monte Carlo, with honest statistics
@@ -102,11 +103,11 @@ assert abs(closed - exact.moments("rloo", logits, model, G).trace_var) < 1e-12  
 # %%
 verdicts = {}
 for name in ["rloo", "grpo_mean"]:
-    verdicts[name] = checks.mc_unbiased(name, logits, model, G, SAMPLES, seed=0)
+    verdicts[name] = checks.mc_unbiased(estimators.get(name), logits, model, G, SAMPLES, seed=0)
     print(verdicts[name].summary())
-mc = montecarlo.moments("grpo", logits, model, G, SAMPLES, seed=1)
+mc = montecarlo.moments(estimators.get("grpo"), logits, model, G, SAMPLES, seed=1)
 print("GRPO tr Cov: MC", round(mc.trace_var, 5), "±", round(mc.trace_var_se, 5),
-      " exact", round(exact.moments("grpo", logits, model, G).trace_var, 5))
+      " exact", round(exact.moments(estimators.get("grpo"), logits, model, G).trace_var, 5))
 # RLOO passes the unbiasedness check; the group mean's (1 − 1/G) shrinkage is caught.
 assert verdicts["rloo"].passed and not verdicts["grpo_mean"].passed
 assert abs(mc.trace_var - table["grpo"].trace_var) < 6 * mc.trace_var_se
@@ -120,13 +121,13 @@ assert abs(mc.trace_var - table["grpo"].trace_var) < 6 * mc.trace_var_se
 from sims.engines import binary  # noqa: E402
 
 for j in [0.05, 0.2, 0.5, 0.8, 0.95]:
-    print(f"J={j:.2f}  c_grpo={binary.binary_reward_scale('grpo', j, 8):.3f}  "
-          f"c_rloo={binary.binary_reward_scale('rloo', j, 8):.3f}")
+    print(f"J={j:.2f}  c_grpo={binary.binary_reward_scale(estimators.get('grpo'), j, 8):.3f}  "
+          f"c_rloo={binary.binary_reward_scale(estimators.get('rloo'), j, 8):.3f}")
 # RLOO: c = 1 at every pass rate; the group mean: c = 1 − 1/G; GRPO's c is symmetric in J ↔ 1 − J
 # (relabelling pass and fail flips the sign of every advantage) and not constant.
-c_grpo = [binary.binary_reward_scale("grpo", j, 8) for j in (0.05, 0.2, 0.5, 0.8, 0.95)]
-assert all(abs(binary.binary_reward_scale("rloo", j, 8) - 1) < 1e-12 for j in (0.05, 0.5, 0.95))
-assert abs(binary.binary_reward_scale("grpo_mean", 0.3, 8) - 7 / 8) < 1e-12
+c_grpo = [binary.binary_reward_scale(estimators.get("grpo"), j, 8) for j in (0.05, 0.2, 0.5, 0.8, 0.95)]
+assert all(abs(binary.binary_reward_scale(estimators.get("rloo"), j, 8) - 1) < 1e-12 for j in (0.05, 0.5, 0.95))
+assert abs(binary.binary_reward_scale(estimators.get("grpo_mean"), 0.3, 8) - 7 / 8) < 1e-12
 assert abs(c_grpo[0] - c_grpo[4]) < 1e-9 and abs(c_grpo[1] - c_grpo[3]) < 1e-9
 assert max(c_grpo) - min(c_grpo) > 0.1
 

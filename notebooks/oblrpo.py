@@ -26,7 +26,7 @@ from IPython.display import Image, display
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import oblrpo
+from sims import estimators, oblrpo
 from sims.claims import oblrpo as C
 from sims.engines import exact
 from theory import oblrpo as T
@@ -60,7 +60,7 @@ print(f"π = {pi.round(3)},  E[R] = {pi @ model.means:.4f},  b* = {b_star:.4f}, 
       f"b*_k = {oblrpo.optimal_constant_baseline_coord(logits, model.means).round(4)}")
 v4 = {}
 for b in (0.0, float(pi @ model.means), b_star):
-    v4[b] = exact.moments("reinforce", logits, model, 4, baseline=b).trace_var
+    v4[b] = exact.moments(estimators.get("reinforce"), logits, model, 4, baseline=b).trace_var
     print(f"  V({b:.3f})/G at G=4: {v4[b]:.6f}")
 # Independently, in plain numpy: |s(a)|² = 1 − 2π_a + |π|², b* = Σπ|s|²q / Σπ|s|² ≈ 0.357 ≠ E[R] ≈ 0.747,
 # and the parabola V(b)/G = V(b*)/G + E|s|²(b − b*)²/G.
@@ -145,7 +145,7 @@ assert smooth.holds and float(T.SMOOTHNESS_L) == 0.75
 grad = np.asarray(softmax.gradient(logits, model.means))
 u_ratio = {}
 for name, params in (("reinforce", {"baseline": 0.3}), ("rloo", {}), ("optimal_baseline_loo", {})):
-    u_ratio[name] = oblrpo.exact_u_statistic(logits, model, 4, name, params) / (grad @ grad)
+    u_ratio[name] = oblrpo.exact_u_statistic(logits, model, 4, estimators.get(name), params) / (grad @ grad)
     print(f"{name:22s} E[Û]/|∇J|² at G=4: {u_ratio[name]:.6f}")
 print("RLOO factor 1 + 1/(G−1)² at G=4:", T.rloo_u_statistic_factor(4))
 # i.i.d. terms (a constant baseline): exactly unbiased; RLOO: 1 + 1/9 = 10/9 by hand

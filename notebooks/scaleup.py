@@ -21,6 +21,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from sims import estimators
 from sims.engines import binary
 from sims.scaleup import measure, tasks
 from sims.scaleup import tokenizer as tok
@@ -53,7 +54,7 @@ g, r = measure.group_gradients(graphdef, params, task.prompts[3], task.targets[3
 for name, gi in zip(("rloo", "grpo"), g):
     c, se = measure.scale_along(gi, np.asarray(dj, np.float64))
     print(f"{name}: measured {c:.2f} ± {se:.2f}; bandit c(J={float(j):.3f}, G=8) = "
-          f"{binary.binary_reward_scale(name, float(j), 8):.2f}")
+          f"{binary.binary_reward_scale(estimators.get(name), float(j), 8):.2f}")
 
 # %% [markdown]
 # ## A short training run

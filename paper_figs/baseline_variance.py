@@ -13,6 +13,7 @@ import sympy as sp
 
 from bandits import rewards as R
 from paper_figs import style
+from sims import estimators
 from sims.engines import exact
 from theory import estimators as T
 
@@ -25,17 +26,17 @@ LOGITS = [math.log(2), 0.0, 0.0]
 def make(quick: bool) -> "Path":  # noqa: F821
     model = R.deterministic([1, 0, 0])
     grid = np.linspace(-0.25, 1.0, 26 if quick else 101)
-    v_exact = [exact.moments("reinforce", LOGITS, model, 1, baseline=float(b)).trace_var for b in grid]
+    v_exact = [exact.moments(estimators.get("reinforce"), LOGITS, model, 1, baseline=float(b)).trace_var for b in grid]
     ref = T.reference_values()["skewed"]
     v_sym = sp.lambdify(T.b, ref["V"], "numpy")
-    m = exact.moments("reinforce", LOGITS, model, 1)
+    m = exact.moments(estimators.get("reinforce"), LOGITS, model, 1)
     b_star, mean_r = m.optimal_constant_baseline, m.objective
     fine = np.linspace(grid[0], grid[-1], 400)
     with style.figure() as (fig, ax):
         ax.plot(fine, v_sym(fine), lw=1.5, label="V(b), sympy closed form")
         ax.plot(grid, v_exact, "o", ms=3, label="exact engine (float64)")
         for b, name, c in ((b_star, "b* = E[|s|²R]/E[|s|²]", style.PALETTE[1]), (mean_r, "E[R]", style.PALETTE[2])):
-            v = exact.moments("reinforce", LOGITS, model, 1, baseline=b).trace_var
+            v = exact.moments(estimators.get("reinforce"), LOGITS, model, 1, baseline=b).trace_var
             ax.axvline(b, color=c, ls="--", lw=1)
             ax.plot([b], [v], "s", color=c, label=f"{name} = {b:.3f}: V = {v:.4f}")
         ax.set_xlabel("constant baseline b")

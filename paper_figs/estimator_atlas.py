@@ -22,8 +22,8 @@ def curves(quick: bool) -> dict:
     names = list(estimators.REGISTRY)
     out = {"p": ps, "G8": {}, "by_G": {}}
     for name in names:
-        out["G8"][name] = binary.scale_curve(name, ps, 8)
-        out["by_G"][name] = {g: binary.scale_curve(name, ps, g) for g in (GROUPS_QUICK if quick else GROUPS)
+        out["G8"][name] = binary.scale_curve(estimators.get(name), ps, 8)
+        out["by_G"][name] = {g: binary.scale_curve(estimators.get(name), ps, g) for g in (GROUPS_QUICK if quick else GROUPS)
                              if g >= estimators.get(name).min_group}
     return out
 

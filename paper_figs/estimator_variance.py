@@ -16,9 +16,9 @@ CLAIMS = ["atlas.registry.*", "atlas.batch.*"]
 
 def make(quick: bool) -> "Path":  # noqa: F821
     ps = np.linspace(0.05, 0.95, 19 if quick else 73)
-    rel = {n: atlas.relative_variance(n, ps, 8) for n in estimators.REGISTRY}
+    rel = {n: atlas.relative_variance(estimators.get(n), ps, 8) for n in estimators.REGISTRY}
     pb = np.linspace(0.05, 0.95, 7 if quick else 19)
-    bc = {n: np.array([batch.exact_ensemble(n, [p, 0.5, 0.8], 4)["c"][0] for p in pb]) for n in batch.REGISTRY}
+    bc = {n: np.array([batch.exact_ensemble(batch.get(n), [p, 0.5, 0.8], 4)["c"][0] for p in pb]) for n in batch.REGISTRY}
     with style.figure(1, 2, figsize=(13.0, 4.6)) as (fig, (ax_a, ax_b)):
         for i, (n, r) in enumerate(rel.items()):
             ax_a.plot(ps, r, color=style.PALETTE[i % len(style.PALETTE)],

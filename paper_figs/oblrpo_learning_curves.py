@@ -17,7 +17,7 @@ import numpy as np
 
 from bandits import ensemble as ens
 from paper_figs import style
-from sims import train
+from sims import estimators, train
 
 SEED = 0
 CLAIMS = ["oblrpo.optimal_step", "oblrpo.u_statistic", "oblrpo.loo_unbiased"]
@@ -46,7 +46,7 @@ def run_all(quick: bool) -> tuple[dict, dict]:
     results = {}
     for label, (name, rule) in METHODS.items():
         for lr in cfg["sweep"]:
-            results[(label, lr)] = train.train(e, name, steps=cfg["steps"], batch=BATCH, group=GROUP,
+            results[(label, lr)] = train.train(e, estimators.get(name), steps=cfg["steps"], batch=BATCH, group=GROUP,
                                                seeds=cfg["seeds"], seed=SEED, lr=lr, step_rule=rule)
     return results, {"optimum": e.optimum, "initial": float(np.mean(e.success))}
 

@@ -19,6 +19,7 @@ import numpy as np
 from bandits import rewards as R
 from bandits import softmax
 from paper_figs import style
+from sims import estimators
 from sims.engines import exact
 from theory import estimators as T
 
@@ -38,7 +39,7 @@ STYLE = {"reinforce": dict(marker="o"), "rloo": dict(marker="o"),
 
 def scale_and_variance(name, logits, model, group, **params):
     """(c, tr Cov[ĝ]/c², max |E ĝ − c∇J|) with c = ⟨E ĝ, ∇J⟩/|∇J|², exactly."""
-    m = exact.moments(name, logits, model, group, **params)
+    m = exact.moments(estimators.get(name), logits, model, group, **params)
     grad, mean = np.asarray(m.true_gradient), np.asarray(m.mean)
     c = float(mean @ grad / (grad @ grad))
     return c, m.trace_var / c**2, float(np.max(np.abs(mean - c * grad)))

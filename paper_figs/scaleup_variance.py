@@ -19,6 +19,7 @@ import numpy as np
 
 from bandits import rewards as R
 from paper_figs import style
+from sims import estimators
 from sims.engines import binary, exact
 from sims.scaleup import measure, tasks
 from sims.scaleup import trainer as T
@@ -72,7 +73,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
     jp = rows[pick]["pass_rate"]
     bandit = R.deterministic([1.0, 0.0])
     logits = np.log([jp, 1.0 - jp])
-    exact_tv = {n: exact.moments(n, logits, bandit, GROUP).trace_var for n in NAMES}
+    exact_tv = {n: exact.moments(estimators.get(n), logits, bandit, GROUP).trace_var for n in NAMES}
     measured = rows[pick]["trace_var"]
     rel_m = {n: measured[n][0] / measured["rloo"][0] for n in NAMES}
     rel_se = {n: measured[n][1] / measured["rloo"][0] for n in NAMES}
@@ -80,7 +81,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
     rank_m = sorted(NAMES, key=lambda n: rel_m[n])
     rank_e = sorted(NAMES, key=lambda n: rel_e[n])
     fine = np.linspace(0.02, 0.98, 97)
-    theory = {n: [binary.binary_reward_scale(n, float(x), GROUP) for x in fine]
+    theory = {n: [binary.binary_reward_scale(estimators.get(n), float(x), GROUP) for x in fine]
               for n in ("rloo", "grpo_mean", "grpo")}
     with style.figure(1, 2, figsize=(11, 4.2)) as (fig, axes):
         ax = axes[0]

@@ -51,11 +51,13 @@ from sims import estimators
 from sims.engines import exact, montecarlo
 from sims.vas import objective_change
 
+GRPO = estimators.get("grpo")  # the default estimator of the allocation rules (the papers' own)
+
 AGGREGATIONS = ("rollout", "prompt")
 MAX_ROWS = 2_000_000  # multisets × prompts of one count evaluated at once
 
 
-def _validate(logits, success, counts, name):
+def _validate(logits, success, counts, estimator):
     q = np.asarray(success, dtype=np.float64)
     lg = np.zeros_like(q) if logits is None else np.asarray(logits, dtype=np.float64)
     n = np.asarray(counts)
@@ -63,10 +65,10 @@ def _validate(logits, success, counts, name):
         raise InputError(f"logits and success probabilities must both be (P, K), got {lg.shape} and {q.shape}")
     if n.shape != (q.shape[0],) or not np.issubdtype(n.dtype, np.integer) or np.any(n < 0):
         raise InputError(f"counts must be {q.shape[0]} non-negative integers")
-    est = estimators.get(name)
+    est = estimators.as_entry(estimator)
     bad = (n > 0) & (n < est.min_group)
     if np.any(bad):
-        raise InputError(f"estimator {name!r} needs groups of at least {est.min_group}; "
+        raise InputError(f"estimator {est.name!r} needs groups of at least {est.min_group}; "
                          f"prompt {int(np.flatnonzero(bad)[0])} has {int(n[bad][0])}")
     if n.sum() == 0:
         raise InputError("an allocation needs at least one rollout")
@@ -97,11 +99,10 @@ def _advantages(fn, clip):
     return lambda r, w, **k: jnp.clip(fn(r, w, **k), -clip, clip)
 
 
-@functools.partial(jax.jit, static_argnames=("name", "fn", "clip"))
-def _gains_kernel(name, fn, logits, success, steps, arm_rows, val_rows, log_coef, params, clip=None):
+@functools.partial(jax.jit, static_argnames=("est", "clip"))
+def _gains_kernel(est, logits, success, steps, arm_rows, val_rows, log_coef, params, clip=None):
     """E[J_p(θ_p + step_p·ĝ_p) − J_p(θ_p)] for each prompt (one group size for all)."""
-    est = estimators.get(name)
-    adv = _advantages(fn, clip)
+    adv = _advantages(est.advantages, clip)
 
     def one(lg, q, step):
         logp_arm = jax.nn.log_softmax(lg)
@@ -118,13 +119,13 @@ def _gains_kernel(name, fn, logits, success, steps, arm_rows, val_rows, log_coef
     return jax.lax.map(lambda args: one(*args), (logits, success, steps))
 
 
-def prompt_gains(logits, success, group: int, steps, estimator: str = "grpo", adv_clip=None,
+def prompt_gains(logits, success, group: int, steps, estimator: estimators.Estimator = GRPO, adv_clip=None,
                  **params) -> np.ndarray:
     """E[J_p(θ_p + step_p·ĝ_p)] − J_p(θ_p) for every prompt p, ĝ_p one group of G (exact, (P,));
     `adv_clip` clamps the advantages to [−c, c]."""
     lg = np.asarray(logits, dtype=np.float64)
     q = np.asarray(success, dtype=np.float64)
-    est = estimators.get(estimator)
+    est = estimators.as_entry(estimator)
     params = estimators.resolve_params(est, group, **params)
     rows = exact.count_multisets(2 * q.shape[1], group)
     if rows > exact.MAX_MULTISETS:
@@ -132,13 +133,13 @@ def prompt_gains(logits, success, group: int, steps, estimator: str = "grpo", ad
                          f"{exact.MAX_MULTISETS:,}")
     arm_rows, val_rows, log_coef = _rows(q.shape[1], group)
     st = np.broadcast_to(np.asarray(steps, dtype=np.float64), (q.shape[0],))
-    out = _gains_kernel(estimator, est.advantages, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(st), arm_rows,
+    out = _gains_kernel(est, jnp.asarray(lg), jnp.asarray(q), jnp.asarray(st), arm_rows,
                         val_rows, log_coef, {k: jnp.float64(v) for k, v in params.items()},
                         clip=None if adv_clip is None else float(adv_clip))
     return np.asarray(out)
 
 
-def expected_improvement(logits, success, counts, eta: float, estimator: str = "grpo",
+def expected_improvement(logits, success, counts, eta: float, estimator: estimators.Estimator = GRPO,
                          aggregation: str = "rollout", per_prompt: bool = False, adv_clip=None,
                          **params):
     """E[ΔJ] = (1/P) Σ_p E[J_p(θ_p + η w_p ĝ_p) − J_p(θ_p)] of one step under allocation `counts`
@@ -153,15 +154,14 @@ def expected_improvement(logits, success, counts, eta: float, estimator: str = "
     return out if per_prompt else float(out.sum())
 
 
-@functools.partial(jax.jit, static_argnames=("name", "fn",))
-def _group_law_kernel(name, fn, lg, q, arm_rows, val_rows, log_coef, params):
+@functools.partial(jax.jit, static_argnames=("est",))
+def _group_law_kernel(est, lg, q, arm_rows, val_rows, log_coef, params):
     """The law of one group's ĝ on one prompt: (gradients (M, K), probabilities (M,))."""
-    est = estimators.get(name)
     logp_arm = jax.nn.log_softmax(lg)
     lp = log_coef + jnp.sum(logp_arm[arm_rows] + jnp.where(val_rows > 0, jnp.log(q)[arm_rows],
                                                              jnp.log1p(-q)[arm_rows]), axis=-1)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-        fn, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
+        est.advantages, lg, a, r, params, est.per_coordinate))(arm_rows, val_rows)
     return g, jnp.exp(lp)
 
 
@@ -182,18 +182,17 @@ def _merge(points, probs):
 MC_REPEATS = 1 << 15  # Monte Carlo samples for a prompt drawn too often for the exact sum
 
 
-@functools.partial(jax.jit, static_argnames=("name", "fn", "group", "copies", "samples"))
-def _repeated_mc_kernel(name, fn, group, copies, samples, key, lg, q, step, params):
+@functools.partial(jax.jit, static_argnames=("est", "group", "copies", "samples"))
+def _repeated_mc_kernel(est, group, copies, samples, key, lg, q, step, params):
     tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
               "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
-    g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, copies, group),
-                                          advantages=fn)
+    g = montecarlo.sample_group_gradients(est, lg, tables, params, key, (samples, copies, group))
     dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(jnp.sum(g, axis=1))
     return jnp.mean(dj), jnp.std(dj, ddof=1) / jnp.sqrt(samples)
 
 
 def repeated_group_gain(logits, success, group: int, copies: int, step: float,
-                        estimator: str = "grpo", seed: int = 0) -> tuple[float, bool]:
+                        estimator: estimators.Estimator = GRPO, seed: int = 0) -> tuple[float, bool]:
     """E[J(θ + step·Σ_{j=1}^{c} ĝ_j) − J(θ)] for c = `copies` independent groups of G on one
     prompt (a prompt drawn c times by a sampler with replacement, each copy its own group):
     the law of one group's ĝ from the multisets, convolved c times, support points merged at
@@ -205,15 +204,15 @@ def repeated_group_gain(logits, success, group: int, copies: int, step: float,
     q = np.asarray(success, dtype=np.float64)
     if copies == 1:
         return float(prompt_gains(lg[None], q[None], group, step, estimator)[0]), True
-    est = estimators.get(estimator)
+    est = estimators.as_entry(estimator)
     prm = {k: jnp.float64(v) for k, v in estimators.resolve_params(est, group).items()}
     arm_rows, val_rows, log_coef = _rows(q.shape[0], group)
-    g, w = _group_law_kernel(estimator, est.advantages, jnp.asarray(lg), jnp.asarray(q), arm_rows, val_rows, log_coef, prm)
+    g, w = _group_law_kernel(est, jnp.asarray(lg), jnp.asarray(q), arm_rows, val_rows, log_coef, prm)
     one, mass = _merge(np.asarray(g), np.asarray(w))
     pts, pr = one, mass
     for _ in range(copies - 1):
         if pts.shape[0] * one.shape[0] > MAX_ROWS:
-            m, _ = _repeated_mc_kernel(estimator, est.advantages, group, copies, MC_REPEATS, jax.random.key(seed),
+            m, _ = _repeated_mc_kernel(est, group, copies, MC_REPEATS, jax.random.key(seed),
                                        jnp.asarray(lg), jnp.asarray(q), jnp.float64(step), prm)
             return float(m), False
         pts, pr = _merge((pts[:, None, :] + one[None, :, :]).reshape(-1, q.shape[0]),
@@ -224,7 +223,7 @@ def repeated_group_gain(logits, success, group: int, copies: int, step: float,
     return float(np.sum(pr * dj)), True
 
 
-def groups_improvement(logits, success, groups, group: int, eta: float, estimator: str = "grpo",
+def groups_improvement(logits, success, groups, group: int, eta: float, estimator: estimators.Estimator = GRPO,
                        seed: int = 0, with_exact: bool = False):
     """E[ΔJ] of a batch of m = Σ_p c_p groups of G (prompt p drawn c_p times), rollout-mean
     aggregation: every group has weight G/N, N = G·m, so
@@ -245,7 +244,7 @@ def groups_improvement(logits, success, groups, group: int, eta: float, estimato
 
 
 def gain_table(logits, success, budget: int, eta: float, *, n_min: int = 2, n_max: int | None = None,
-               estimator: str = "grpo", **params) -> np.ndarray:
+               estimator: estimators.Estimator = GRPO, **params) -> np.ndarray:
     """(P, n_max + 1) table of (1/P)·E[J_p(θ_p + η(n/N)ĝ_p) − J_p] for n = 0, n_min..n_max
     (−inf for 0 < n < n_min), N = `budget` (rollout aggregation)."""
     lg = np.asarray(logits, dtype=np.float64)
@@ -253,13 +252,13 @@ def gain_table(logits, success, budget: int, eta: float, *, n_min: int = 2, n_ma
     n_max = budget if n_max is None else min(n_max, budget)
     table = np.full((q.shape[0], n_max + 1), -np.inf)
     table[:, 0] = 0.0
-    for g in range(max(n_min, estimators.get(estimator).min_group), n_max + 1):
+    for g in range(max(n_min, estimators.as_entry(estimator).min_group), n_max + 1):
         table[:, g] = prompt_gains(lg, q, g, eta * g / budget, estimator, **params) / q.shape[0]
     return table
 
 
 def oracle_allocation(logits, success, budget: int, eta: float, *, n_min: int = 2,
-                      n_max: int | None = None, estimator: str = "grpo", **params):
+                      n_max: int | None = None, estimator: estimators.Estimator = GRPO, **params):
     """The allocation with Σ n_p = N maximising the exact E[ΔJ] (knapsack on `gain_table`):
     (counts, E[ΔJ])."""
     table = gain_table(logits, success, budget, eta, n_min=n_min, n_max=n_max, estimator=estimator,
@@ -277,7 +276,7 @@ def all_allocations(prompts: int, budget: int, n_min: int = 2, n_max: int | None
 
 
 def best_allocation(logits, success, budget: int, eta: float, *, n_min: int = 2,
-                    n_max: int | None = None, estimator: str = "grpo", **params):
+                    n_max: int | None = None, estimator: estimators.Estimator = GRPO, **params):
     """Exhaustive search over `all_allocations` for the largest exact E[ΔJ]: (counts, value)."""
     table = gain_table(logits, success, budget, eta, n_min=n_min, n_max=n_max, estimator=estimator,
                        **params)
@@ -305,7 +304,7 @@ def nonzero_fraction(pass_rates, counts) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def expected_batch_gradient(logits, success, counts, estimator: str = "grpo",
+def expected_batch_gradient(logits, success, counts, estimator: estimators.Estimator = GRPO,
                             aggregation: str = "rollout", **params) -> np.ndarray:
     """E[Ĝ] (P, K): row p is w_p·E[ĝ_p] with E[ĝ_p] from `sims.engines.exact.moments` at G = n_p."""
     lg, q, n = _validate(logits, success, counts, estimator)
@@ -317,7 +316,7 @@ def expected_batch_gradient(logits, success, counts, estimator: str = "grpo",
     return out
 
 
-def reweighting(logits, success, counts, estimator: str = "grpo", aggregation: str = "rollout",
+def reweighting(logits, success, counts, estimator: estimators.Estimator = GRPO, aggregation: str = "rollout",
                 **params) -> dict:
     """How the batch gradient weighs the prompts: c_p with E[Ĝ]_p = c_p·∇J_p where such a c_p
     exists (the per-prompt estimator's scale times w_p), the largest relative deviation of a row
@@ -341,15 +340,14 @@ def reweighting(logits, success, counts, estimator: str = "grpo", aggregation: s
     return {"scale": c, "direction_defect": defect, "spread": spread, "mean": mean, "grad": grads}
 
 
-@functools.partial(jax.jit, static_argnames=("name", "fn", "group", "samples"))
-def _mc_kernel(name, fn, group, samples, keys, logits, success, steps, params):
+@functools.partial(jax.jit, static_argnames=("est", "group", "samples"))
+def _mc_kernel(est, group, samples, keys, logits, success, steps, params):
     """Mean and variance over `samples` groups of J_p(θ_p + step_p ĝ) − J_p(θ_p), per prompt."""
 
     def one(key, lg, q, step):
         tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
                   "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
-        g = montecarlo.sample_group_gradients(name, lg, tables, params, key, (samples, group),
-                                              advantages=fn)
+        g = montecarlo.sample_group_gradients(est, lg, tables, params, key, (samples, group))
         dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(g)
         return jnp.mean(dj), jnp.var(dj, ddof=1)
 
@@ -357,7 +355,7 @@ def _mc_kernel(name, fn, group, samples, keys, logits, success, steps, params):
 
 
 def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int = 0,
-                   estimator: str = "grpo", aggregation: str = "rollout", **params) -> dict:
+                   estimator: estimators.Estimator = GRPO, aggregation: str = "rollout", **params) -> dict:
     """Monte Carlo estimate of E[ΔJ]: `samples` independent groups per selected prompt drawn by the
     Monte Carlo engine's `sample_group_gradients` (prompt p's key is fold_in(key(seed), p)):
     {"mean", "se", "samples", "seed"}."""
@@ -365,14 +363,14 @@ def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int 
     if not isinstance(samples, int) or samples < 2:
         raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
     w = batch_weights(n, aggregation)
-    est = estimators.get(estimator)
+    est = estimators.as_entry(estimator)
     base = jax.random.key(seed)
     mean, var = 0.0, 0.0
     for g in np.unique(n[n > 0]):
         idx = np.flatnonzero(n == g)
         prm = estimators.resolve_params(est, int(g), **params)
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
-        m, v = _mc_kernel(estimator, est.advantages, int(g), samples, keys, jnp.asarray(lg[idx]), jnp.asarray(q[idx]),
+        m, v = _mc_kernel(est, int(g), samples, keys, jnp.asarray(lg[idx]), jnp.asarray(q[idx]),
                           jnp.asarray(eta * w[idx]), {k: jnp.float64(x) for k, x in prm.items()})
         mean += float(np.sum(m)) / q.shape[0]
         var += float(np.sum(v)) / q.shape[0] ** 2
@@ -384,7 +382,7 @@ def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int 
 # ---------------------------------------------------------------------------------------------
 
 
-def d3s_expected_gradient(logits, success, group: int, keep: int, estimator: str = "grpo",
+def d3s_expected_gradient(logits, success, group: int, keep: int, estimator: estimators.Estimator = GRPO,
                           selection: str = "max_var", **params) -> np.ndarray:
     """E[ĝ] of one prompt when D³S keeps m = `keep` of G rollouts and the estimator runs on the
     kept ones (advantages recomputed on the subset; binary rewards). "max_var": j = `d3s_split`
@@ -397,7 +395,7 @@ def d3s_expected_gradient(logits, success, group: int, keep: int, estimator: str
     A⁺, A⁻ the estimator's advantages of a kept success and failure (subset with j of m)."""
     lg = np.asarray(logits, dtype=np.float64)
     q = np.asarray(success, dtype=np.float64)
-    est = estimators.get(estimator)
+    est = estimators.as_entry(estimator)
     prm = estimators.resolve_params(est, keep, **params)
     if not 2 <= keep <= group:
         raise InputError(f"D³S keeps between 2 and G = {group} rollouts, got {keep}")
@@ -458,16 +456,15 @@ def _sub_multisets(counts, total):
             yield (d0, *rest), math.comb(counts[0], d0) * ways
 
 
-@functools.partial(jax.jit, static_argnames=("name", "fn",))
-def _kept_gain_kernel(name, fn, logits, success, arms, rewards, weights, step, params):
-    est = estimators.get(name)
+@functools.partial(jax.jit, static_argnames=("est",))
+def _kept_gain_kernel(est, logits, success, arms, rewards, weights, step, params):
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-        fn, logits, a, r, params, est.per_coordinate))(arms, rewards)
+        est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
     dj = jax.vmap(lambda x: objective_change(logits, success, step * x))(g)
     return jnp.sum(weights * dj)
 
 
-def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimator: str = "grpo",
+def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimator: estimators.Estimator = GRPO,
                     **params) -> float:
     """E[J(θ + step·ĝ_kept) − J(θ)] for one prompt when D³S draws G rollouts and keeps the
     max-variance subset of m = `keep` (j = `d3s_split` successes, chosen uniformly among the
@@ -476,7 +473,7 @@ def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimat
     lg = np.asarray(logits, dtype=np.float64)
     q = np.asarray(success, dtype=np.float64)
     k_arms = q.shape[0]
-    est = estimators.get(estimator)
+    est = estimators.as_entry(estimator)
     prm = estimators.resolve_params(est, keep, **params)
     if not 2 <= keep <= group:
         raise InputError(f"D³S keeps between 2 and G = {group} rollouts, got {keep}")
@@ -503,7 +500,7 @@ def d3s_prompt_gain(logits, success, group: int, keep: int, step: float, estimat
     arms_out += [arms_out[0]] * pad
     vals_out += [vals_out[0]] * pad
     w_out += [0.0] * pad
-    return float(_kept_gain_kernel(estimator, est.advantages, jnp.asarray(lg), jnp.asarray(q),
+    return float(_kept_gain_kernel(est, jnp.asarray(lg), jnp.asarray(q),
                                    jnp.asarray(np.array(arms_out)), jnp.asarray(np.array(vals_out)),
                                    jnp.asarray(np.array(w_out)), jnp.float64(step),
                                    {k_: jnp.float64(v) for k_, v in prm.items()}))
@@ -554,7 +551,7 @@ def sec_values(rewards, categories, group: int, *, lr: float = SEC_LR, num: int 
 
 
 def rule_allocation(rule: str, rng: np.random.Generator, logits, success, budget: int, group: int,
-                    eta: float, history: int = 8, estimator: str = "grpo", vas_lambda: float = 0.5):
+                    eta: float, history: int = 8, estimator: estimators.Estimator = GRPO, vas_lambda: float = 0.5):
     """One draw of `rule` on its observable history (`history` past rollouts per prompt at the
     current policy): returns ("counts", n) (one group of n_p per prompt) or ("groups", c) (c_p
     groups of G, VAS's sampling with replacement). Knapsack RL (released): the reward buffer's
@@ -609,7 +606,7 @@ def _d3s_improvement(logits, success, budget, group, eta, estimator):
 
 
 def rule_improvement(rule: str, logits, success, budget: int, group: int, eta: float, *,
-                     draws: int = 16, seed: int = 0, history: int = 8, estimator: str = "grpo",
+                     draws: int = 16, seed: int = 0, history: int = 8, estimator: estimators.Estimator = GRPO,
                      vas_lambda: float = 0.5) -> dict:
     """E[ΔJ] of a rule: exact given each allocation, averaged over `draws` independent histories
     and draws of the rule (mean, SE over draws), with the expected non-zero-gradient fraction of
@@ -763,13 +760,12 @@ if __name__ == "__main__":
 CURVE_RULES = ("uniform", "vas", "knapsack", "knapsack_lab", "vade", "sec")
 
 
-@functools.partial(jax.jit, static_argnames=("name", "fn", "clip"))
-def _group_terms(name, fn, lg, arms, rewards, clip=None):
+@functools.partial(jax.jit, static_argnames=("est", "clip"))
+def _group_terms(est, lg, arms, rewards, clip=None):
     """ĝ of one group on prompt logits `lg` and its advantages (weights 1; clipped to ±clip when
     set), compiled once per (estimator, group size): the training loops call it once per group."""
-    est = estimators.get(name)
     prm = estimators.resolve_params(est, arms.shape[0])
-    adv = _advantages(fn, clip)
+    adv = _advantages(est.advantages, clip)
     g = estimators.bandit_group_gradient(adv, lg, arms, rewards, prm)
     return g, adv(rewards, jnp.ones_like(rewards), **prm)
 
@@ -779,7 +775,7 @@ _objective = jax.jit(ens.objective)
 
 
 def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: float, steps: int,
-               seed: int, warmup: int = 2, refresh: int = 10, estimator: str = "grpo",
+               seed: int, warmup: int = 2, refresh: int = 10, estimator: estimators.Estimator = GRPO,
                vas_lambda: float = 0.5) -> dict:
     """One run of `rule` on an ensemble: every step the rule allocates `budget` rollouts from what
     it has observed, the groups are drawn, and Θ_p += η (n/N) ĝ for each group of n (N the
@@ -828,7 +824,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
     cats = A.sec_categories(succ, trials)
     q_sec = np.zeros(3)
     clip = cfg["adv_clip"] if rule == "knapsack" else None
-    adv_fn = estimators.get(estimator).advantages
+    est = estimators.as_entry(estimator)
     j0 = float(_objective(lg, q))
     rollouts, objective = ([0, spent], [j0, j0]) if spent else ([0], [j0])  # warm-up moves nothing
     for t in range(steps):
@@ -858,7 +854,7 @@ def train_rule(rule: str, logits, success, *, budget: int, group: int, eta: floa
         for p, size in sizes:
             arms, r = draw(p, size)
             if size >= 2:
-                g, adv = _group_terms(estimator, adv_fn, lg[p], arms, r, clip=clip)
+                g, adv = _group_terms(est, lg[p], arms, r, clip=clip)
                 new[p] += eta * size / total * np.asarray(g)
                 abs_adv[cats[p]].extend(np.abs(np.asarray(adv)).tolist())
             k_step[p] += r.sum()

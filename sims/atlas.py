@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims import estimators
 from sims.engines.binary import binary_moments, scale_curve  # noqa: F401  (the atlas reads them)
 
 
-def relative_variance(name, ps, group: int, **params) -> np.ndarray:
-    """(tr Cov/c²) / tr Cov_RLOO at equal G: the variance at equal budget and equal step length
-    relative to RLOO (NaN where c ≤ 0, i.e. the estimator does not ascend p there)."""
-    c, v = binary_moments(name, ps, group, **params)
-    _, v_rloo = binary_moments("rloo", ps, group)
+def relative_variance(estimator: estimators.Estimator, ps, group: int, **params) -> np.ndarray:
+    """(tr Cov/c²) / tr Cov_RLOO at equal G for the entry `estimator`: the variance at equal budget
+    and equal step length relative to RLOO (NaN where c ≤ 0, i.e. the estimator does not ascend p)."""
+    c, v = binary_moments(estimator, ps, group, **params)
+    _, v_rloo = binary_moments(estimators.get("rloo"), ps, group)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(c > 0, v / np.maximum(c, 1e-300) ** 2 / v_rloo, np.nan)
 

@@ -36,6 +36,7 @@ PANEL = [  # (label, logits, reward spec); pass/fail bandits first
 BINARY_PANEL = 2
 PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 TOL = 1e-9
+RLOO = estimators.get("rloo")  # the reference of the variance ratios
 SHAPE_TOL = 1e-5  # shift/scale behaviour, loose enough for an eps of 1e-6 in a denominator
 MAX_GROUP = 1024  # the edge-case groups are built in memory; the exact engine names its own limits
 DEFAULT_TIMEOUT = 45.0  # `pglab audit`'s seconds for the whole card (import, calls, tracing, exact moments)
@@ -241,41 +242,38 @@ def _report(target: str, group: int) -> dict:
     if nonfinite and not any("NaN" in p for p in problems):
         problems.append("returns NaN/inf on some groups")
 
-    name = f"audit:{target}:{id(fn)}"
-    # uses_weights keeps its default (True): the user's function may read the weights, so the exact
-    # engine never sums it over the reward alphabet alone.
-    traced = _as_array(fn)
-    estimators.register(estimators.Estimator(name, traced, 2, {}, False, "user function"))
-    try:
-        panel = []
-        for label, logits, spec in PANEL:
-            try:
-                m = exact.moments(name, logits, R.parse_rewards(spec), group)
-            except InputError:
-                raise
-            except Exception as err:  # noqa: BLE001 - the user's function under jit
-                raise _describe(err, f"the exact moments of {label}") from None
-            ref = exact.moments("rloo", logits, R.parse_rewards(spec), group)
-            grad = m.true_gradient
-            ok = bool(np.all(np.isfinite(m.mean)) and np.all(np.isfinite(m.cov)))
-            c = float(m.mean @ grad / (grad @ grad)) if ok else math.nan
-            resid = float(np.max(np.abs(m.mean - c * grad))) if ok else math.nan
-            panel.append({
-                "bandit": label, "logits": list(logits), "rewards": spec,
-                "bias_max_abs": _finite(np.max(np.abs(m.bias))) if ok else None,
-                "scale_c": _finite(c), "off_direction_max_abs": _finite(resid),
-                "trace_var": _finite(m.trace_var) if ok else None,
-                "trace_var_rloo": ref.trace_var,
-                "variance_ratio_at_equal_length": _finite(m.trace_var / c**2 / ref.trace_var) if ok and c > 0 else None,
-                **({} if ok else {"reason": "the exact moments are not finite"}),
-            })
+    # An unregistered entry: the engines key their kernels on the entry itself, so nothing is added
+    # to the registry. uses_weights keeps its default (True): the user's function may read the
+    # weights, so the exact engine never sums it over the reward alphabet alone.
+    entry = estimators.Estimator(name=f"audit:{target}", advantages=_as_array(fn), summary="user function",
+                                 property=estimators.BIASED)
+    panel = []
+    for label, logits, spec in PANEL:
         try:
-            cs = binary.binary_moments(traced, PS, group)[0]
-            curve = [_finite(x) for x in cs]
-        except Exception:  # noqa: BLE001
-            curve = [None] * len(PS)
-    finally:
-        estimators.unregister(name)
+            m = exact.moments(entry, logits, R.parse_rewards(spec), group)
+        except InputError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the user's function under jit
+            raise _describe(err, f"the exact moments of {label}") from None
+        ref = exact.moments(RLOO, logits, R.parse_rewards(spec), group)
+        grad = m.true_gradient
+        ok = bool(np.all(np.isfinite(m.mean)) and np.all(np.isfinite(m.cov)))
+        c = float(m.mean @ grad / (grad @ grad)) if ok else math.nan
+        resid = float(np.max(np.abs(m.mean - c * grad))) if ok else math.nan
+        panel.append({
+            "bandit": label, "logits": list(logits), "rewards": spec,
+            "bias_max_abs": _finite(np.max(np.abs(m.bias))) if ok else None,
+            "scale_c": _finite(c), "off_direction_max_abs": _finite(resid),
+            "trace_var": _finite(m.trace_var) if ok else None,
+            "trace_var_rloo": ref.trace_var,
+            "variance_ratio_at_equal_length": _finite(m.trace_var / c**2 / ref.trace_var) if ok and c > 0 else None,
+            **({} if ok else {"reason": "the exact moments are not finite"}),
+        })
+    try:
+        cs = binary.binary_moments(entry, PS, group)[0]
+        curve = [_finite(x) for x in cs]
+    except Exception:  # noqa: BLE001
+        curve = [None] * len(PS)
 
     finite = all(p["bias_max_abs"] is not None for p in panel)
     unbiased = finite and all(p["bias_max_abs"] <= TOL for p in panel)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import itertools
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +45,61 @@ def _std1_all(x):
     return jnp.sqrt(jnp.sum(d**2) / max(flat.size - 1, 1)), d.reshape(x.shape)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class BatchEstimator:
+    """A batch registry entry (hashed by identity, like `estimators.Estimator`); `params` are the
+    defaults read from the function's signature, read-only."""
+
+    name: str
+    advantages: Callable
+    params: Mapping[str, float]
+    summary: str
+    source: str
+    property: str
+    peers: tuple = ()
+    uses_weights: bool = False
+    feature_substitute: str = ""  # as `estimators.Estimator.feature_substitute`
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+
+PER_PROMPT = "per-prompt direction (binary rewards), prompts reweighted by the batch"
+REGISTRY: dict[str, BatchEstimator] = {}
+
+
+def batch_estimator(**meta):
+    """Register the decorated batch function `fn(rewards (P, G), weights (P, G), **params)` under its
+    own name, with `meta` as its entry's fields and its defaults read from the signature."""
+
+    def decorate(fn):
+        items = list(inspect.signature(fn).parameters.items())[2:]
+        params = {key: p.default for key, p in items}
+        if fn.__name__ in REGISTRY:
+            raise InputError(f"a batch estimator named {fn.__name__!r} is already registered")
+        REGISTRY[fn.__name__] = BatchEstimator(fn.__name__, fn, params, **meta)
+        return fn
+
+    return decorate
+
+
+def get(name: str) -> BatchEstimator:
+    """The batch entry registered as `name` (names are resolved once, by the command line and the
+    claims)."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown batch estimator {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def as_entry(estimator) -> BatchEstimator:
+    if isinstance(estimator, BatchEstimator):
+        return estimator
+    raise TypeError(f"expected a batch estimator entry (sims.batch.get(name)), got {estimator!r}")
+
+
+@batch_estimator(summary="(R − mean_group R)/(std_batch R + eps)", source="TRL GRPOTrainer",
+                 property=PER_PROMPT, peers=("TRL scale_rewards='batch'",))
 def grpo_batch_std(rewards, weights, eps=1e-4):
     """TRL GRPO with `scale_rewards="batch"`: A = (R − mean_group R)/(std_batch(R, ddof=1) + eps)."""
     del weights
@@ -51,6 +108,11 @@ def grpo_batch_std(rewards, weights, eps=1e-4):
     return jnp.where(den > 0, _centre(rewards) / jnp.where(den > 0, den, 1.0), 0.0)
 
 
+@batch_estimator(summary="whiten_tokens(R − mean_group R)",
+                 source="Hu 2025 (REINFORCE++, arXiv 2501.03262)",
+                 property=E.BIASED + " (token weights); " + PER_PROMPT + " with equal lengths",
+                 peers=("verl reinforce_plus_plus_baseline",), uses_weights=True,
+                 feature_substitute="|s(a)|² for response length")
 def reinforce_pp_baseline(rewards, weights, eps=1e-8, token_weighted=1.0):
     """REINFORCE++ with a group baseline (Hu 2025, arXiv 2501.03262; verl
     `reinforce_plus_plus_baseline`): D = R − mean_group R, then whitened over the batch,
@@ -68,6 +130,9 @@ def reinforce_pp_baseline(rewards, weights, eps=1e-8, token_weighted=1.0):
     return jnp.where((n > 1) & (den > 0), (d - mu) / jnp.where(den > 0, den, 1.0), 0.0)
 
 
+@batch_estimator(summary="(P/N_v)·(R − mean_group R)/f_norm",
+                 source="Chu et al. 2025 (GPG, arXiv 2504.02546); AMAP-ML/GPG adjust_gd",
+                 property=PER_PROMPT)
 def gpg(rewards, weights, f_norm=1.0):
     """GPG as its authors released it (Chu et al. 2025, arXiv 2504.02546; AMAP-ML/GPG
     `gpg_trainer.py` with `--scale_rewards False --adjust_gd`, the paper's α = B/(B − M)):
@@ -83,6 +148,9 @@ def gpg(rewards, weights, f_norm=1.0):
     return alpha * _centre(rewards) / f_norm
 
 
+@batch_estimator(summary="(PG/#nonzero R)·(R − mean_group R)/f_norm",
+                 source="verl gpg (compute_gpg_outcome_advantage)", property=PER_PROMPT,
+                 peers=("verl gpg",))
 def gpg_verl(rewards, weights, f_norm=1.0):
     """verl's `gpg` advantage (`compute_gpg_outcome_advantage`): A = α (R − mean_group R)/f_norm with
     α = (P·G)/max(1, #{non-zero rewards in the batch}), responses over non-zero rewards rather
@@ -93,6 +161,8 @@ def gpg_verl(rewards, weights, f_norm=1.0):
     return alpha * _centre(rewards) / f_norm
 
 
+@batch_estimator(summary="whiten_batch(Σ_k z_group(r_k))", source="GDPO (arXiv 2601.05242)",
+                 property=PER_PROMPT, peers=("TRL normalize_then_sum",))
 def gdpo(rewards, weights, eps=1e-4):
     """GDPO (arXiv 2601.05242; NVlabs/GDPO; TRL `multi_objective_aggregation="normalize_then_sum"`):
     per-component group z-scores z_k = (r_k − mean r_k)/(std(r_k, ddof=1) + eps), summed with unit
@@ -124,6 +194,8 @@ def bnpo_moments(rewards):
     return alpha, beta, v > 0
 
 
+@batch_estimator(summary="(R − p̂)/BetaPDF(p̂; α̂, β̂), α̂, β̂ by moments",
+                 source="Xiao et al. 2025 (BNPO)", property=PER_PROMPT)
 def bnpo_batch(rewards, weights, max_weight=1e6):
     """BNPO with α, β from the batch (Xiao et al. 2025; changyi7231/BNPO):
     A_qi = min(1/f(p̂_q; α, β), max_weight)·(R_qi − p̂_q), (α, β) = `bnpo_moments`.
@@ -158,28 +230,9 @@ def _copo(rewards, weights, eps, k_b, b, zero_mask: bool, consistency: bool):
     return w * E.grpo(rewards, None, eps) + (1.0 - w) * glob
 
 
-def copo(rewards, weights, eps=1e-6, k_b=5.0, b=1.0):
-    """COPO as released (arXiv 2508.04138; hijih/copo-code `run_copo.sh`: global_flg =
-    "soft-with-zero", k = 5, b = 1, reward_coef_flg = false, entropy_coeff = 0):
-
-        A_qi = w_qi·A_GRPO,qi + (1 − w_qi)·(p̂_q − mean_Q p̂)/(std_Q(p̂, ddof=1) + eps),
-        w_qi = σ(k_b(H_q − b))·1[R_qi ≠ 0],
-
-    H_q the entropy in bits of prompt q's answers, read from `weights` (equal = same answer); a
-    member with R = 0 gets the global term alone. The global reward is the pass rate (no
-    consistency coefficient). On-policy, the PPO clip of both terms has no effect."""
-    return _copo(rewards, weights, eps, k_b, b, zero_mask=True, consistency=False)
-
-
-def copo_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
-    """COPO in the release's "only-soft" mode with the consistency-weighted global reward
-    (hijih/copo-code: reward_coef_flg = true; k = 1, b = 0.5, the loss function's defaults):
-
-        A_qi = w_q·A_GRPO,qi + (1 − w_q)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps),
-        g_q = p̂_q·(1 − λ_G H_q),  λ_G = (1 − 1/G)/log2 G,  w_q = σ(k_b(H_q − b))."""
-    return _copo(rewards, weights, eps, k_b, b, zero_mask=False, consistency=True)
-
-
+@batch_estimator(summary="(P/N_v)·N_v·softmax(−p̂/T)·A_DGAE",
+                 source="DGPO / MathForge (arXiv 2601.20614); AMAP-ML/MathForge enable_dgpo, dqw, T=2",
+                 property=PER_PROMPT)
 def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
     """DGPO as released: DGAE times difficulty-aware question weighting times the valid-token
     ratio (MathForge, arXiv 2601.20614; AMAP-ML/MathForge TRL 0.20 `grpo_trainer.py`, enable_dgpo
@@ -207,55 +260,34 @@ def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
     return zero_mask_ratio * lam * E.dgae(rewards, None, eps)
 
 
-@dataclasses.dataclass(frozen=True)
-class BatchEstimator:
-    name: str
-    advantages: Callable
-    params: dict
-    summary: str
-    source: str
-    property: str
-    peers: tuple = ()
-    uses_weights: bool = False
-    feature_substitute: str = ""  # as `estimators.Estimator.feature_substitute`
+@batch_estimator(summary="w·A_GRPO + (1 − w)·z_batch(p̂), w = σ(5(H − 1))·1[R ≠ 0]",
+                 source="COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
+                 property=E.BIASED, uses_weights=True,
+                 feature_substitute="|s(a)|² for the final answer (equal values = same answer)")
+def copo(rewards, weights, eps=1e-6, k_b=5.0, b=1.0):
+    """COPO as released (arXiv 2508.04138; hijih/copo-code `run_copo.sh`: global_flg =
+    "soft-with-zero", k = 5, b = 1, reward_coef_flg = false, entropy_coeff = 0):
+
+        A_qi = w_qi·A_GRPO,qi + (1 − w_qi)·(p̂_q − mean_Q p̂)/(std_Q(p̂, ddof=1) + eps),
+        w_qi = σ(k_b(H_q − b))·1[R_qi ≠ 0],
+
+    H_q the entropy in bits of prompt q's answers, read from `weights` (equal = same answer); a
+    member with R = 0 gets the global term alone. The global reward is the pass rate (no
+    consistency coefficient). On-policy, the PPO clip of both terms has no effect."""
+    return _copo(rewards, weights, eps, k_b, b, zero_mask=True, consistency=False)
 
 
-PER_PROMPT = "per-prompt direction (binary rewards), prompts reweighted by the batch"
+@batch_estimator(summary="w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH)), w = σ(k_b(H − b))",
+                 source="COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, reward_coef_flg, k=1, b=0.5",
+                 property=E.BIASED, uses_weights=True,
+                 feature_substitute="|s(a)|² for the final answer (equal values = same answer)")
+def copo_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
+    """COPO in the release's "only-soft" mode with the consistency-weighted global reward
+    (hijih/copo-code: reward_coef_flg = true; k = 1, b = 0.5, the loss function's defaults):
 
-REGISTRY: dict[str, BatchEstimator] = {b.name: b for b in [
-    BatchEstimator("grpo_batch_std", grpo_batch_std, {"eps": 1e-4}, "(R − mean_group R)/(std_batch R + eps)",
-                   "TRL GRPOTrainer", PER_PROMPT, ("TRL scale_rewards='batch'",)),
-    BatchEstimator("reinforce_pp_baseline", reinforce_pp_baseline, {"eps": 1e-8, "token_weighted": 1.0},
-                   "whiten_tokens(R − mean_group R)", "Hu 2025 (REINFORCE++, arXiv 2501.03262)",
-                   E.BIASED + " (token weights); " + PER_PROMPT + " with equal lengths",
-                   ("verl reinforce_plus_plus_baseline",), True, "|s(a)|² for response length"),
-    BatchEstimator("gpg", gpg, {"f_norm": 1.0}, "(P/N_v)·(R − mean_group R)/f_norm",
-                   "Chu et al. 2025 (GPG, arXiv 2504.02546); AMAP-ML/GPG adjust_gd", PER_PROMPT, ()),
-    BatchEstimator("gpg_verl", gpg_verl, {"f_norm": 1.0}, "(PG/#nonzero R)·(R − mean_group R)/f_norm",
-                   "verl gpg (compute_gpg_outcome_advantage)", PER_PROMPT, ("verl gpg",)),
-    BatchEstimator("gdpo", gdpo, {"eps": 1e-4}, "whiten_batch(Σ_k z_group(r_k))",
-                   "GDPO (arXiv 2601.05242)", PER_PROMPT, ("TRL normalize_then_sum",)),
-    BatchEstimator("bnpo_batch", bnpo_batch, {"max_weight": 1e6}, "(R − p̂)/BetaPDF(p̂; α̂, β̂), α̂, β̂ by moments",
-                   "Xiao et al. 2025 (BNPO)", PER_PROMPT, ()),
-    BatchEstimator("dgpo", dgpo, {"eps": 1e-4, "temperature": 2.0}, "(P/N_v)·N_v·softmax(−p̂/T)·A_DGAE",
-                   "DGPO / MathForge (arXiv 2601.20614); AMAP-ML/MathForge enable_dgpo, dqw, T=2",
-                   PER_PROMPT, ()),
-    BatchEstimator("copo", copo, {"eps": 1e-6, "k_b": 5.0, "b": 1.0},
-                   "w·A_GRPO + (1 − w)·z_batch(p̂), w = σ(5(H − 1))·1[R ≠ 0]",
-                   "COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
-                   E.BIASED, (), True, "|s(a)|² for the final answer (equal values = same answer)"),
-    BatchEstimator("copo_soft", copo_soft, {"eps": 1e-6, "k_b": 1.0, "b": 0.5},
-                   "w·A_GRPO + (1 − w)·z_batch(p̂(1 − λH)), w = σ(k_b(H − b))",
-                   "COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, reward_coef_flg, k=1, b=0.5",
-                   E.BIASED, (), True, "|s(a)|² for the final answer (equal values = same answer)"),
-]}
-
-
-def get(name: str) -> BatchEstimator:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise InputError(f"unknown batch estimator {name!r}; known: {', '.join(REGISTRY)}") from None
+        A_qi = w_q·A_GRPO,qi + (1 − w_q)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps),
+        g_q = p̂_q·(1 − λ_G H_q),  λ_G = (1 − 1/G)/log2 G,  w_q = σ(k_b(H_q − b))."""
+    return _copo(rewards, weights, eps, k_b, b, zero_mask=False, consistency=True)
 
 
 POSITIVE = ("f_norm", "temperature", "max_weight")
@@ -294,9 +326,9 @@ def _u(fn, rewards, ps, params):
     return jax.vmap(one)(rewards)
 
 
-def exact_ensemble(name, ps, group: int, **params) -> dict:
-    """Exact per-prompt c_x and Var(u_x) for a batch estimator on pass/fail prompts (enumeration)."""
-    est = get(name) if isinstance(name, str) else name
+def exact_ensemble(estimator: BatchEstimator, ps, group: int, **params) -> dict:
+    """Exact per-prompt c_x and Var(u_x) for a batch entry on pass/fail prompts (enumeration)."""
+    est = as_entry(estimator)
     ps = np.asarray(ps, dtype=np.float64)
     P = ps.size
     if not np.all((ps > 0) & (ps < 1)):
@@ -317,9 +349,10 @@ def exact_ensemble(name, ps, group: int, **params) -> dict:
             "rows": int(rows)}
 
 
-def mc_ensemble(name, ps, group: int, samples: int, seed: int = 0, chunk: int = 4096, **params) -> dict:
+def mc_ensemble(estimator: BatchEstimator, ps, group: int, samples: int, seed: int = 0, chunk: int = 4096,
+                **params) -> dict:
     """Monte Carlo per-prompt c_x with standard errors (reproducible from `seed`)."""
-    est = get(name) if isinstance(name, str) else name
+    est = as_entry(estimator)
     ps = jnp.asarray(np.asarray(ps, dtype=np.float64))
     p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
     s1 = np.zeros(ps.shape[0])
@@ -355,10 +388,10 @@ def _bandit_batch(fn, logits, success, params, key, shape):
     return jnp.mean(a[..., None] * (onehot - pi[None, :, None, :]), axis=2)  # (N, P, K)
 
 
-def mc_ensemble_bandits(name, logits, success, group: int, samples: int, seed: int = 0,
+def mc_ensemble_bandits(estimator: BatchEstimator, logits, success, group: int, samples: int, seed: int = 0,
                         chunk: int = 2048, **params) -> dict:
     """Monte Carlo E[ĝ_x] (P, K) with standard errors on K-armed pass/fail prompts (weights = ones)."""
-    est = get(name)
+    est = as_entry(estimator)
     logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
     success = jnp.asarray(np.asarray(success, dtype=np.float64))
     p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}

@@ -136,8 +136,7 @@ def lqr_returns(lqr: L.LQR, theta, sigma=None, samples: int = 100_000, seed: int
 # ------------------------------------------------------------- group estimators, Gaussian bandit
 
 
-def _gaussian_group_gradient(name, theta, sigma, actions, rewards, params):
-    est = estimators.get(name)
+def _gaussian_group_gradient(est, theta, sigma, actions, rewards, params):
     u = gaussian.score(theta, actions, sigma)  # (G, n)
     w = u**2 if est.per_coordinate else jnp.sum(u**2, axis=-1)
     return estimators.group_gradient(est.advantages(rewards, w, **params), u)
@@ -146,9 +145,9 @@ def _gaussian_group_gradient(name, theta, sigma, actions, rewards, params):
 @dataclasses.dataclass(frozen=True)
 class GaussianGroups:
     """Engine problem: `draw(key, n, (theta, coeffs, params))` → n group estimates ĝ of a registry
-    estimator on a Gaussian bandit, (n, n_θ)."""
+    estimator on a Gaussian bandit, (n, n_θ); the entry is part of the hash (by identity)."""
 
-    name: str
+    estimator: estimators.Estimator
     group: int
     sigma: float | None = None
 
@@ -156,7 +155,7 @@ class GaussianGroups:
         theta, coeffs, params = args
         a = gaussian.sample(key, theta, (n, self.group), self.sigma)
         r = gaussian.polyval(coeffs, a)
-        fn = functools.partial(_gaussian_group_gradient, self.name, theta, self.sigma, params=params)
+        fn = functools.partial(_gaussian_group_gradient, self.estimator, theta, self.sigma, params=params)
         return jax.vmap(fn)(a, r)
 
 
@@ -167,10 +166,11 @@ def _moment_matrix(poly, mu, s, n):
                       for j in range(n)] for i in range(n)])
 
 
-def gaussian_group_exact(name: str, theta, coeffs, group: int, sigma=None, **params) -> dict:
+def gaussian_group_exact(estimator, theta, coeffs, group: int, sigma=None, **params) -> dict:
     """Closed-form E[ĝ], Cov[ĝ] of `reinforce`, `rloo` or `grpo_mean` on a Gaussian bandit, with
     ∇J and b* = E[|u|²R]/E[|u|²]; other estimators have no closed form here (InputError)."""
-    est = estimators.get(name)
+    est = estimators.as_entry(estimator)
+    name = est.name
     params = estimators.resolve_params(est, group, **params)
     if name not in CLOSED_FORM:
         raise InputError(f"estimator {name!r} has no closed form on a Gaussian bandit; "
@@ -202,14 +202,15 @@ def gaussian_group_exact(name: str, theta, coeffs, group: int, sigma=None, **par
             "cov": cov, "optimal_constant_baseline": b_star}
 
 
-def gaussian_group_mc(name: str, theta, coeffs, group: int, samples: int, seed: int = 0, sigma=None,
+def gaussian_group_mc(estimator, theta, coeffs, group: int, samples: int, seed: int = 0, sigma=None,
                       progress=None, **params) -> montecarlo.MCMoments:
     """Monte Carlo E[ĝ], Cov[ĝ] of any registry estimator on a Gaussian bandit (the engine)."""
-    est = estimators.get(name)
+    est = estimators.as_entry(estimator)
+    name = est.name
     params = estimators.resolve_params(est, group, **params)
     c, th = gaussian.validate(coeffs, theta, sigma)
     jparams = {k: jnp.float64(v) for k, v in params.items()}
-    s = montecarlo.stream(GaussianGroups(name, group, None if sigma is None else float(sigma)),
+    s = montecarlo.stream(GaussianGroups(est, group, None if sigma is None else float(sigma)),
                           (jnp.asarray(th), jnp.asarray(c), jparams), samples, seed, progress)
     return montecarlo.MCMoments(estimator=name, group=group, params=params, samples=samples, seed=seed,
                                 mean=s.mean, cov=s.cov, trace_var_se=s.trace_var_se, batches=s.batches)

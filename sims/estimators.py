@@ -16,8 +16,11 @@ exact engine relies on (it enumerates multisets).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
-from typing import Callable
+import inspect
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +28,118 @@ from jax.scipy.special import gammaln, xlogy
 
 from bandits import softmax
 from bandits.errors import InputError
+
+UNBIASED = "unbiased"  # E[ĝ] = ∇J for every finite reward law
+DIRECTION = "direction-unbiased"  # E[ĝ] = c(G)·∇J for every finite reward law
+BINARY_DIRECTION = "direction-unbiased (binary rewards)"  # E[ĝ] = c(p, G)·∇p for Bernoulli rewards
+BIASED = "biased"  # E[ĝ] is not a multiple of ∇J in general, even for binary rewards
+PROPERTIES = (UNBIASED, DIRECTION, BINARY_DIRECTION, BIASED)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Estimator:
+    """A registry entry: the advantage function and what is known about it.
+
+    Entries are hashed and compared by identity, so the engines can key their compiled kernels on
+    the entry itself: two entries are the same only if they are the same object, and a function
+    registered again under an old name gets new kernels. `params` (the defaults, read from the
+    function's signature) is a read-only mapping."""
+
+    name: str
+    advantages: Callable
+    summary: str
+    property: str  # what the lab declares (and the ledger checks) about E[ĝ]: one of PROPERTIES
+    min_group: int = 2
+    params: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    per_coordinate: bool = False  # weights (G, K) = s_k(a_i)², advantages (G, K)
+    source: str = ""  # paper and/or code the formula is taken from
+    provenance: str = "paper"  # "paper", "code", or "reconstructed" (a derivation of the lab)
+    peers: tuple = ()  # library functions sharing the formula, e.g. ("verl grpo",)
+    tested_peers: str = ""  # the peers tests/test_atlas_peers.py pins this entry to (1e-9)
+    param_help: tuple = ()  # (name, meaning) per parameter, for the CLI and the docs
+    check: Callable | None = None  # params -> None, raising InputError on undefined values
+    # False declares that A reads the rewards only, never the per-sample weights; the exact engine
+    # may then sum over the reward alphabet alone (docs/design.md §4.11). The default, True, is
+    # exact for any function (weights enter through arm classes), so an undeclared user function
+    # is never summed over the wrong law.
+    uses_weights: bool = True
+    # The per-sample feature the method reads on sequences (response length, token entropy, final
+    # answer) and what stands in for it on bandits ("|s(a)|² for response length"): the atlas
+    # verdict and c(p, G) of such an entry describe the stand-in, not the method.
+    feature_substitute: str = ""
+
+    def __post_init__(self):
+        if self.property not in PROPERTIES:
+            raise ValueError(f"property must be one of {PROPERTIES}, got {self.property!r}")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    @builtins.property
+    def unbiased(self) -> bool:
+        return self.property == UNBIASED
+
+
+def entry(fn: Callable, name: str | None = None, **meta) -> Estimator:
+    """An (unregistered) entry for an advantage function `fn(rewards, weights, **params)`: its
+    parameters and their defaults are read from the signature (every argument after the first two
+    must have a default). `meta` sets the other fields (summary, property, min_group, ...)."""
+    params = {}
+    for i, (key, p) in enumerate(inspect.signature(fn).parameters.items()):
+        if i < 2 or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise InputError(f"parameter {key!r} of {getattr(fn, '__name__', fn)!r} needs a default value")
+        params[key] = p.default
+    meta.setdefault("summary", getattr(fn, "__name__", "advantage function"))
+    meta.setdefault("property", BIASED)
+    return Estimator(name=name or fn.__name__, advantages=fn, params=params, **meta)
+
+
+REGISTRY: dict[str, Estimator] = {}
+
+
+def register(estimator: Estimator) -> Estimator:
+    """Add an entry (e.g. a new estimator to be checked for bias); a taken name is an error."""
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"register takes an Estimator entry, got {type(estimator).__name__}")
+    if estimator.name in REGISTRY:
+        raise InputError(f"an estimator named {estimator.name!r} is already registered")
+    REGISTRY[estimator.name] = estimator
+    return estimator
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def estimator(**meta):
+    """Register the decorated advantage function under its own name, with `meta` as its entry's
+    fields (summary, property, min_group, source, peers, ...) and its defaults read from the
+    signature; the function itself is returned unchanged."""
+
+    def decorate(fn):
+        register(entry(fn, **meta))
+        return fn
+
+    return decorate
+
+
+def get(name: str) -> Estimator:
+    """The entry registered as `name`; an unknown name is an InputError listing the known ones.
+    Names are resolved here once, by the command line and the claims; the engines take entries."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise InputError(
+            f"unknown estimator {name!r}; known: {', '.join(sorted(REGISTRY))}"
+        ) from None
+
+
+def as_entry(estimator) -> Estimator:
+    """`estimator` if it is an entry; anything else (a name included) is a TypeError, so that a
+    name resolved twice, or a stale one, cannot reach a compiled kernel."""
+    if isinstance(estimator, Estimator):
+        return estimator
+    raise TypeError(f"expected an estimator entry (sims.estimators.get(name)), got {estimator!r}")
 
 
 def _shifted_centre(rewards):
@@ -37,12 +152,17 @@ def _shifted_centre(rewards):
     return shifted - jnp.mean(shifted, axis=-1, keepdims=True)
 
 
+@estimator(summary="R_i − b", property=UNBIASED, min_group=1, uses_weights=False,
+           source="Williams 1992", param_help=(("baseline", "constant baseline b"),))
 def reinforce(rewards, weights, baseline=0.0):
     """REINFORCE with a constant baseline: A_i = R_i − b (Williams, 1992)."""
     del weights
     return rewards - baseline
 
 
+@estimator(summary="R_i − mean_{j≠i} R_j", property=UNBIASED, uses_weights=False,
+           source="Kool et al. 2019; Ahmadian et al. 2024",
+           peers=("verl rloo", "verl rloo_vectorized"), tested_peers="verl rloo")
 def rloo(rewards, weights):
     """REINFORCE leave-one-out: A_i = R_i − (1/(G−1)) Σ_{j≠i} R_j (Kool et al., 2019).
 
@@ -53,6 +173,10 @@ def rloo(rewards, weights):
     return _shifted_centre(rewards) * (g / (g - 1))
 
 
+@estimator(summary="R_i − mean(R)  (E = (1−1/G)∇J)", property=DIRECTION, uses_weights=False,
+           source="Liu et al. 2025 (Dr. GRPO)",
+           peers=("verl grpo, norm_adv_by_std_in_grpo=False", "TRL scale_rewards='none'"),
+           tested_peers="verl grpo (no std); TRL none")
 def grpo_mean(rewards, weights):
     """Group-mean advantage without whitening (Dr. GRPO; Liu et al., 2025): A_i = R_i − mean(R).
 
@@ -62,6 +186,11 @@ def grpo_mean(rewards, weights):
     return _shifted_centre(rewards)
 
 
+@estimator(summary="(R_i − mean R)/(std R + eps)", property=BINARY_DIRECTION, uses_weights=False,
+           source="Shao et al. 2024 (DeepSeekMath)",
+           peers=("verl grpo (eps 1e-6)", "TRL scale_rewards='group' (eps=1e-4)"),
+           tested_peers="verl grpo; TRL group",
+           param_help=(("eps", "added to the ddof=1 std, outside the root"),))
 def grpo(rewards, weights, eps=1e-6):
     """GRPO advantage (Shao et al., 2024): A_i = (R_i − mean(R)) / (std(R, ddof=1) + eps).
 
@@ -76,6 +205,8 @@ def grpo(rewards, weights, eps=1e-6):
     return jnp.where(denom > 0, centred / jnp.where(denom > 0, denom, 1.0), 0.0)
 
 
+@estimator(summary="R_i − Σ_{j≠i}|s_j|²R_j / Σ_{j≠i}|s_j|²", property=UNBIASED,
+           source="OBLR-PO framework (docs/design.md §4.2)", provenance="reconstructed")
 def optimal_baseline_loo(rewards, weights):
     """Leave-one-out gradient-weighted baseline (OBLR-PO; docs/design.md §4.2):
 
@@ -92,6 +223,9 @@ def optimal_baseline_loo(rewards, weights):
     return jnp.where(den > 0, shifted - num / safe, rewards)
 
 
+@estimator(summary="R_i − Σ_{j≠i}s_jk²R_j / Σ_{j≠i}s_jk²  (per coordinate k)", property=UNBIASED,
+           per_coordinate=True, source="OBLR-PO framework (docs/design.md §4.2)",
+           provenance="reconstructed")
 def optimal_baseline_loo_coord(rewards, weights):
     """Per-coordinate leave-one-out gradient-weighted baseline (OBLR-PO; docs/design.md §4.2):
 
@@ -116,6 +250,12 @@ def _std1(centred):
     return jnp.sqrt(jnp.sum(centred**2, axis=-1, keepdims=True) / (g - 1))
 
 
+@estimator(summary="R_i − Σ_j w_j R_j/(Σ_j w_j + eps)  (w = length)", property=BIASED,
+           source="Hao et al. 2025 (OPO, arXiv 2505.23585)", provenance="code",
+           peers=("verl opo (w = lengths)", "verl optimal_token_baseline, one-token (w = |s|², eps=1e-8)"),
+           tested_peers="verl opo; verl OTB (one token)",
+           feature_substitute="|s(a)|² for response length",
+           param_help=(("eps", "added to Σ_j w_j"),))
 def opo(rewards, weights, eps=0.0):
     """Length-weighted baseline including the member itself (OPO; Hao et al. 2025, verl `opo`):
 
@@ -132,6 +272,10 @@ def opo(rewards, weights, eps=0.0):
     return jnp.where(den > 0, shifted - num / safe + rewards[..., :1] * eps / safe, rewards)
 
 
+@estimator(summary="best member only: (R_max − R_2nd)/(std R + eps)", property=BINARY_DIRECTION,
+           uses_weights=False, source="Tang, Zheng, Synnaeve, Munos 2025 (ICML; arXiv 2503.19595)",
+           provenance="code", peers=("verl grpo_passk",), tested_peers="verl grpo_passk",
+           param_help=(("eps", "added to the ddof=1 std"),))
 def grpo_passk(rewards, weights, eps=1e-6):
     """Pass@k advantage (Tang, Zheng, Synnaeve and Munos, "Optimizing Language Models for Inference
     Time Objectives using Reinforcement Learning", ICML 2025, arXiv 2503.19595, the paper verl's
@@ -191,6 +335,17 @@ def log_beta_pdf(p, alpha, beta):
     return xlogy(alpha - 1.0, p) + xlogy(beta - 1.0, 1.0 - p) - log_beta(alpha, beta)
 
 
+def _check_bnpo(params):
+    if params["alpha"] < 1 or params["beta"] < 1:
+        raise InputError("bnpo needs alpha >= 1 and beta >= 1 (the Beta density is unbounded below 1)")
+    if params["max_weight"] <= 0:
+        raise InputError("bnpo's max_weight must be positive")
+
+
+@estimator(summary="(R_i − p̂)/BetaPDF(p̂; α, β)", property=BINARY_DIRECTION, uses_weights=False,
+           source="Xiao et al. 2025 (BNPO, arXiv 2506.02864)", provenance="code",
+           param_help=(("alpha", "Beta α ≥ 1"), ("beta", "Beta β ≥ 1"), ("max_weight", "clamp of 1/f")),
+           check=_check_bnpo)
 def bnpo(rewards, weights, alpha=1.5, beta=1.5, max_weight=1e6):
     """BNPO at fixed Beta parameters (Xiao et al. 2025, arXiv 2506.02864; code changyi7231/BNPO):
 
@@ -208,18 +363,9 @@ def bnpo(rewards, weights, alpha=1.5, beta=1.5, max_weight=1e6):
     return centred * inv_f
 
 
-def _check_bnpo(params):
-    if params["alpha"] < 1 or params["beta"] < 1:
-        raise InputError("bnpo needs alpha >= 1 and beta >= 1 (the Beta density is unbounded below 1)")
-    if params["max_weight"] <= 0:
-        raise InputError("bnpo's max_weight must be positive")
-
-
-def _check_tau(params):
-    if not params["tau"] > 0:
-        raise InputError("tau must be positive")
-
-
+@estimator(summary="G(R_i − mean R)/(Σ_j|R_j − mean R| + eps)", property=BINARY_DIRECTION,
+           uses_weights=False, source="DGPO / MathForge (arXiv 2601.20614)", provenance="code",
+           param_help=(("eps", "added to Σ_j|R_j − mean R|"),))
 def dgae(rewards, weights, eps=1e-4):
     """DGPO's difficulty-balanced group advantage (MathForge, arXiv 2601.20614; AMAP-ML/MathForge):
 
@@ -244,6 +390,15 @@ def _labels(rewards):
     return pos, neg, jnp.sum(pos, axis=-1, keepdims=True), jnp.sum(neg, axis=-1, keepdims=True)
 
 
+def _check_tau(params):
+    if not params["tau"] > 0:
+        raise InputError("tau must be positive")
+
+
+@estimator(summary="(G/τ)[y⁺_i/(1+k₊) − y⁻_i/(1+k₋)], y⁺ = 1[R=1], y⁻ = 1[R=0]",
+           property=BINARY_DIRECTION, uses_weights=False,
+           source="REAL (Rewards as Labels, arXiv 2602.05630); Red-RL/REAL loss, τ=0.5",
+           provenance="reconstructed", param_help=(("tau", "temperature τ"),), check=_check_tau)
 def real(rewards, weights, tau=0.5):
     """REAL's on-policy effective advantage (Rewards as Labels, arXiv 2602.05630; Red-RL/REAL),
     reconstructed from its loss L = log(1 + Σ_neg e^{s/τ}) + log(1 + Σ_pos e^{−s/τ}) at s = 0:
@@ -260,6 +415,9 @@ def real(rewards, weights, tau=0.5):
     return jnp.where((kp > 0) & (kn > 0), a, 0.0)
 
 
+@estimator(summary="(G/τ)[y⁺_i k₋ − y⁻_i k₊]/(1 + k₊k₋)", property=BINARY_DIRECTION,
+           uses_weights=False, source="REAL, product-style variant (arXiv 2602.05630)",
+           provenance="reconstructed", param_help=(("tau", "temperature τ"),), check=_check_tau)
 def real_product(rewards, weights, tau=0.5):
     """REAL's product-style (circle-loss) variant, L = softplus(LSE_neg(s/τ) + LSE_pos(−s/τ)),
     on-policy effective advantage, reconstructed:
@@ -277,6 +435,10 @@ def real_product(rewards, weights, tau=0.5):
     return jnp.where((kp > 0) & (kn > 0), a, 0.0)
 
 
+@estimator(summary="w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ", property=BIASED,
+           source="ADORA (arXiv 2602.10019)", provenance="code",
+           feature_substitute="|s(a)|² for response length",
+           param_help=(("lam", "attenuation λ"), ("eps", "GRPO's eps")))
 def adora(rewards, weights, lam=0.1, eps=1e-6):
     """ADORA's length-conditioned reweighting of GRPO (arXiv 2602.10019; ShadeCloak/ADORA):
 
@@ -303,6 +465,11 @@ def answer_entropy_bits(answers):
     return -jnp.mean(jnp.log2(counts / g), axis=-1, keepdims=True)
 
 
+@estimator(summary="σ(5(H_ans − 1))·1[R_i ≠ 0]·A_GRPO", property=BIASED,
+           source="COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
+           provenance="code",
+           feature_substitute="|s(a)|² for the final answer (equal values = same answer)",
+           param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits")))
 def copo_local(rewards, weights, eps=1e-6, k_b=5.0, b=1.0):
     """COPO's local (group) term as released (arXiv 2508.04138; hijih/copo-code, `run_copo.sh`:
     global_flg="soft-with-zero", k = 5, b = 1):
@@ -319,6 +486,11 @@ def copo_local(rewards, weights, eps=1e-6, k_b=5.0, b=1.0):
     return jnp.where(rewards != 0, w, 0.0) * grpo(rewards, None, eps)
 
 
+@estimator(summary="σ(k_b(H_ans − b))·A_GRPO", property=BIASED,
+           source="COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, loss defaults k=1, b=0.5",
+           provenance="code",
+           feature_substitute="|s(a)|² for the final answer (equal values = same answer)",
+           param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits")))
 def copo_local_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
     """COPO's local term in the release's "only-soft" mode, at the defaults of its loss function
     (`compute_policy_loss_with_global`: k = 1, b = 0.5; hijih/copo-code):
@@ -331,6 +503,10 @@ def copo_local_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
     return w * grpo(rewards, None, eps)
 
 
+@estimator(summary="1[H_i ≤ 0.7]·(A_GRPO − 0.1·H_i), H = entropy feature", property=BIASED,
+           source="GTPO (arXiv 2508.03772)", provenance="code",
+           feature_substitute="|s(a)|² for mean token entropy",
+           param_help=(("threshold", "entropy gate"), ("shift", "entropy penalty"), ("eps", "GRPO's eps")))
 def gtpo(rewards, weights, threshold=0.7, shift=0.1, eps=1e-4):
     """GTPO's one-step reduction (arXiv 2508.03772; winstonsmith1897/GTPO): TRL's GRPO advantage,
     zeroed for a high-entropy completion and shifted by its entropy otherwise,
@@ -341,157 +517,6 @@ def gtpo(rewards, weights, threshold=0.7, shift=0.1, eps=1e-4):
     tokens and vanish on a one-step bandit.
     """
     return jnp.where(weights > threshold, 0.0, grpo(rewards, None, eps) - shift * weights)
-
-
-UNBIASED = "unbiased"  # E[ĝ] = ∇J for every finite reward law
-DIRECTION = "direction-unbiased"  # E[ĝ] = c(G)·∇J for every finite reward law
-BINARY_DIRECTION = "direction-unbiased (binary rewards)"  # E[ĝ] = c(p, G)·∇p for Bernoulli rewards
-BIASED = "biased"  # E[ĝ] is not a multiple of ∇J in general, even for binary rewards
-PROPERTIES = (UNBIASED, DIRECTION, BINARY_DIRECTION, BIASED)
-
-
-@dataclasses.dataclass(frozen=True)
-class Estimator:
-    """A registry entry: the advantage function and what is known about it."""
-
-    name: str
-    advantages: Callable
-    min_group: int
-    params: dict
-    unbiased: bool
-    summary: str
-    per_coordinate: bool = False  # weights (G, K) = s_k(a_i)², advantages (G, K)
-    source: str = ""  # paper and/or code the formula is taken from
-    declared: str = ""  # UNBIASED, DIRECTION, BINARY_DIRECTION or BIASED; "" = from `unbiased`
-    provenance: str = "paper"  # "paper", "code", or "reconstructed" (a derivation of the lab)
-    peers: tuple = ()  # library functions sharing the formula, e.g. ("verl grpo",)
-    tested_peers: str = ""  # the peers tests/test_atlas_peers.py pins this entry to (1e-9)
-    param_help: tuple = ()  # (name, meaning) per parameter, for the CLI and the docs
-    check: Callable | None = None  # params -> None, raising InputError on undefined values
-    # False declares that A reads the rewards only, never the per-sample weights; the exact engine
-    # may then sum over the reward alphabet alone (docs/design.md §4.11). The default, True, is
-    # exact for any function (weights enter through arm classes), so an undeclared user function
-    # is never summed over the wrong law.
-    uses_weights: bool = True
-    # The per-sample feature the method reads on sequences (response length, token entropy, final
-    # answer) and what stands in for it on bandits ("|s(a)|² for response length"): the atlas
-    # verdict and c(p, G) of such an entry describe the stand-in, not the method.
-    feature_substitute: str = ""
-
-    @property
-    def property(self) -> str:
-        """What the lab declares (and the ledger checks) about E[ĝ]."""
-        return self.declared or (UNBIASED if self.unbiased else BIASED)
-
-
-REGISTRY: dict[str, Estimator] = {
-    e.name: e
-    for e in [
-        Estimator("reinforce", reinforce, 1, {"baseline": 0.0}, True, "R_i − b",
-                  uses_weights=False, source="Williams 1992", param_help=(("baseline", "constant baseline b"),)),
-        Estimator("rloo", rloo, 2, {}, True, "R_i − mean_{j≠i} R_j",
-                  uses_weights=False, source="Kool et al. 2019; Ahmadian et al. 2024",
-                  peers=("verl rloo", "verl rloo_vectorized"), tested_peers="verl rloo"),
-        Estimator("grpo_mean", grpo_mean, 2, {}, False, "R_i − mean(R)  (E = (1−1/G)∇J)",
-                  uses_weights=False, source="Liu et al. 2025 (Dr. GRPO)", declared=DIRECTION,
-                  peers=("verl grpo, norm_adv_by_std_in_grpo=False", "TRL scale_rewards='none'"),
-                  tested_peers="verl grpo (no std); TRL none"),
-        Estimator("grpo", grpo, 2, {"eps": 1e-6}, False, "(R_i − mean R)/(std R + eps)",
-                  uses_weights=False, source="Shao et al. 2024 (DeepSeekMath)", declared=BINARY_DIRECTION,
-                  peers=("verl grpo (eps 1e-6)", "TRL scale_rewards='group' (eps=1e-4)"),
-                  tested_peers="verl grpo; TRL group",
-                  param_help=(("eps", "added to the ddof=1 std, outside the root"),)),
-        Estimator(
-            "optimal_baseline_loo",
-            optimal_baseline_loo,
-            2,
-            {},
-            True,
-            "R_i − Σ_{j≠i}|s_j|²R_j / Σ_{j≠i}|s_j|²",
-            source="OBLR-PO framework (docs/design.md §4.2)", provenance="reconstructed",
-        ),
-        Estimator(
-            "optimal_baseline_loo_coord",
-            optimal_baseline_loo_coord,
-            2,
-            {},
-            True,
-            "R_i − Σ_{j≠i}s_jk²R_j / Σ_{j≠i}s_jk²  (per coordinate k)",
-            per_coordinate=True,
-            source="OBLR-PO framework (docs/design.md §4.2)", provenance="reconstructed",
-        ),
-        # ---- the atlas (docs/design.md §4.9): seeds' and practitioners' estimators ----
-        Estimator("opo", opo, 2, {"eps": 0.0}, False, "R_i − Σ_j w_j R_j/(Σ_j w_j + eps)  (w = length)",
-                  source="Hao et al. 2025 (OPO, arXiv 2505.23585)", declared=BIASED, provenance="code",
-                  peers=("verl opo (w = lengths)", "verl optimal_token_baseline, one-token (w = |s|², eps=1e-8)"),
-                  tested_peers="verl opo; verl OTB (one token)", feature_substitute="|s(a)|² for response length",
-                  param_help=(("eps", "added to Σ_j w_j"),)),
-        Estimator("grpo_passk", grpo_passk, 2, {"eps": 1e-6}, False,
-                  "best member only: (R_max − R_2nd)/(std R + eps)",
-                  uses_weights=False, source="Tang, Zheng, Synnaeve, Munos 2025 (ICML; arXiv 2503.19595)", declared=BINARY_DIRECTION,
-                  provenance="code", peers=("verl grpo_passk",), tested_peers="verl grpo_passk",
-                  param_help=(("eps", "added to the ddof=1 std"),)),
-        Estimator("bnpo", bnpo, 2, {"alpha": 1.5, "beta": 1.5, "max_weight": 1e6}, False,
-                  "(R_i − p̂)/BetaPDF(p̂; α, β)",
-                  uses_weights=False, source="Xiao et al. 2025 (BNPO, arXiv 2506.02864)", declared=BINARY_DIRECTION,
-                  provenance="code", check=_check_bnpo,
-                  param_help=(("alpha", "Beta α ≥ 1"), ("beta", "Beta β ≥ 1"),
-                              ("max_weight", "clamp of 1/f"))),
-        Estimator("dgae", dgae, 2, {"eps": 1e-4}, False, "G(R_i − mean R)/(Σ_j|R_j − mean R| + eps)",
-                  uses_weights=False, source="DGPO / MathForge (arXiv 2601.20614)", declared=BINARY_DIRECTION, provenance="code",
-                  param_help=(("eps", "added to Σ_j|R_j − mean R|"),)),
-        Estimator("real", real, 2, {"tau": 0.5}, False, "(G/τ)[y⁺_i/(1+k₊) − y⁻_i/(1+k₋)], y⁺ = 1[R=1], y⁻ = 1[R=0]",
-                  uses_weights=False, source="REAL (Rewards as Labels, arXiv 2602.05630); Red-RL/REAL loss, τ=0.5",
-                  declared=BINARY_DIRECTION,
-                  provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
-        Estimator("real_product", real_product, 2, {"tau": 0.5}, False,
-                  "(G/τ)[y⁺_i k₋ − y⁻_i k₊]/(1 + k₊k₋)",
-                  uses_weights=False, source="REAL, product-style variant (arXiv 2602.05630)", declared=BINARY_DIRECTION,
-                  provenance="reconstructed", check=_check_tau, param_help=(("tau", "temperature τ"),)),
-        Estimator("adora", adora, 2, {"lam": 0.1, "eps": 1e-6}, False,
-                  "w·A_GRPO, w = 1 if max L_pos > mean L_neg else λ",
-                  source="ADORA (arXiv 2602.10019)", declared=BIASED, provenance="code",
-                  feature_substitute="|s(a)|² for response length",
-                  param_help=(("lam", "attenuation λ"), ("eps", "GRPO's eps"))),
-        Estimator("copo_local", copo_local, 2, {"eps": 1e-6, "k_b": 5.0, "b": 1.0}, False,
-                  "σ(5(H_ans − 1))·1[R_i ≠ 0]·A_GRPO",
-                  source="COPO (arXiv 2508.04138); hijih/copo-code run_copo.sh: soft-with-zero, k=5, b=1",
-                  declared=BIASED, provenance="code", feature_substitute="|s(a)|² for the final answer (equal values = same answer)",
-                  param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
-        Estimator("copo_local_soft", copo_local_soft, 2, {"eps": 1e-6, "k_b": 1.0, "b": 0.5}, False,
-                  "σ(k_b(H_ans − b))·A_GRPO",
-                  source="COPO (arXiv 2508.04138); hijih/copo-code mode only-soft, loss defaults k=1, b=0.5",
-                  declared=BIASED, provenance="code", feature_substitute="|s(a)|² for the final answer (equal values = same answer)",
-                  param_help=(("eps", "GRPO's eps"), ("k_b", "blend slope"), ("b", "blend centre, bits"))),
-        Estimator("gtpo", gtpo, 2, {"threshold": 0.7, "shift": 0.1, "eps": 1e-4}, False,
-                  "1[H_i ≤ 0.7]·(A_GRPO − 0.1·H_i), H = entropy feature",
-                  source="GTPO (arXiv 2508.03772)", declared=BIASED, provenance="code",
-                  feature_substitute="|s(a)|² for mean token entropy",
-                  param_help=(("threshold", "entropy gate"), ("shift", "entropy penalty"), ("eps", "GRPO's eps"))),
-    ]
-}
-
-
-def register(estimator: Estimator) -> Estimator:
-    """Add an estimator (e.g. a new one to be checked for bias); a taken name is an error."""
-    if estimator.name in REGISTRY:
-        raise InputError(f"an estimator named {estimator.name!r} is already registered")
-    REGISTRY[estimator.name] = estimator
-    return estimator
-
-
-def unregister(name: str) -> None:
-    REGISTRY.pop(name, None)
-
-
-def get(name: str) -> Estimator:
-    """Look up an estimator; an unknown name is an InputError listing the known ones."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise InputError(
-            f"unknown estimator {name!r}; known: {', '.join(sorted(REGISTRY))}"
-        ) from None
 
 
 MAX_ABS_PARAM = 1e100  # baselines and eps: (R − b)² must stay finite in float64

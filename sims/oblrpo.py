@@ -138,6 +138,14 @@ def self_inclusive_baseline(rewards, weights):
     return jnp.where(den > 0, shifted - num / safe, rewards)
 
 
+SELF_INCLUSIVE = estimators.entry(  # a plug-in of the lab, not a registry estimator
+    self_inclusive_baseline, summary="R_i − Σ_j|s_j|²R_j / Σ_j|s_j|² (member included)",
+    property=estimators.BIASED, source="OBLR-PO framework (docs/design.md §4.2)",
+    provenance="reconstructed")
+REINFORCE = estimators.get("reinforce")
+OPTIMAL_BASELINE_LOO = estimators.get("optimal_baseline_loo")
+
+
 # ---------------------------------------------------------------------------------------------
 # Exact expectations of group statistics (multiset enumeration, as in `sims.engines.exact`)
 # ---------------------------------------------------------------------------------------------
@@ -169,73 +177,67 @@ def stat_objective_after_step(terms, scores, rewards, logits, extra):
     return softmax.objective(new, extra["means"])
 
 
-def _group_stat(stat, advantage_fn, per_coordinate, logits, params, extra, arms, rewards):
+def _group_stat(stat, est, logits, params, extra, arms, rewards):
     """stat(terms, scores, rewards, logits, extra) of one group, terms_i = A_i s(a_i)."""
     s = softmax.scores(logits, arms)
-    adv = advantage_fn(rewards, s**2 if per_coordinate else jnp.sum(s**2, axis=-1), **params)
+    adv = est.advantages(rewards, s**2 if est.per_coordinate else jnp.sum(s**2, axis=-1), **params)
     if adv.ndim == 1:
         adv = adv[:, None]
     return stat(adv * s, s, rewards, logits, extra)
 
 
-@functools.partial(jax.jit, static_argnames=("stat", "advantage_fn", "per_coordinate"))
-def _expect_kernel(stat, advantage_fn, per_coordinate, logits, arms, rewards, log_cq, params, extra):
+@functools.partial(jax.jit, static_argnames=("stat", "est"))
+def _expect_kernel(stat, est, logits, arms, rewards, log_cq, params, extra):
     w = exact.multiset_weights(logits, arms, log_cq)
 
-    one = functools.partial(_group_stat, stat, advantage_fn, per_coordinate, logits, params, extra)
+    one = functools.partial(_group_stat, stat, est, logits, params, extra)
 
     return jnp.tensordot(w, jax.vmap(one)(arms, rewards), axes=1)
 
 
-def exact_expectation(stat, logits, rewards, group: int, estimator="reinforce", params=None,
-                      extra=None) -> np.ndarray:
+def exact_expectation(stat, logits, rewards, group: int, estimator: estimators.Estimator = REINFORCE,
+                      params=None, extra=None) -> np.ndarray:
     """E[stat(group)] over G i.i.d. members (a, R) ~ π, summed exactly over multisets.
 
-    `estimator` is a registry name or an advantage function (e.g. `self_inclusive_baseline`);
-    `rewards` a finite `RewardModel`; arms are padded to 8, 16, … and multisets to powers of two
-    so compiled kernels are reused. float64."""
-    if isinstance(estimator, str):
-        est = estimators.get(estimator)
-        params = estimators.resolve_params(est, group, **(params or {}))
-        fn, per_coord = est.advantages, est.per_coordinate
-    else:
-        if not isinstance(group, int) or group < 2:
-            raise InputError(f"a plug-in baseline needs a group of at least 2 members, got G={group}")
-        fn, per_coord, params = estimator, False, dict(params or {})
+    `estimator` is an entry (a registry one, or e.g. `SELF_INCLUSIVE`); `rewards` a finite
+    `RewardModel`; arms are padded to 8, 16, … and multisets to powers of two so compiled kernels
+    are reused. float64."""
+    est = estimators.as_entry(estimator)
+    params = estimators.resolve_params(est, group, **(params or {}))
     e = exact.enumerate_groups(logits, rewards, group)
     extra = {} if extra is None else {key: jnp.asarray(v) for key, v in extra.items()}
     if "means" in extra:
         extra["means"] = e.pad_arms(extra["means"])
-    out = _expect_kernel(stat, fn, per_coord, e.logits, e.arms, e.values, e.log_cq,
+    out = _expect_kernel(stat, est, e.logits, e.arms, e.values, e.log_cq,
                          {key: jnp.float64(v) for key, v in params.items()}, extra)
     return np.asarray(out)
 
 
-def exact_mean_and_trace_var(logits, rewards, group, estimator="reinforce", params=None):
-    """(E[ĝ] (K,), tr Cov ĝ) exactly, for a registry name or an advantage function."""
+def exact_mean_and_trace_var(logits, rewards, group, estimator: estimators.Estimator = REINFORCE, params=None):
+    """(E[ĝ] (K,), tr Cov ĝ) exactly, for an estimator entry."""
     k = len(logits)
     out = exact_expectation(stat_moments, logits, rewards, group, estimator, params)
     mean, second = out[:k], float(out[-1])
     return mean, second - float(np.sum(mean**2))
 
 
-def exact_u_statistic(logits, rewards, group, estimator="reinforce", params=None) -> float:
+def exact_u_statistic(logits, rewards, group, estimator: estimators.Estimator = REINFORCE, params=None) -> float:
     """E[Û] for the group terms of `estimator`."""
     return float(exact_expectation(stat_u, logits, rewards, group, estimator, params)[0])
 
 
-def exact_sample_trace_cov(logits, rewards, group, estimator="reinforce", params=None) -> float:
+def exact_sample_trace_cov(logits, rewards, group, estimator: estimators.Estimator = REINFORCE, params=None) -> float:
     """E[V̂₁] for the group terms of `estimator`."""
     return float(exact_expectation(stat_sample_trace_cov, logits, rewards, group, estimator, params)[0])
 
 
 def exact_self_inclusive_bias(logits, rewards, group) -> np.ndarray:
     """E[ĝ] − ∇J of the self-inclusive plug-in, exactly."""
-    mean, _ = exact_mean_and_trace_var(logits, rewards, group, self_inclusive_baseline)
+    mean, _ = exact_mean_and_trace_var(logits, rewards, group, SELF_INCLUSIVE)
     return mean - np.asarray(softmax.gradient(jnp.asarray(logits, jnp.float64), rewards.means))
 
 
-def exact_objective_after_step(logits, rewards, group, etas, estimator="optimal_baseline_loo",
+def exact_objective_after_step(logits, rewards, group, etas, estimator: estimators.Estimator = OPTIMAL_BASELINE_LOO,
                                params=None) -> np.ndarray:
     """E[J(θ + η ĝ)] for each η in `etas`, exactly."""
     etas = np.atleast_1d(np.asarray(etas, dtype=np.float64))
@@ -264,7 +266,7 @@ def optimal_constant_baseline_coord(logits, means) -> np.ndarray:
 
 def stat_baseline_grid(terms, scores, rewards, logits, extra):
     """(ĝ_b, ĝ_b²) per coordinate for the registry's `reinforce` at every b in extra["baselines"]."""
-    adv = jax.vmap(lambda bv: estimators.get("reinforce").advantages(rewards, None, baseline=bv))(
+    adv = jax.vmap(lambda bv: REINFORCE.advantages(rewards, None, baseline=bv))(
         extra["baselines"])
     gh = jnp.mean(adv[:, :, None] * scores[None], axis=1)
     return jnp.concatenate([gh, gh**2], axis=-1)
@@ -275,7 +277,7 @@ def exact_coordinate_variances_over_baselines(logits, rewards, group, baselines)
 
     Their sum over k is V(b)/G, the trace of the covariance. One exact enumeration for the grid."""
     k = len(logits)
-    out = exact_expectation(stat_baseline_grid, logits, rewards, group, "reinforce",
+    out = exact_expectation(stat_baseline_grid, logits, rewards, group, REINFORCE,
                             extra={"baselines": np.asarray(baselines, dtype=np.float64)})
     half = out.shape[-1] // 2
     return (out[:, half:] - out[:, :half] ** 2)[:, :k]
@@ -288,13 +290,13 @@ def exact_coordinate_variances_over_baselines(logits, rewards, group, baselines)
 MC_CHUNK = 1 << 14
 
 
-@functools.partial(jax.jit, static_argnames=("stat", "advantage_fn", "per_coordinate", "group"))
-def _mc_kernel(stat, advantage_fn, per_coordinate, group, logits, tables, params, key, valid, extra):
+@functools.partial(jax.jit, static_argnames=("stat", "est", "group"))
+def _mc_kernel(stat, est, group, logits, tables, params, key, valid, extra):
     k_arm, k_rew = jax.random.split(key)
     arms = softmax.sample_arms(k_arm, logits, (MC_CHUNK, group))
     rewards = sample_rewards(tables, k_rew, arms)
 
-    one = functools.partial(_group_stat, stat, advantage_fn, per_coordinate, logits, params, extra)
+    one = functools.partial(_group_stat, stat, est, logits, params, extra)
 
     vals = jax.vmap(one)(arms, rewards)
     mask = (jnp.arange(MC_CHUNK) < valid).astype(vals.dtype)[:, None]
@@ -302,15 +304,11 @@ def _mc_kernel(stat, advantage_fn, per_coordinate, group, logits, tables, params
 
 
 def monte_carlo_expectation(stat, logits, rewards, group: int, samples: int, seed: int = 0,
-                            estimator="reinforce", params=None, extra=None):
+                            estimator: estimators.Estimator = REINFORCE, params=None, extra=None):
     """(mean, standard error) of stat(group) over `samples` independent groups; chunk c draws
     from fold_in(key(seed), c), so one integer seed reproduces the run."""
-    if isinstance(estimator, str):
-        est = estimators.get(estimator)
-        params = estimators.resolve_params(est, group, **(params or {}))
-        fn, per_coord = est.advantages, est.per_coordinate
-    else:
-        fn, per_coord, params = estimator, False, dict(params or {})
+    est = estimators.as_entry(estimator)
+    params = estimators.resolve_params(est, group, **(params or {}))
     if not isinstance(samples, int) or samples < 2:
         raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
     logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
@@ -321,7 +319,7 @@ def monte_carlo_expectation(stat, logits, rewards, group: int, samples: int, see
     s1 = s2 = 0.0
     for c in range(-(-samples // MC_CHUNK)):
         valid = min(MC_CHUNK, samples - c * MC_CHUNK)
-        a, b2 = jax.device_get(_mc_kernel(stat, fn, per_coord, group, logits, tables, jp,
+        a, b2 = jax.device_get(_mc_kernel(stat, est, group, logits, tables, jp,
                                           jax.random.fold_in(base, c), valid, extra))
         s1, s2 = s1 + np.asarray(a), s2 + np.asarray(b2)
     mean = s1 / samples

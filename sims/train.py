@@ -101,8 +101,7 @@ def _optimizer(name: str):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(name, steps, batch, group, step_rule, optimizer, sampler):
-    est = estimators.get(name)
+def _compiled(est, steps, batch, group, step_rule, optimizer, sampler):
     opt = _optimizer(optimizer)
 
     def one_seed(key, success, logits0, params, lr, eta_min, eta_max):
@@ -139,12 +138,12 @@ def _compiled(name, steps, batch, group, step_rule, optimizer, sampler):
     return jax.jit(run)
 
 
-def train(ensemble: ens.Ensemble, estimator: str, *, steps: int, batch: int, group: int,
+def train(ensemble: ens.Ensemble, estimator: estimators.Estimator, *, steps: int, batch: int, group: int,
           seeds: int = 32, seed: int = 0, lr: float = 0.5, step_rule: str = "fixed",
           eta_min: float = 0.0, eta_max: float | None = None, optimizer: str = "sgd",
           sampler: ens.PromptSampler | None = None, params: dict | None = None,
           init_logits=None) -> TrainResult:
-    """Train `seeds` independent runs on `ensemble` with registry estimator `estimator`.
+    """Train `seeds` independent runs on `ensemble` with the estimator entry `estimator`.
 
     B = `batch` prompts per step (from `sampler`, default uniform with replacement), G = `group`
     answers each; `lr` is the fixed step (rule "fixed") and the default η_max (rule "snr").
@@ -152,7 +151,7 @@ def train(ensemble: ens.Ensemble, estimator: str, *, steps: int, batch: int, gro
     default to zeros. Bad input raises InputError."""
     if not isinstance(ensemble, ens.Ensemble):
         raise InputError("train needs a bandits.ensemble.Ensemble")
-    est = estimators.get(estimator)
+    est = estimators.as_entry(estimator)
     steps = _positive_int(steps, "steps")
     batch = _positive_int(batch, "batch size")
     group = _positive_int(group, "group size G")
@@ -187,7 +186,7 @@ def train(ensemble: ens.Ensemble, estimator: str, *, steps: int, batch: int, gro
     elif not isinstance(sampler, ens.PromptSampler):
         raise InputError("sampler must be a bandits.ensemble.PromptSampler")
 
-    run = _compiled(estimator, steps, batch, group, step_rule, optimizer, sampler)
+    run = _compiled(est, steps, batch, group, step_rule, optimizer, sampler)
     keys = jax.random.split(jax.random.key(seed), seeds)
     jp = {k: jnp.float64(v) for k, v in p.items()}
     obj, eta, snr, gnorm, extra = jax.device_get(

@@ -123,9 +123,8 @@ def objective_change(logits, means, delta):
     return jnp.sum(jnp.where(pi > 0, pi * d * jnp.expm1(delta - ell), 0.0))
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _gain_kernel(name, logits, means, arms, rewards, log_cq, eta, params):
-    est = estimators.get(name)
+@functools.partial(jax.jit, static_argnames=("est",))
+def _gain_kernel(est, logits, means, arms, rewards, log_cq, eta, params):
     w = exact.multiset_weights(logits, arms, log_cq)
     g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
         est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
@@ -133,15 +132,15 @@ def _gain_kernel(name, logits, means, arms, rewards, log_cq, eta, params):
     return jnp.sum(w * dj)
 
 
-def expected_step_gain(name: str, logits, rewards: RewardModel, group: int, eta: float,
-                       **params) -> float:
-    """E[J(θ + ηĝ)] − J(θ), exactly, for ĝ one group of G members of registry estimator `name`:
+def expected_step_gain(estimator: estimators.Estimator, logits, rewards: RewardModel, group: int,
+                       eta: float, **params) -> float:
+    """E[J(θ + ηĝ)] − J(θ), exactly, for ĝ one group of G members of the entry `estimator`:
     the sum over multisets c of G outcomes (arm, reward) of P(c)·[J(θ + ηĝ(c)) − J(θ)], with the
     multinomial weights of `sims.engines.exact`."""
-    est = estimators.get(name)
+    est = estimators.as_entry(estimator)
     params = estimators.resolve_params(est, group, **params)
     e = exact.enumerate_groups(logits, rewards, group)
-    out = _gain_kernel(name, e.logits, e.pad_arms(rewards.means), e.arms, e.values, e.log_cq,
+    out = _gain_kernel(est, e.logits, e.pad_arms(rewards.means), e.arms, e.values, e.log_cq,
                        jnp.float64(eta), {key: jnp.float64(v) for key, v in params.items()})
     return float(out)
 
@@ -205,11 +204,11 @@ def step_size(condition: str, c_min: float, smoothness: float, gamma: float,
 
 def theorem1(logits, rewards: RewardModel, *, condition: str = "main", smoothness: float,
              c_min: str | float = "best", group: int = 1, step_fraction: float = 1.0,
-             estimator: str = "reinforce", gain_factor: float = 0.25) -> Theorem1:
+             estimator: estimators.Estimator | None = None, gain_factor: float = 0.25) -> Theorem1:
     """MMR1's Theorem 1 on one bandit: η = step_fraction × the largest step of `condition`;
     promised gain gain_factor·η c_min·Var[R] (the theorem's gain_factor is 1/4; other values
-    and step_fraction > 1 are planted defects); exact gain of one step of `estimator` (the mean
-    baseline b = J for "reinforce"). `c_min` is "best" (|∇J|²/Var[R], the largest admissible),
+    and step_fraction > 1 are planted defects); exact gain of one step of the entry `estimator`
+    (default REINFORCE, with the mean baseline b = J for it). `c_min` is "best" (|∇J|²/Var[R], the largest admissible),
     "pimin" (π_min) or a number."""
     logits = np.asarray(logits, dtype=np.float64)
     m, v = rewards.means, rewards.second_moments
@@ -228,9 +227,10 @@ def theorem1(logits, rewards: RewardModel, *, condition: str = "main", smoothnes
     else:
         c = float(c_min)
     eta = step_fraction * step_size(condition, c, smoothness, gamma, gamma_r)
-    params = {"baseline": J} if estimator == "reinforce" else {}
-    gain = expected_step_gain(estimator, logits, rewards, group, eta, **params)
-    return Theorem1(condition, c, float(smoothness), group, estimator, var_r, grad_sq, gamma,
+    est = estimators.get("reinforce") if estimator is None else estimators.as_entry(estimator)
+    params = {"baseline": J} if est.name == "reinforce" else {}
+    gain = expected_step_gain(est, logits, rewards, group, eta, **params)
+    return Theorem1(condition, c, float(smoothness), group, est.name, var_r, grad_sq, gamma,
                     gamma_r, eta, gain_factor * eta * c * var_r, gain)
 
 
@@ -275,7 +275,7 @@ def reduced_statistics(reduced_logits, rewards: RewardModel, group: int = 1) -> 
     k = theta.shape[0]
     pi = np.asarray(softmax.policy(theta))
     J = float(pi @ rewards.means)
-    mom = exact.moments("reinforce", theta, rewards, group, baseline=J)
+    mom = exact.moments(estimators.get("reinforce"), theta, rewards, group, baseline=J)
     p = pi[: k - 1]
     fisher = np.diag(p) - np.outer(p, p)
     var_r = float(pi @ rewards.second_moments - J**2)
@@ -358,14 +358,15 @@ def paired_gain(vas_result, uniform_result, *, count_scoring: bool = True, seed:
     }
 
 
-def compare_samplers(ensemble: ens.Ensemble, configs: dict, *, estimator: str = "grpo",
+def compare_samplers(ensemble: ens.Ensemble, configs: dict, *, estimator: estimators.Estimator | None = None,
                      steps: int, batch: int, group: int, seeds: int = 32, seed: int = 0,
                      lr: float = 0.5) -> dict:
     """Train with uniform sampling and with each VAS configuration (name → kwargs of
     `bandits.vas.vas_sampler`) on the same seeds; returns name → `sims.train.TrainResult`
-    ("uniform" included)."""
+    ("uniform" included). `estimator` defaults to GRPO."""
     from sims.train import train
 
+    estimator = estimators.get("grpo") if estimator is None else estimator
     out = {"uniform": train(ensemble, estimator, steps=steps, batch=batch, group=group,
                             seeds=seeds, seed=seed, lr=lr)}
     for name, kw in configs.items():
@@ -514,7 +515,7 @@ def vas_study(quick: bool, seed: int = 0, configs: dict | None = None, setup: di
         configs = {k: VAS_CONFIGS[k] for k in (VAS_QUICK if quick else VAS_CONFIGS)}
     e = ens.make_ensemble(s["ensemble_seed"], s["prompts"], s["arms"], s["beta_a"], s["beta_b"])
     runs = compare_samplers(e, {k: dict(v, **VAS_SCORING) for k, v in configs.items()},
-                            estimator=s["estimator"], steps=s["steps"], batch=s["batch"],
+                            estimator=estimators.get(s["estimator"]), steps=s["steps"], batch=s["batch"],
                             group=s["group"], seeds=s["seeds"], seed=seed, lr=s["lr"])
     uni = runs["uniform"]
     out = {"setup": s, "scoring": VAS_SCORING, "optimum": e.optimum, "seed": seed, "runs": {}}

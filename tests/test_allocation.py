@@ -11,6 +11,7 @@ import pytest
 from bandits import allocation as A
 from bandits.errors import InputError
 from sims import allocation as S
+from sims import estimators as E
 from sims.claims import allocation as C
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ def test_grpo_mean_scale_by_fractions():
                 mean[j] += prob * sum((rew[i] - m) * ((1 if tup[i] == j else 0) - pi[j]) for i in range(n)) / n
     grad = [Fraction(1, 8), Fraction(-1, 8)]  # π∘(q − J), J = 1/2
     assert mean == [Fraction(2, 3) * g for g in grad]
-    r = S.reweighting(np.zeros((1, 2)), np.array([[0.75, 0.25]]), np.array([3]), "grpo_mean", "prompt")
+    r = S.reweighting(np.zeros((1, 2)), np.array([[0.75, 0.25]]), np.array([3]), E.get("grpo_mean"), "prompt")
     assert r["scale"][0] == pytest.approx(2 / 3, rel=1e-12)
 
 
@@ -370,7 +371,7 @@ def test_d3s_gain_keeps_all_equals_group_and_first_order_matches_mean():
 
     lg, q = np.array([0.3, -0.2]), np.array([0.7, 0.2])
     assert S.d3s_prompt_gain(lg, q, 4, 4, 1.5) == pytest.approx(
-        V.expected_step_gain("grpo", lg, R.bernoulli(q), 4, 1.5), rel=1e-12)
+        V.expected_step_gain(E.get("grpo"), lg, R.bernoulli(q), 4, 1.5), rel=1e-12)
     h = 1e-5
     grad = np.asarray(softmax.gradient(lg, q))
     first = S.d3s_expected_gradient(lg, q, 4, 2) @ grad
@@ -396,13 +397,13 @@ def test_a_name_registered_again_gives_the_new_functions_gains():
         return 2.0 * f(rewards, weights)
 
     def gains(fn, step):
-        E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
+        E.register(E.Estimator(name="reused_name", advantages=fn, summary="reused", property=E.BIASED, uses_weights=False))
         try:
             return [
-                S.prompt_gains(lg, q, 3, step, "reused_name"),
-                S.mc_improvement(lg, q, [3, 3], step, 64, seed=1, estimator="reused_name")["mean"],
-                S.repeated_group_gain(lg[0], q[0], 3, 2, step, "reused_name")[0],
-                S.d3s_prompt_gain(lg[0], q[0], 4, 2, step, "reused_name"),
+                S.prompt_gains(lg, q, 3, step, E.get("reused_name")),
+                S.mc_improvement(lg, q, [3, 3], step, 64, seed=1, estimator=E.get("reused_name"))["mean"],
+                S.repeated_group_gain(lg[0], q[0], 3, 2, step, E.get("reused_name"))[0],
+                S.d3s_prompt_gain(lg[0], q[0], 4, 2, step, E.get("reused_name")),
             ]
         finally:
             E.unregister("reused_name")

@@ -140,18 +140,18 @@ def test_every_estimator_declares_a_known_property_and_source():
 @pytest.mark.parametrize("name", ["rloo", "grpo", "opo", "adora", "copo_local", "optimal_baseline_loo_coord"])
 def test_two_arm_route_equals_the_exact_engine(name):
     p, g = 0.3, 4
-    m = exact.moments(name, [math.log(p), math.log(1 - p)], R.deterministic([1.0, 0.0]), g)
-    c, v = binary.binary_moments(name, [p], g)
+    m = exact.moments(E.get(name), [math.log(p), math.log(1 - p)], R.deterministic([1.0, 0.0]), g)
+    c, v = binary.binary_moments(E.get(name), [p], g)
     assert c[0] * p * (1 - p) == pytest.approx(m.mean[0], abs=1e-13)
     assert v[0] == pytest.approx(m.trace_var, abs=1e-13)
 
 
 def test_scale_reference_values():
     ps = np.array([0.2, 0.5])
-    np.testing.assert_allclose(binary.scale_curve("rloo", ps, 8), 1.0, atol=1e-13)
-    np.testing.assert_allclose(binary.scale_curve("grpo_mean", ps, 8), 7 / 8, atol=1e-13)
+    np.testing.assert_allclose(binary.scale_curve(E.get("rloo"), ps, 8), 1.0, atol=1e-13)
+    np.testing.assert_allclose(binary.scale_curve(E.get("grpo_mean"), ps, 8), 7 / 8, atol=1e-13)
     # G = 2 GRPO (eps → 0): A = ±1/√2 on mixed groups, u = 1/(2√2) there, E[u] = p(1−p)/√2, c = 1/√2
-    np.testing.assert_allclose(binary.scale_curve("grpo", ps, 2, eps=1e-300), 1 / math.sqrt(2), rtol=1e-12)
+    np.testing.assert_allclose(binary.scale_curve(E.get("grpo"), ps, 2, eps=1e-300), 1 / math.sqrt(2), rtol=1e-12)
 
 
 def _leaky(rewards, weights):
@@ -164,7 +164,7 @@ def _leaky(rewards, weights):
     (E.rloo, E.BIASED),  # declared biased but unbiased: no counterexample
 ])
 def test_generated_rows_catch_planted_defects(fn, declared):
-    est = E.Estimator("planted", fn, 2, {}, declared == E.UNBIASED, "defect", declared=declared)
+    est = E.Estimator(name="planted", advantages=fn, summary="defect", property=declared)
     E.register(est)
     try:
         checks = C.registry_checks(est)
@@ -192,7 +192,7 @@ def _brute_batch(name, ps, g):
 @pytest.mark.parametrize("name", list(batch.REGISTRY))
 def test_batch_enumeration_equals_ordered_tuples(name):
     ps = [0.3, 0.6]
-    np.testing.assert_allclose(batch.exact_ensemble(name, ps, 3)["c"], _brute_batch(name, ps, 3), atol=1e-12)
+    np.testing.assert_allclose(batch.exact_ensemble(batch.get(name), ps, 3)["c"], _brute_batch(name, ps, 3), atol=1e-12)
 
 
 def test_batch_monte_carlo_passes_and_catches_a_planted_five_percent_error():
@@ -265,7 +265,7 @@ def test_dgpo_released_form_against_a_hand_value_and_a_planted_defect():
     ("bnpo_batch", {"max_weight": float("nan")}, "finite")])
 def test_batch_parameters_are_validated(name, params, message):
     with pytest.raises(InputError, match=message):
-        batch.exact_ensemble(name, [0.3, 0.6], 2, **params)
+        batch.exact_ensemble(batch.get(name), [0.3, 0.6], 2, **params)
 
 
 def _sigmoid(x):

@@ -15,6 +15,7 @@ import pytest
 from bandits import gaussian as G
 from bandits import lqr as L
 from sims import continuous as C
+from sims import estimators
 from sims import trajectory as T
 from sims.claims import gaussian as CG
 from sims.claims import lqr as CL
@@ -50,19 +51,19 @@ def fisher_log_sigma_one(theta, sigma=None):
     return f.at[1, 1].set(1.0) if f.shape[0] == 2 else f
 
 
-def rloo_as_known_mean(name, theta, coeffs, group, sigma=None, **params):
+def rloo_as_known_mean(est, theta, coeffs, group, sigma=None, **params):
     """Defect: RLOO's variance as if its baseline were the true mean E[R] (noise-free baseline)."""
-    ex = C.gaussian_group_exact(name, theta, coeffs, group, sigma, **params)
-    if name != "rloo":
+    ex = C.gaussian_group_exact(est, theta, coeffs, group, sigma, **params)
+    if est.name != "rloo":
         return ex
-    fake = C.gaussian_group_exact("reinforce", theta, coeffs, group, sigma, baseline=ex["objective"])
+    fake = C.gaussian_group_exact(estimators.get("reinforce"), theta, coeffs, group, sigma, baseline=ex["objective"])
     return {**ex, "cov": fake["cov"]}
 
 
-def grpo_mean_unbiased(name, theta, coeffs, group, sigma=None, **params):
+def grpo_mean_unbiased(est, theta, coeffs, group, sigma=None, **params):
     """Defect: the group-mean advantage taken as unbiased (E[ĝ] = ∇J instead of (1 − 1/G)∇J)."""
-    ex = C.gaussian_group_exact(name, theta, coeffs, group, sigma, **params)
-    return {**ex, "mean": ex["true_gradient"]} if name == "grpo_mean" else ex
+    ex = C.gaussian_group_exact(est, theta, coeffs, group, sigma, **params)
+    return {**ex, "mean": ex["true_gradient"]} if est.name == "grpo_mean" else ex
 
 
 def objective_undiscounted(theta, lqr, sigma=None):

@@ -52,25 +52,25 @@ def brute_force(name, logits, model, group, **params):
 def test_multisets_equal_ordered_tuples(case, name):
     logits, model, group = case
     group = min(group, 3 if model.kind == "bernoulli" else 4)
-    ex = exact.moments(name, logits, model, group)
+    ex = exact.moments(E.get(name), logits, model, group)
     mean, cov = brute_force(name, logits, model, group)
     np.testing.assert_allclose(ex.mean, mean, atol=1e-12)
     np.testing.assert_allclose(ex.cov, cov, atol=1e-12)
 
 
 def test_reference_values_theta_zero():
-    m = exact.moments("reinforce", [0.0, 0.0, 0.0], R.deterministic([1, 0, 0]), 1)
+    m = exact.moments(E.get("reinforce"), [0.0, 0.0, 0.0], R.deterministic([1, 0, 0]), 1)
     np.testing.assert_allclose(m.true_gradient, [2 / 9, -1 / 9, -1 / 9], atol=1e-15)
     assert m.optimal_constant_baseline == pytest.approx(1 / 3, abs=1e-14)
     for b in [0.0, 1 / 3, 0.5, 1.0, -2.0]:
-        v = exact.moments("reinforce", [0.0] * 3, R.deterministic([1, 0, 0]), 1, baseline=b).trace_var
+        v = exact.moments(E.get("reinforce"), [0.0] * 3, R.deterministic([1, 0, 0]), 1, baseline=b).trace_var
         assert v == pytest.approx(2 * b * b / 3 - 4 * b / 9 + 4 / 27, abs=1e-14)
 
 
 def test_reference_values_theta_ln2():
     logits, model = [math.log(2), 0.0, 0.0], R.deterministic([1, 0, 0])
-    v = lambda b: exact.moments("reinforce", logits, model, 1, baseline=b).trace_var  # noqa: E731
-    m = exact.moments("reinforce", logits, model, 1)
+    v = lambda b: exact.moments(E.get("reinforce"), logits, model, 1, baseline=b).trace_var  # noqa: E731
+    m = exact.moments(E.get("reinforce"), logits, model, 1)
     assert m.objective == pytest.approx(0.5, abs=1e-15)
     assert m.optimal_constant_baseline == pytest.approx(3 / 10, abs=1e-14)
     assert v(0.0) == pytest.approx(3 / 32, abs=1e-14)
@@ -81,22 +81,22 @@ def test_reference_values_theta_ln2():
 @given(bandits(), st.sampled_from(["reinforce", "rloo", "optimal_baseline_loo", "optimal_baseline_loo_coord"]))
 def test_unbiased_estimators_have_zero_bias(case, name):
     logits, model, group = case
-    m = exact.moments(name, logits, model, group)
+    m = exact.moments(E.get(name), logits, model, group)
     np.testing.assert_allclose(m.bias, 0.0, atol=1e-10)
 
 
 @given(bandits())
 def test_grpo_mean_is_scaled_gradient(case):
     logits, model, group = case
-    m = exact.moments("grpo_mean", logits, model, group)
+    m = exact.moments(E.get("grpo_mean"), logits, model, group)
     np.testing.assert_allclose(m.mean, (1 - 1 / group) * m.true_gradient, atol=1e-10)
 
 
 @given(bandits(), st.floats(-2, 2))
 def test_constant_baseline_variance_divides_by_group(case, b):
     logits, model, group = case
-    v1 = exact.moments("reinforce", logits, model, 1, baseline=b).trace_var
-    vg = exact.moments("reinforce", logits, model, group, baseline=b).trace_var
+    v1 = exact.moments(E.get("reinforce"), logits, model, 1, baseline=b).trace_var
+    vg = exact.moments(E.get("reinforce"), logits, model, group, baseline=b).trace_var
     assert vg == pytest.approx(v1 / group, rel=1e-9, abs=1e-13)
 
 
@@ -110,26 +110,26 @@ def test_multiset_count_for_the_large_case():
 def test_hypothesis_sized_instances_reuse_compiled_kernels():
     """Similar-size instances hit the same compiled kernel (padded arms and multisets)."""
     rng = np.random.default_rng(0)
-    exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3)
-    exact.moments("rloo", [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3, route="multiset")
+    exact.moments(E.get("rloo"), [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3)
+    exact.moments(E.get("rloo"), [0.1, 0.2], R.bernoulli([0.5, 0.5]), 3, route="multiset")
     sizes = lambda: sum(k._cache_size() for k in (exact._moments_kernel, exact._alphabet_kernel,  # noqa: E731
                                                       exact._alphabet_kernel_small))
     before = sizes()
     for _ in range(20):
         k = int(rng.integers(2, 5))
         for route in exact.ROUTES:
-            exact.moments("rloo", rng.normal(size=k), R.bernoulli(rng.uniform(size=k)), 3, route=route)
+            exact.moments(E.get("rloo"), rng.normal(size=k), R.bernoulli(rng.uniform(size=k)), 3, route=route)
     assert sizes() - before <= 3
 
 
 def test_too_large_enumeration_is_refused():
     with pytest.raises(InputError, match="use Monte Carlo"):
-        exact.moments("optimal_baseline_loo", np.linspace(0, 1, 8), R.bernoulli(np.full(8, 0.5)), 40)
+        exact.moments(E.get("optimal_baseline_loo"), np.linspace(0, 1, 8), R.bernoulli(np.full(8, 0.5)), 40)
 
 
 def test_logit_count_must_match_arms():
     with pytest.raises(InputError, match="one per arm"):
-        exact.moments("rloo", [0.0, 0.0], R.bernoulli([0.5, 0.5, 0.5]), 2)
+        exact.moments(E.get("rloo"), [0.0, 0.0], R.bernoulli([0.5, 0.5, 0.5]), 2)
 
 
 def _centred(rewards, weights):
@@ -150,11 +150,11 @@ def test_a_name_registered_again_computes_the_new_function():
 
     results = []
     for fn in (_centred, _twice_centred):
-        E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
+        E.register(E.Estimator(name="reused_name", advantages=fn, summary="reused", property=E.BIASED, uses_weights=False))
         try:
-            results.append([exact.moments("reused_name", logits, model, group, route=r).mean
+            results.append([exact.moments(E.get("reused_name"), logits, model, group, route=r).mean
                             for r in exact.ROUTES]
-                           + [montecarlo.moments("reused_name", logits, model, group, 4096, seed=3).mean])
+                           + [montecarlo.moments(E.get("reused_name"), logits, model, group, 4096, seed=3).mean])
         finally:
             E.unregister("reused_name")
     for first, second in zip(*results):
@@ -169,11 +169,11 @@ def test_a_batch_name_registered_again_computes_the_new_function():
     results = []
     for fn in (_centred, _twice_centred):
         batch.REGISTRY["reused_name"] = batch.BatchEstimator("reused_name", fn, {}, "reused", "test", "test")
-        E.register(E.Estimator("reused_name", fn, 2, {}, False, "reused", uses_weights=False))
+        E.register(E.Estimator(name="reused_name", advantages=fn, summary="reused", property=E.BIASED, uses_weights=False))
         try:
-            results.append([batch.exact_ensemble("reused_name", [0.3, 0.6], 3)["c"],
-                            batch.mc_ensemble("reused_name", [0.3, 0.6], 3, 4096, seed=3)["c"],
-                            binary.scale_curve("reused_name", [0.3, 0.6], 3)])
+            results.append([batch.exact_ensemble(batch.get("reused_name"), [0.3, 0.6], 3)["c"],
+                            batch.mc_ensemble(batch.get("reused_name"), [0.3, 0.6], 3, 4096, seed=3)["c"],
+                            binary.scale_curve(E.get("reused_name"), [0.3, 0.6], 3)])
         finally:
             batch.REGISTRY.pop("reused_name")
             E.unregister("reused_name")

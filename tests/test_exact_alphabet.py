@@ -41,8 +41,8 @@ def test_alphabet_route_equals_multiset_route(case):
     for name in _alphabet_estimators():
         if group < E.get(name).min_group:
             continue
-        a = exact.moments(name, logits, model, group, route="multiset")
-        b = exact.moments(name, logits, model, group, route="reward-alphabet")
+        a = exact.moments(E.get(name), logits, model, group, route="multiset")
+        b = exact.moments(E.get(name), logits, model, group, route="reward-alphabet")
         assert b.route == "reward-alphabet" and a.route == "multiset"
         # 1e-12 absolute, and relative where an estimator's scale is large (bnpo's 1/f reaches 1e6)
         np.testing.assert_allclose(b.mean, a.mean, rtol=1e-12, atol=1e-12, err_msg=name)
@@ -53,8 +53,8 @@ def test_alphabet_route_equals_multiset_route_at_group_64():
     """Two Bernoulli arms: 47,905 multisets of G = 64, against 4·63 reward groups."""
     logits, model = [0.4, -0.3], R.bernoulli([0.15, 0.6])
     for name in ["grpo", "rloo"]:
-        a = exact.moments(name, logits, model, 64, route="multiset")
-        b = exact.moments(name, logits, model, 64)
+        a = exact.moments(E.get(name), logits, model, 64, route="multiset")
+        b = exact.moments(E.get(name), logits, model, 64)
         assert (a.multisets, b.multisets, b.route) == (47_905, 4 * 63, "reward-alphabet")
         np.testing.assert_allclose(b.mean, a.mean, rtol=0, atol=1e-12)
         np.testing.assert_allclose(b.cov, a.cov, rtol=0, atol=1e-12)
@@ -116,7 +116,7 @@ def _brute_force(name, group):
 @pytest.mark.parametrize("name,group", [("reinforce", 3), ("rloo", 4), ("grpo_mean", 3), ("grpo", 4)])
 def test_alphabet_route_pinned_to_rational_brute_force(name, group):
     params = {"baseline": 0.5} if name == "reinforce" else {}
-    m = exact.moments(name, LOGITS, R.bernoulli([float(p) for p in P]), group, **params)
+    m = exact.moments(E.get(name), LOGITS, R.bernoulli([float(p) for p in P]), group, **params)
     assert m.route == "reward-alphabet"
     mean, cov = _brute_force(name, group)
     np.testing.assert_allclose(m.mean, mean, rtol=0, atol=1e-14)
@@ -136,9 +136,9 @@ def test_group_64_pinned_to_rational_values():
     cov1 = [[sum(PI[a] * e2[a] * s(a, i) * s(a, l) for a in range(3)) - grad[i] * grad[l]
              for l in range(3)] for i in range(3)]
     model = R.bernoulli([float(p) for p in P])
-    rloo = exact.moments("rloo", LOGITS, model, g)
-    dr = exact.moments("grpo_mean", LOGITS, model, g)
-    rf = exact.moments("reinforce", LOGITS, model, g, baseline=0.5)
+    rloo = exact.moments(E.get("rloo"), LOGITS, model, g)
+    dr = exact.moments(E.get("grpo_mean"), LOGITS, model, g)
+    rf = exact.moments(E.get("reinforce"), LOGITS, model, g, baseline=0.5)
     assert {rloo.route, dr.route, rf.route} == {"reward-alphabet"}
     np.testing.assert_allclose(rloo.mean, np.array(grad, dtype=float), rtol=0, atol=1e-14)
     np.testing.assert_allclose(dr.mean, np.array([x * Fraction(g - 1, g) for x in grad], dtype=float),
@@ -148,18 +148,18 @@ def test_group_64_pinned_to_rational_values():
 
 def test_route_choice_and_limits():
     k16 = np.linspace(-1, 1, 16), R.bernoulli(np.linspace(0.05, 0.95, 16))
-    assert exact.plan("grpo", *k16, 64) == ("reward-alphabet", 4 * 63)
-    m = exact.moments("grpo", *k16, 64)
+    assert exact.plan(E.get("grpo"), *k16, 64) == ("reward-alphabet", 4 * 63)
+    m = exact.moments(E.get("grpo"), *k16, 64)
     assert m.route == "reward-alphabet" and np.all(np.isfinite(m.cov))
     # optimal_baseline_loo sees |s|²: with 16 distinct logits it has 32 types, and both routes refuse
     with pytest.raises(InputError, match="limit of 3,000,000.*limit of 48,000,000 entries"):
-        exact.moments("optimal_baseline_loo", *k16, 64)
+        exact.moments(E.get("optimal_baseline_loo"), *k16, 64)
     # ... but with every logit equal there is one weight class and the alphabet route is cheap
-    assert exact.plan("optimal_baseline_loo", np.zeros(16), k16[1], 64)[0] == "reward-alphabet"
+    assert exact.plan(E.get("optimal_baseline_loo"), np.zeros(16), k16[1], 64)[0] == "reward-alphabet"
     with pytest.raises(InputError, match="per-coordinate"):
-        exact.moments("optimal_baseline_loo_coord", *k16, 32)
+        exact.moments(E.get("optimal_baseline_loo_coord"), *k16, 32)
     with pytest.raises(InputError, match="unknown exact route"):
-        exact.moments("grpo", *k16, 4, route="tuples")
+        exact.moments(E.get("grpo"), *k16, 4, route="tuples")
 
 
 def test_cli_reports_route_at_group_64(capsys):
@@ -184,6 +184,6 @@ def test_group_64_on_16_arms_matches_the_difficulty_scale():
 
     logits, p = np.linspace(-1, 1, 16), np.linspace(0.05, 0.95, 16)
     for name in ["grpo", "grpo_mean"]:
-        m = exact.moments(name, logits, R.bernoulli(p), 64)
-        c = binary.binary_reward_scale(name, float(m.pi @ p), 64)
+        m = exact.moments(E.get(name), logits, R.bernoulli(p), 64)
+        c = binary.binary_reward_scale(E.get(name), float(m.pi @ p), 64)
         np.testing.assert_allclose(m.mean, c * m.true_gradient, rtol=0, atol=1e-13)

@@ -7,6 +7,7 @@ import numpy as np
 
 from bandits import rewards as R
 from bandits import softmax
+from sims import estimators
 from sims.engines import montecarlo, stats
 
 LOGITS = jnp.array([0.3, -0.2, 0.1, -3.0])
@@ -58,9 +59,9 @@ def test_random_words_layout():
 
 
 def test_engine_on_rbg_is_bit_reproducible():
-    a = montecarlo.moments("grpo", np.asarray(LOGITS), MODEL, 4, 20_000, seed=11, progress=False)
-    b = montecarlo.moments("grpo", np.asarray(LOGITS), MODEL, 4, 20_000, seed=11, progress=False)
-    c = montecarlo.moments("grpo", np.asarray(LOGITS), MODEL, 4, 20_000, seed=12, progress=False)
+    a = montecarlo.moments(estimators.get("grpo"), np.asarray(LOGITS), MODEL, 4, 20_000, seed=11, progress=False)
+    b = montecarlo.moments(estimators.get("grpo"), np.asarray(LOGITS), MODEL, 4, 20_000, seed=11, progress=False)
+    c = montecarlo.moments(estimators.get("grpo"), np.asarray(LOGITS), MODEL, 4, 20_000, seed=12, progress=False)
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.cov, b.cov)
     assert not np.array_equal(a.mean, c.mean)

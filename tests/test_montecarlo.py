@@ -37,14 +37,14 @@ def _leaky_rloo(rewards, weights):
 
 @pytest.fixture
 def leaky():
-    est = estimators.register(estimators.Estimator("leaky_rloo", _leaky_rloo, 2, {}, True, "defect"))
+    est = estimators.register(estimators.Estimator(name="leaky_rloo", advantages=_leaky_rloo, summary="defect", property=estimators.UNBIASED))
     yield est.name
     estimators.unregister(est.name)
 
 
 def test_planted_defect_own_reward_in_baseline_is_caught(leaky):
     model = R.parse_rewards("bernoulli:0.8,0.4,0.1")
-    check = checks.mc_unbiased(leaky, (0.3, -0.2, 0.1), model, 4, checks.SUITE_SAMPLES, SEED)
+    check = checks.mc_unbiased(estimators.get(leaky), (0.3, -0.2, 0.1), model, 4, checks.SUITE_SAMPLES, SEED)
     assert not check.passed, check.summary()
     for c in checks.run_suite(SEED, estimator_override=leaky):
         if "vs ∇J" in c.label:
@@ -59,9 +59,9 @@ def test_planted_defect_variance_off_by_two_percent_is_caught():
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
     model = R.bernoulli([0.8, 0.4, 0.1])
-    a = montecarlo.moments("grpo", [0.3, -0.2, 0.1], model, 4, 50_000, seed=7)
-    b = montecarlo.moments("grpo", [0.3, -0.2, 0.1], model, 4, 50_000, seed=7)
-    c = montecarlo.moments("grpo", [0.3, -0.2, 0.1], model, 4, 50_000, seed=8)
+    a = montecarlo.moments(estimators.get("grpo"), [0.3, -0.2, 0.1], model, 4, 50_000, seed=7)
+    b = montecarlo.moments(estimators.get("grpo"), [0.3, -0.2, 0.1], model, 4, 50_000, seed=7)
+    c = montecarlo.moments(estimators.get("grpo"), [0.3, -0.2, 0.1], model, 4, 50_000, seed=8)
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.cov, b.cov)
     assert not np.array_equal(a.mean, c.mean)
@@ -80,24 +80,24 @@ def test_chunked_merge_equals_one_pass():
 
 def test_partial_last_chunk_and_batch_count():
     model = R.bernoulli([0.8, 0.4, 0.1])
-    m = montecarlo.moments("rloo", [0.3, -0.2, 0.1], model, 4, 10_007, seed=1)
+    m = montecarlo.moments(estimators.get("rloo"), [0.3, -0.2, 0.1], model, 4, 10_007, seed=1)
     assert m.samples == 10_007 and m.batches >= 32 and np.isfinite(m.trace_var_se)
 
 
 def test_gaussian_rewards_unbiased():
     model = R.parse_rewards("gaussian:1/1,0/0.5,0.3/2")
-    c = checks.mc_unbiased("rloo", (0.3, -0.2, 0.1), model, 4, 200_000, SEED)
+    c = checks.mc_unbiased(estimators.get("rloo"), (0.3, -0.2, 0.1), model, 4, 200_000, SEED)
     assert c.passed, c.summary()
 
 
 def test_bad_monte_carlo_input():
     model = R.bernoulli([0.5, 0.5])
     with pytest.raises(InputError):
-        montecarlo.moments("rloo", [0.0, 0.0], model, 4, 1)
+        montecarlo.moments(estimators.get("rloo"), [0.0, 0.0], model, 4, 1)
     with pytest.raises(InputError):
-        montecarlo.moments("rloo", [0.0, 0.0], model, 4, 100, seed=-3)
+        montecarlo.moments(estimators.get("rloo"), [0.0, 0.0], model, 4, 100, seed=-3)
     with pytest.raises(InputError):
-        montecarlo.moments("rloo", [0.0, 0.0, 0.0], model, 4, 100)
+        montecarlo.moments(estimators.get("rloo"), [0.0, 0.0, 0.0], model, 4, 100)
 
 
 def test_holm_and_power_arithmetic():

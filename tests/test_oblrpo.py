@@ -104,7 +104,7 @@ def test_per_coordinate_baseline(seed):
 
 @pytest.fixture
 def self_inclusive_registered():
-    est = estimators.Estimator("test_self_inclusive", oblrpo.self_inclusive_baseline, 2, {}, False, "")
+    est = estimators.Estimator(name="test_self_inclusive", advantages=oblrpo.self_inclusive_baseline, summary="", property=estimators.BIASED)
     estimators.register(est)
     yield est.name
     estimators.unregister(est.name)
@@ -271,7 +271,7 @@ def test_exact_bad_input():
     with pytest.raises(InputError, match="logits"):
         oblrpo.exact_u_statistic(np.zeros(3), model, 2)
     with pytest.raises(InputError, match="unknown estimator"):
-        oblrpo.exact_u_statistic(np.zeros(2), model, 2, "ppo")
+        oblrpo.exact_u_statistic(np.zeros(2), model, 2, estimators.get("ppo"))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         R.bernoulli([1.5, 0.2])
 
@@ -284,9 +284,9 @@ def test_between_group_u_statistic_is_unbiased_for_any_estimator():
     from sims.engines import montecarlo, stats
 
     logits, model = np.array([0.4, -0.2, 0.0]), R.bernoulli([0.7, 0.1, 0.4])
-    mean, _ = oblrpo.exact_mean_and_trace_var(logits, model, 3, "grpo")
+    mean, _ = oblrpo.exact_mean_and_trace_var(logits, model, 3, estimators.get("grpo"))
     target = float(mean @ mean)
-    g = montecarlo.sample_group_gradients("grpo", jnp.asarray(logits), model.tables(),
+    g = montecarlo.sample_group_gradients(estimators.get("grpo"), jnp.asarray(logits), model.tables(),
                                           {"eps": 1e-6}, jax.random.key(5), (40_000, 4, 3))
     u = np.asarray(oblrpo.between_group_u_statistic(g))
     diag = np.asarray(jnp.sum(jnp.mean(g, axis=1) ** 2, axis=-1))

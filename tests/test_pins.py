@@ -17,6 +17,7 @@ import pytest
 from bandits import rewards as R
 from bandits import softmax
 from bandits import vas as B
+from sims import estimators as E
 from sims.engines import exact
 
 THETA = np.array([math.log(2.0), 0.0, 0.0])
@@ -117,7 +118,7 @@ CASES = [
 def test_registry_estimators_against_a_fraction_brute_force(name, params, group, spec, outcomes):
     mean, trace = brute_force(name, outcomes, group, {k: F(v) if name not in ("grpo", "copo_local") else v
                                                       for k, v in params.items()})
-    m = exact.moments(name, THETA, R.parse_rewards(spec), group, **params)
+    m = exact.moments(E.get(name), THETA, R.parse_rewards(spec), group, **params)
     np.testing.assert_allclose(m.mean, mean, atol=1e-13)
     assert m.trace_var == pytest.approx(trace, abs=1e-13)
 
@@ -126,7 +127,7 @@ def test_optimal_baseline_loo_variance_pin():
     """tr Var of `optimal_baseline_loo` at θ = (ln 2, 0, 0), r = (1, 0, 0), G = 4: 0.031627."""
     mean, trace = brute_force("optimal_baseline_loo", DETERMINISTIC, 4)
     assert round(trace, 6) == 0.031627
-    m = exact.moments("optimal_baseline_loo", THETA, R.deterministic([1.0, 0.0, 0.0]), 4)
+    m = exact.moments(E.get("optimal_baseline_loo"), THETA, R.deterministic([1.0, 0.0, 0.0]), 4)
     assert round(m.trace_var, 6) == 0.031627
     np.testing.assert_allclose(m.mean, [1 / 4, -1 / 8, -1 / 8], atol=1e-13)  # unbiased: ∇J = π∘(r − J)
 
@@ -135,7 +136,7 @@ def test_reference_variances_of_the_design():
     """docs/design.md §4.1: θ = (ln 2, 0, 0), r = (1, 0, 0): V(0) = 3/32, V(1/2) = 1/16,
     V(3/10) = 3/80, and b* = 3/10 although E[R] = 1/2."""
     for b, v in ((0.0, 3 / 32), (0.5, 1 / 16), (0.3, 3 / 80)):
-        assert exact.moments("reinforce", THETA, R.deterministic([1.0, 0, 0]), 1,
+        assert exact.moments(E.get("reinforce"), THETA, R.deterministic([1.0, 0, 0]), 1,
                              baseline=b).trace_var == pytest.approx(v, abs=1e-14)
     assert float(softmax.optimal_constant_baseline(THETA, np.array([1.0, 0, 0]))) == pytest.approx(0.3, abs=1e-14)
 
@@ -210,9 +211,9 @@ def test_released_pins_catch_the_earlier_lab_forms():
                                        DETERMINISTIC),
                                       ("real", real_threshold, cat, outcomes)):
         mean, _ = brute_force(name, outs, 3)
-        np.testing.assert_allclose(exact.moments(name, THETA, model, 3).mean, mean, atol=1e-13)
-        E.register(E.Estimator("planted_pin", defect, 2, {}, False, "defect"))
+        np.testing.assert_allclose(exact.moments(E.get(name), THETA, model, 3).mean, mean, atol=1e-13)
+        E.register(E.Estimator(name="planted_pin", advantages=defect, summary="defect", property=E.BIASED))
         try:
-            assert not np.allclose(exact.moments("planted_pin", THETA, model, 3).mean, mean, atol=1e-6)
+            assert not np.allclose(exact.moments(E.get("planted_pin"), THETA, model, 3).mean, mean, atol=1e-6)
         finally:
             E.unregister("planted_pin")

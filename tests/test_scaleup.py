@@ -243,8 +243,7 @@ def test_a_short_run_improves_reward_and_a_negated_estimator_does_not(capsys):
     assert last > first + 0.2, (first, last)
     assert set(out) >= {"config", "rewards", "initial_reward", "final_reward", "greedy_accuracy"}
     # planted defect: the same run ascending −A (descending J) must not improve
-    estimators.register(estimators.Estimator("negated_grpo", lambda r, w, eps=1e-6: -estimators.grpo(r, w, eps),
-                                             2, {"eps": 1e-6}, False, "−GRPO (planted defect)"))
+    estimators.register(estimators.Estimator(name="negated_grpo", advantages=lambda r, w, eps=1e-6: -estimators.grpo(r, w, eps), params={"eps": 1e-6}, summary="−GRPO (planted defect)", property=estimators.BIASED))
     try:
         first_bad, last_bad, _ = _reward_gain(capsys, "negated_grpo")
     finally:

@@ -17,7 +17,7 @@ KW = dict(steps=6, batch=3, group=4, seeds=4)
 
 
 def test_contract_shapes_and_bookkeeping():
-    r = T.train(ENS, "rloo", **KW, seed=1, lr=2.0)
+    r = T.train(ENS, estimators.get("rloo"), **KW, seed=1, lr=2.0)
     assert r.expected_reward.shape == (4, 7)
     assert r.samples.shape == (7,)
     np.testing.assert_array_equal(r.samples, 12.0 * np.arange(7))
@@ -31,9 +31,9 @@ def test_contract_shapes_and_bookkeeping():
 
 
 def test_reproducible_from_one_seed_and_seeds_differ():
-    a = T.train(ENS, "rloo", **KW, seed=5)
-    b = T.train(ENS, "rloo", **KW, seed=5)
-    c = T.train(ENS, "rloo", **KW, seed=6)
+    a = T.train(ENS, estimators.get("rloo"), **KW, seed=5)
+    b = T.train(ENS, estimators.get("rloo"), **KW, seed=5)
+    c = T.train(ENS, estimators.get("rloo"), **KW, seed=6)
     np.testing.assert_array_equal(a.expected_reward, b.expected_reward)
     assert not np.array_equal(a.expected_reward, c.expected_reward)
     assert not np.array_equal(a.expected_reward[0], a.expected_reward[1])
@@ -42,7 +42,7 @@ def test_reproducible_from_one_seed_and_seeds_differ():
 def test_first_step_matches_batch_gradient_by_hand():
     """Θ₁ = Θ₀ + lr·Ĝ with the documented key derivation and the registry's batch gradient."""
     lr, seed, batch, group = 1.5, 2, KW["batch"], KW["group"]
-    r = T.train(ENS, "rloo", **KW, seed=seed, lr=lr)
+    r = T.train(ENS, estimators.get("rloo"), **KW, seed=seed, lr=lr)
     success = jnp.asarray(ENS.success)
     logits = jnp.zeros(ENS.success.shape)
     est = estimators.get("rloo")
@@ -62,14 +62,14 @@ def test_first_step_matches_batch_gradient_by_hand():
 
 
 def test_snr_rule_with_equal_bounds_is_the_fixed_step():
-    fixed = T.train(ENS, "rloo", **KW, lr=3.0)
-    snr = T.train(ENS, "rloo", **KW, lr=3.0, step_rule="snr", eta_min=3.0, eta_max=3.0)
+    fixed = T.train(ENS, estimators.get("rloo"), **KW, lr=3.0)
+    snr = T.train(ENS, estimators.get("rloo"), **KW, lr=3.0, step_rule="snr", eta_min=3.0, eta_max=3.0)
     np.testing.assert_allclose(snr.expected_reward, fixed.expected_reward, atol=1e-13)
     assert np.all(snr.step_sizes == 3.0)
 
 
 def test_snr_rule_stays_within_bounds_and_reports_snr():
-    r = T.train(ENS, "rloo", **KW, lr=8.0, step_rule="snr", eta_min=0.5)
+    r = T.train(ENS, estimators.get("rloo"), **KW, lr=8.0, step_rule="snr", eta_min=0.5)
     assert np.all((r.step_sizes >= 0.5) & (r.step_sizes <= 8.0))
     assert not np.all(np.isnan(r.snr))
     frac = np.where(np.isinf(r.snr), 1.0, np.maximum(r.snr, 0) / (1 + np.maximum(r.snr, 0)))
@@ -84,14 +84,14 @@ def test_custom_sampler_weights_and_extra_rollouts_are_used():
         idx = jnp.array([0, 1])
         return idx, jnp.array([1.0, 3.0]), state + 1, jnp.int32(5)
 
-    r = T.train(ENS, "reinforce", steps=3, batch=2, group=2, seeds=2, params={"baseline": 0.2},
+    r = T.train(ENS, estimators.get("reinforce"), steps=3, batch=2, group=2, seeds=2, params={"baseline": 0.2},
                 sampler=ens.PromptSampler(init, select))
     np.testing.assert_array_equal(r.samples, [0, 9, 18, 27])
     assert np.all(r.expected_reward[:, 0] == r.expected_reward[0, 0])
 
 
 def test_adam_and_per_coordinate_estimator_and_init_logits():
-    r = T.train(ENS, "optimal_baseline_loo_coord", **KW, optimizer="adam", lr=0.1,
+    r = T.train(ENS, estimators.get("optimal_baseline_loo_coord"), **KW, optimizer="adam", lr=0.1,
                 init_logits=np.array([0.5, 0.0, -0.5]), params={})
     assert np.all(np.isfinite(r.expected_reward)) and r.expected_reward[0, 0] != r.expected_reward[0, -1]
 
@@ -101,8 +101,8 @@ def test_adam_and_per_coordinate_estimator_and_init_logits():
 def test_rewards_bounded_and_snr_equal_bounds_property(q, seed):
     name = "rloo"  # one estimator: compiled once, reused by every example
     e = ens.Ensemble(np.asarray(q).reshape(4, 3))
-    fixed = T.train(e, name, **KW, seed=seed, lr=4.0)
-    snr = T.train(e, name, **KW, seed=seed, lr=4.0, step_rule="snr", eta_min=4.0)
+    fixed = T.train(e, estimators.get(name), **KW, seed=seed, lr=4.0)
+    snr = T.train(e, estimators.get(name), **KW, seed=seed, lr=4.0, step_rule="snr", eta_min=4.0)
     np.testing.assert_allclose(snr.expected_reward, fixed.expected_reward, atol=1e-12)
     # at the uniform start J = mean of the pass rates, by hand (not through the lab's objective)
     np.testing.assert_allclose(fixed.expected_reward[:, 0], sum(q) / len(q), atol=1e-14)
@@ -128,20 +128,20 @@ def test_rewards_bounded_and_snr_equal_bounds_property(q, seed):
 def test_bad_input(kwargs, message):
     args = dict(KW) | kwargs
     with pytest.raises(InputError, match=message):
-        T.train(ENS, "rloo", **args)
+        T.train(ENS, estimators.get("rloo"), **args)
 
 
 def test_bad_estimator_group_and_ensemble():
     with pytest.raises(InputError, match="unknown estimator"):
-        T.train(ENS, "ppo", **KW)
+        T.train(ENS, estimators.get("ppo"), **KW)
     with pytest.raises(InputError, match="group"):
-        T.train(ENS, "rloo", **(KW | {"group": 1}))
+        T.train(ENS, estimators.get("rloo"), **(KW | {"group": 1}))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         ens.Ensemble(np.array([[0.5, 1.2]]))
     with pytest.raises(InputError, match="P ≥ 1"):
         ens.Ensemble(np.zeros((0, 3)))
     with pytest.raises(InputError, match="Ensemble"):
-        T.train(np.zeros((2, 3)), "rloo", **KW)
+        T.train(np.zeros((2, 3)), estimators.get("rloo"), **KW)
 
 
 def test_samples_to_threshold_and_bootstrap():

@@ -14,6 +14,7 @@ from bandits import lqr as L
 from bandits import rewards as R
 from bandits import softmax
 from sims import continuous as C
+from sims import estimators
 from sims import trajectory as T
 from sims.engines import montecarlo, stats
 
@@ -99,8 +100,8 @@ def test_engine_streams_any_problem_reproducibly():
 def test_gaussian_group_estimators_exact_vs_engine():
     c, theta = G.REWARDS["quadratic"], [0.2, math.log(0.8)]
     for name, params in (("reinforce", {"baseline": 0.3}), ("rloo", {}), ("grpo_mean", {})):
-        ex = C.gaussian_group_exact(name, theta, c, 4, **params)
-        mc = C.gaussian_group_mc(name, theta, c, 4, 100_000, seed=3, **params)
+        ex = C.gaussian_group_exact(estimators.get(name), theta, c, 4, **params)
+        mc = C.gaussian_group_mc(estimators.get(name), theta, c, 4, 100_000, seed=3, **params)
         mean = stats.z_check("mean", mc.mean, mc.mean_se, ex["mean"])
         tr = stats.z_check("tr", mc.trace_var, mc.trace_var_se, np.trace(ex["cov"]))
         assert stats.combine(name, [mean, tr]).passed

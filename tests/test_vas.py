@@ -118,7 +118,7 @@ def test_bad_input():
     with pytest.raises(InputError):
         V.search(lambda *a: False, "nope")
     with pytest.raises(InputError):
-        V.expected_step_gain("reinforce", [0.0, 0.0], R.deterministic([1, 0, 0]), 1, 0.1)
+        V.expected_step_gain(E.get("reinforce"), [0.0, 0.0], R.deterministic([1, 0, 0]), 1, 0.1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def _brute_gain(name, logits, model, group, eta, **params):
                                                ("rloo", 2, {}), ("grpo", 3, {})])
 def test_expected_step_gain_matches_ordered_tuples(name, group, params):
     logits, model = np.array([0.3, -0.5, 0.1]), R.bernoulli([0.9, 0.2, 0.4])
-    got = V.expected_step_gain(name, logits, model, group, 0.7, **params)
+    got = V.expected_step_gain(E.get(name), logits, model, group, 0.7, **params)
     assert got == pytest.approx(_brute_gain(name, logits, model, group, 0.7, **params), abs=1e-13)
 
 

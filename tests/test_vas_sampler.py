@@ -8,6 +8,7 @@ import pytest
 from bandits import ensemble as ens
 from bandits import vas as B
 from bandits.errors import InputError
+from sims import estimators
 from sims import vas as V
 from sims.engines import stats
 from sims.train import train
@@ -118,7 +119,7 @@ def test_importance_weights():
 def test_trainer_counts_scoring_rollouts():
     e = ens.make_ensemble(6, 8, 3)
     sampler = V.cached_vas_sampler(4, num_rollouts=3, lam=0.5, update_every=5)
-    res = train(e, "grpo", steps=12, batch=4, group=4, seeds=2, seed=0, sampler=sampler)
+    res = train(e, estimators.get("grpo"), steps=12, batch=4, group=4, seeds=2, seed=0, sampler=sampler)
     refreshes = 3  # steps 0, 5, 10
     assert res.samples[-1] == 12 * 4 * 4 + refreshes * 8 * 3
     assert np.all(np.isfinite(res.expected_reward))
@@ -127,7 +128,7 @@ def test_trainer_counts_scoring_rollouts():
 
 def test_paired_gain_of_identical_runs_is_zero():
     e = ens.make_ensemble(7, 8, 3)
-    res = train(e, "rloo", steps=10, batch=4, group=4, seeds=4, seed=0)
+    res = train(e, estimators.get("rloo"), steps=10, batch=4, group=4, seeds=4, seed=0)
     g = V.paired_gain(res, res, count_scoring=True)
     assert g["final"] == [0.0, 0.0, 0.0] and g["auc"] == [0.0, 0.0, 0.0]
 

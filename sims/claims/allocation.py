@@ -17,6 +17,7 @@ import numpy as np
 
 from bandits import allocation as A
 from sims import allocation as S
+from sims import estimators
 from sims.engines import stats
 from sims.ledger import Check, Outcome, claim
 
@@ -133,7 +134,7 @@ def check_reweighting(quick: bool, counts=None) -> Outcome:
         raise ValueError("the counts must split evenly over the selected prompts")
     spreads = {}
     for est, agg in (("rloo", "rollout"), ("grpo", "rollout"), ("grpo", "prompt")):
-        r = S.reweighting(lg, q, counts, est, agg)["scale"] / S.reweighting(lg, q, equal, est, agg)["scale"]
+        r = S.reweighting(lg, q, counts, estimators.get(est), agg)["scale"] / S.reweighting(lg, q, equal, estimators.get(est), agg)["scale"]
         r = r[np.isfinite(r)]
         spreads[f"{est}/{agg}"] = float(r.max() / r.min())
     holds = all(abs(s - 1) <= 1e-9 for s in spreads.values())
@@ -168,7 +169,7 @@ def check_reweighting_conditions(quick: bool, grpo_mean_scale=lambda n: 1.0 - 1.
         counts[0] = max(counts[0], 2)
         for est, scale in (("rloo", lambda n: 1.0), ("grpo_mean", grpo_mean_scale)):
             for agg in S.AGGREGATIONS:
-                r = S.reweighting(lg, q, counts, est, agg)
+                r = S.reweighting(lg, q, counts, estimators.get(est), agg)
                 w = S.batch_weights(counts, agg)
                 want = np.array([w[p] * (scale(counts[p]) if counts[p] else 0.0) for p in range(prompts)])
                 pred = want[:, None] * r["grad"]
@@ -250,7 +251,7 @@ def mc_cases(quick: bool, seed: int = 21) -> tuple:
         counts[0] = max(counts[0], 2)
         eta = float(rng.uniform(0.5, 4.0))
         est = ("grpo", "rloo", "grpo_mean")[i % 3]
-        mc = S.mc_improvement(lg, q, counts, eta, samples, seed=seed + i, estimator=est)
+        mc = S.mc_improvement(lg, q, counts, eta, samples, seed=seed + i, estimator=estimators.get(est))
         out.append((lg, q, counts, eta, est, mc["mean"], mc["se"]))
     return tuple(out)
 
@@ -260,7 +261,7 @@ def check_exact_vs_mc(quick: bool, eta_factor: float = 1.0, seed: int = 21) -> O
     on random ensembles and allocations, one Holm family at α = 1e-6."""
     measured, se, expected = [], [], []
     for lg, q, counts, eta, est, mean, err in mc_cases(quick, seed):
-        expected.append(S.expected_improvement(lg, q, counts, eta * eta_factor, est))
+        expected.append(S.expected_improvement(lg, q, counts, eta * eta_factor, estimators.get(est)))
         measured.append(mean)
         se.append(err)
     z = stats.z_check("E[ΔJ]", measured, se, expected, scale=float(np.max(np.abs(expected))))

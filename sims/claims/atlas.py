@@ -63,17 +63,17 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
     if prop == estimators.UNBIASED:
         def ex(quick):
             insts = random_instances(quick, seed=21)
-            worst, where = _worst_over(insts, lambda lg, m, g: exact.moments(name, lg, m, max(g, est.min_group)).bias)
+            worst, where = _worst_over(insts, lambda lg, m, g: exact.moments(est, lg, m, max(g, est.min_group)).bias)
             return Outcome(worst <= TOL, worst, f"≤ {TOL:g}", f"max |E[ĝ] − ∇J| over {len(insts)} random bandits",
                            counterexample=where if worst > TOL else None)
 
         def mc(quick):
-            c = checks.mc_unbiased(name, _LOGITS, _BERN, g0, _samples(quick), 31)
+            c = checks.mc_unbiased(est, _LOGITS, _BERN, g0, _samples(quick), 31)
             return _mc_outcome(c, "MC mean vs ∇J")
 
     elif prop == estimators.DIRECTION:
         def residual(lg, m, g):
-            mo = exact.moments(name, lg, m, max(g, est.min_group))
+            mo = exact.moments(est, lg, m, max(g, est.min_group))
             c = mo.mean @ mo.true_gradient / max(mo.true_gradient @ mo.true_gradient, 1e-300)
             return mo.mean - c * mo.true_gradient
 
@@ -84,7 +84,7 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
                            counterexample=where if worst > TOL else None)
 
         def mc(quick):
-            return _mc_outcome(checks.mc_matches_exact(name, _LOGITS, _BERN, g0, _samples(quick), 32),
+            return _mc_outcome(checks.mc_matches_exact(est, _LOGITS, _BERN, g0, _samples(quick), 32),
                                "MC vs exact (mean, tr Cov)")
 
     elif prop == estimators.BINARY_DIRECTION and (est.uses_weights or est.per_coordinate):
@@ -98,8 +98,8 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
     elif prop == estimators.BINARY_DIRECTION:
         def residual(lg, m, g):
             g = max(g, est.min_group)
-            mo = exact.moments(name, lg, m, g)
-            return mo.mean - binary.binary_reward_scale(name, mo.objective, g) * mo.true_gradient
+            mo = exact.moments(est, lg, m, g)
+            return mo.mean - binary.binary_reward_scale(est, mo.objective, g) * mo.true_gradient
 
         def ex(quick):
             insts = random_instances(quick, seed=23, kinds=("bernoulli",))
@@ -109,9 +109,9 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
                            counterexample=where if worst > TOL else None)
 
         def mc(quick):
-            m = montecarlo.moments(name, _LOGITS, _BERN, g0, _samples(quick), seed=33)
+            m = montecarlo.moments(est, _LOGITS, _BERN, g0, _samples(quick), seed=33)
             j = float(softmax.objective(np.asarray(_LOGITS), _BERN.means))
-            target = binary.binary_reward_scale(name, j, g0) * np.asarray(
+            target = binary.binary_reward_scale(est, j, g0) * np.asarray(
                 softmax.gradient(np.asarray(_LOGITS), _BERN.means))
             return _mc_outcome(stats.z_check(f"{name} G={g0}: MC mean vs c(J, G)∇J", m.mean, m.mean_se, target),
                                "MC mean vs c(J, G)∇J")
@@ -119,7 +119,7 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
     else:
         def ex(quick):
             for logits, model, group in random_instances(quick, seed=24, kinds=("bernoulli", "categorical")):
-                mo = exact.moments(name, logits, model, max(group, est.min_group))
+                mo = exact.moments(est, logits, model, max(group, est.min_group))
                 cos = _cosine(mo.mean, mo.true_gradient)
                 if cos < 1 - 1e-6:
                     return Outcome(True, {"cosine": cos, "at": _describe(logits, model, group)},
@@ -128,7 +128,7 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
                            "no counterexample found: the entry may be direction-unbiased")
 
         def mc(quick):
-            return _mc_outcome(checks.mc_matches_exact(name, _LOGITS, _BERN, g0, _samples(quick), 34),
+            return _mc_outcome(checks.mc_matches_exact(est, _LOGITS, _BERN, g0, _samples(quick), 34),
                                "MC vs exact (mean, tr Cov)")
 
     return [Check("exact", ex), Check("monte_carlo", mc)]
@@ -300,8 +300,8 @@ def _():
         ps = np.linspace(0.2, 0.8, 7)
         out = {}
         for g in (64, 512, 2048):
-            d = binary.scale_curve("dgae", ps, g, eps=0.0) * 2 * ps * (1 - ps)
-            q = binary.scale_curve("grpo", ps, g) * np.sqrt(ps * (1 - ps))
+            d = binary.scale_curve(estimators.get("dgae"), ps, g, eps=0.0) * 2 * ps * (1 - ps)
+            q = binary.scale_curve(estimators.get("grpo"), ps, g) * np.sqrt(ps * (1 - ps))
             out[g] = [float(np.max(np.abs(d - 1))), float(np.max(np.abs(q - 1)))]
         shrinking = all(out[2048][i] < out[512][i] < out[64][i] or out[2048][i] < 1e-9 for i in (0, 1))
         return Outcome(shrinking and max(out[2048]) < 2e-3, out, "→ 0, < 2e-3 at G = 2048",
@@ -319,8 +319,8 @@ def _():
     def search(quick):
         for logits, model, group in random_instances(quick, seed=7, kinds=("bernoulli",)):
             g = max(group, 3)
-            grpo_ = exact.moments("grpo", logits, model, g)
-            ad = exact.moments("adora", logits, model, g)
+            grpo_ = exact.moments(estimators.get("grpo"), logits, model, g)
+            ad = exact.moments(estimators.get("adora"), logits, model, g)
             cos = _cosine(ad.mean, ad.true_gradient)
             if cos < 1 - 1e-6:
                 return Outcome(False, {"cosine_adora": cos, "cosine_grpo": _cosine(grpo_.mean, grpo_.true_gradient)},
@@ -361,7 +361,7 @@ def _():
         ps = np.array([float(p) for p in _REAL_PS])
         ref = np.array([float(real_scale_reference(p, g)) for p in _REAL_PS])
         ref_centred = np.array([float(real_scale_reference(p, g, centred=True)) for p in _REAL_PS])
-        lab = binary.scale_curve("real", ps, g)
+        lab = binary.scale_curve(estimators.get("real"), ps, g)
         err = float(np.max(np.abs(lab - ref) / np.maximum(1.0, np.abs(ref))))
         gap = float(np.max(np.abs(ref - ref_centred)))
         ok = err < 1e-12 and gap > 1e-3
@@ -471,8 +471,8 @@ def batch_pin_check(name: str) -> Outcome:
 def batch_mc_check(name: str, quick: bool, shift: float = 0.0) -> stats.ZCheck:
     """Monte Carlo per-prompt c_x against exact enumeration on a 3-prompt ensemble (G = 4).
     `shift` perturbs the exact value (a planted defect for the tests)."""
-    ex = batch.exact_ensemble(name, _ENSEMBLE, 4)
-    mc = batch.mc_ensemble(name, _ENSEMBLE, 4, 60_000 if quick else 400_000, seed=41)
+    ex = batch.exact_ensemble(batch.get(name), _ENSEMBLE, 4)
+    mc = batch.mc_ensemble(batch.get(name), _ENSEMBLE, 4, 60_000 if quick else 400_000, seed=41)
     return stats.z_check(f"{name}: MC c_x vs exact", mc["c"], mc["c_se"], ex["c"] * (1 + shift))
 
 
@@ -511,8 +511,8 @@ def batch_direction_check(name: str, quick: bool, factor: float = 1.0) -> stats.
     pis = np.asarray([S.policy(lg) for lg in _BATCH_LOGITS])
     ps = np.sum(pis * _BATCH_SUCCESS, axis=1)
     grads = np.asarray([S.gradient(lg, q) for lg, q in zip(_BATCH_LOGITS, _BATCH_SUCCESS)])
-    c = batch.exact_ensemble(name, ps, 4)["c"] * factor
-    mc = batch.mc_ensemble_bandits(name, _BATCH_LOGITS, _BATCH_SUCCESS, 4, 60_000 if quick else 400_000, seed=43)
+    c = batch.exact_ensemble(batch.get(name), ps, 4)["c"] * factor
+    mc = batch.mc_ensemble_bandits(batch.get(name), _BATCH_LOGITS, _BATCH_SUCCESS, 4, 60_000 if quick else 400_000, seed=43)
     return stats.z_check(f"{name}: MC E[ĝ_x] vs c_x∇p_x", mc["mean"].ravel(), mc["se"].ravel(),
                          (c[:, None] * grads).ravel(), scale=float(np.linalg.norm(grads)))
 
@@ -562,8 +562,8 @@ def _():
 
 def _bnpo_ratio(ps, g, alpha, beta):
     """BNPO's variance at equal budget and step length over REINFORCE's with the group mean."""
-    return (atlas.relative_variance("bnpo", ps, g, alpha=alpha, beta=beta)
-            / atlas.relative_variance("grpo_mean", ps, g))
+    return (atlas.relative_variance(estimators.get("bnpo"), ps, g, alpha=alpha, beta=beta)
+            / atlas.relative_variance(estimators.get("grpo_mean"), ps, g))
 
 
 @claim("atlas.bnpo_lower_variance", "Xiao et al. 2025 (BNPO), abstract: 'lower-variance gradient estimation'",
@@ -574,8 +574,8 @@ def _():
     def run(quick):
         ps = np.linspace(0.02, 0.98, 13 if quick else 49)
         worst_ratio = max(float(np.max(_bnpo_ratio(ps, g, 1.5, 1.5))) for g in (4, 8, 16))
-        worst_eq = max(float(np.max(np.abs(atlas.relative_variance("bnpo", ps, g)
-                                           / atlas.relative_variance("grpo", ps, g, eps=1e-300) - 1)))
+        worst_eq = max(float(np.max(np.abs(atlas.relative_variance(estimators.get("bnpo"), ps, g)
+                                           / atlas.relative_variance(estimators.get("grpo"), ps, g, eps=1e-300) - 1)))
                        for g in (4, 8, 16))
         return Outcome(worst_ratio < 1 and worst_eq < 1e-9, {"max ratio to grpo_mean": worst_ratio,
                                                               "max |ratio to grpo − 1|": worst_eq},

@@ -15,6 +15,7 @@ import sympy as sp
 
 from bandits import rewards as R
 from bandits import softmax
+from sims import estimators
 from sims.engines import binary, checks, exact, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import estimators as T
@@ -123,9 +124,9 @@ def _():
     return [
         Check("symbolic", symbolic),
         _exact_over_instances(
-            lambda lg, m, g: exact.moments("reinforce", lg, m, g, baseline=0.7).bias,
+            lambda lg, m, g: exact.moments(estimators.get("reinforce"), lg, m, g, baseline=0.7).bias,
             "|E[ĝ] − ∇J| with b = 0.7"),
-        _mc(lambda n: checks.mc_unbiased("reinforce", _LOGITS, _BERN, 4, n, 11, baseline=0.7),
+        _mc(lambda n: checks.mc_unbiased(estimators.get("reinforce"), _LOGITS, _BERN, 4, n, 11, baseline=0.7),
             "b = 0.7"),
     ]
 
@@ -136,7 +137,7 @@ def _():
     def residual(logits, model, group):
         pi = np.asarray(softmax.policy(logits))
         formula = T.numeric_single_sample_variance(len(pi))(pi, model.means, model.second_moments, 0.35)
-        return exact.moments("reinforce", logits, model, group, baseline=0.35).trace_var - formula / group
+        return exact.moments(estimators.get("reinforce"), logits, model, group, baseline=0.35).trace_var - formula / group
 
     return [_symbolic_zero(T.reinforce_group_variance_residual, "moment algebra, symbolic G"),
             _exact_over_instances(residual, "exact tr Cov − V(b)/G at b = 0.35")]
@@ -146,15 +147,15 @@ def _():
        "dV/db = 0 at b* = E[|s|²R]/E[|s|²], which differs from E[R] in general.")
 def _():
     def reference(quick):
-        m = exact.moments("reinforce", [math.log(2), 0, 0], R.deterministic([1, 0, 0]), 1)
+        m = exact.moments(estimators.get("reinforce"), [math.log(2), 0, 0], R.deterministic([1, 0, 0]), 1)
         ok = abs(m.optimal_constant_baseline - 0.3) < 1e-14 and abs(m.objective - 0.5) < 1e-14
         return Outcome(ok, {"b_star": m.optimal_constant_baseline, "E[R]": m.objective},
                        {"b_star": 0.3, "E[R]": 0.5}, "θ = (ln 2, 0, 0), r = (1, 0, 0)")
 
     def stationary(logits, model, group):
-        m = exact.moments("reinforce", logits, model, 1)
+        m = exact.moments(estimators.get("reinforce"), logits, model, 1)
         b = m.optimal_constant_baseline
-        v = [exact.moments("reinforce", logits, model, 1, baseline=b + d).trace_var for d in (-1e-3, 0, 1e-3)]
+        v = [exact.moments(estimators.get("reinforce"), logits, model, 1, baseline=b + d).trace_var for d in (-1e-3, 0, 1e-3)]
         return np.array([min(0.0, v[0] - v[1]), min(0.0, v[2] - v[1])])
 
     return [_symbolic_zero(lambda: T.optimal_baseline_residual(3), "solve(dV/db = 0) − E[|s|²R]/E[|s|²], K=3"),
@@ -166,8 +167,8 @@ def _():
        "RLOO (leave-one-out mean baseline) is unbiased: E[ĝ] = ∇J.")
 def _():
     return [_symbolic_zero(T.rloo_mean_residual, "moment algebra, symbolic G"),
-            _exact_over_instances(lambda lg, m, g: exact.moments("rloo", lg, m, g).bias, "|E[ĝ] − ∇J|"),
-            _mc(lambda n: checks.mc_unbiased("rloo", _LOGITS, _BERN, 4, n, 12), "G = 4")]
+            _exact_over_instances(lambda lg, m, g: exact.moments(estimators.get("rloo"), lg, m, g).bias, "|E[ĝ] − ∇J|"),
+            _mc(lambda n: checks.mc_unbiased(estimators.get("rloo"), _LOGITS, _BERN, 4, n, 12), "G = 4")]
 
 
 @claim("estimators.rloo_variance", SOURCE_41,
@@ -176,14 +177,14 @@ def _():
     def residual(logits, model, group):
         pi = np.asarray(softmax.policy(logits))
         formula = T.numeric_rloo_variance(len(pi))(pi, model.means, model.second_moments, group)
-        return exact.moments("rloo", logits, model, group).trace_var - formula
+        return exact.moments(estimators.get("rloo"), logits, model, group).trace_var - formula
 
     def mc(n):
         pi = np.asarray(softmax.policy(np.asarray(_LOGITS)))
         formula = T.numeric_rloo_variance(3)(pi, _BERN.means, _BERN.second_moments, 4)
         from sims.engines import montecarlo
 
-        m = montecarlo.moments("rloo", _LOGITS, _BERN, 4, n, seed=13)
+        m = montecarlo.moments(estimators.get("rloo"), _LOGITS, _BERN, 4, n, seed=13)
         return stats.z_check("tr Cov vs closed form", m.trace_var, m.trace_var_se, formula)
 
     return [_symbolic_zero(T.rloo_variance_residual, "moment algebra, symbolic G"),
@@ -195,13 +196,13 @@ def _():
        "The group-mean advantage R_i − mean(R) gives E[ĝ] = (1 − 1/G)∇J: biased in scale only.")
 def _():
     def residual(logits, model, group):
-        m = exact.moments("grpo_mean", logits, model, group)
+        m = exact.moments(estimators.get("grpo_mean"), logits, model, group)
         return m.mean - (1 - 1 / group) * m.true_gradient
 
     def mc(n):
         from sims.engines import montecarlo
 
-        m = montecarlo.moments("grpo_mean", _LOGITS, _BERN, 4, n, seed=14)
+        m = montecarlo.moments(estimators.get("grpo_mean"), _LOGITS, _BERN, 4, n, seed=14)
         target = 0.75 * np.asarray(softmax.gradient(np.asarray(_LOGITS), _BERN.means))
         return stats.z_check("mean vs (1−1/G)∇J", m.mean, m.mean_se, target)
 
@@ -217,7 +218,7 @@ def _():
 def _():
     def search(quick):
         for logits, model, group in random_instances(quick, seed=5, kinds=("deterministic", "categorical")):
-            m = exact.moments("grpo", logits, model, group)
+            m = exact.moments(estimators.get("grpo"), logits, model, group)
             cos = float(m.mean @ m.true_gradient /
                         (np.linalg.norm(m.mean) * np.linalg.norm(m.true_gradient) + 1e-300))
             if cos < 1 - 1e-6:
@@ -238,14 +239,14 @@ def _():
     def residual(logits, model, group):
         out = []
         for name in ("grpo", "grpo_mean"):
-            m = exact.moments(name, logits, model, group)
-            c = binary.binary_reward_scale(name, m.objective, group)
+            m = exact.moments(estimators.get(name), logits, model, group)
+            c = binary.binary_reward_scale(estimators.get(name), m.objective, group)
             out.append(m.mean - c * m.true_gradient)
         return np.concatenate(out)
 
     def closed_forms(quick):
         js = np.linspace(0.05, 0.95, 7 if quick else 19)
-        got = {n: [binary.binary_reward_scale(n, j, 6) for j in js] for n in ("rloo", "grpo_mean")}
+        got = {n: [binary.binary_reward_scale(estimators.get(n), j, 6) for j in js] for n in ("rloo", "grpo_mean")}
         err = max(np.max(np.abs(np.array(got["rloo"]) - 1)), np.max(np.abs(np.array(got["grpo_mean"]) - 5 / 6)))
         return Outcome(err < 1e-12, float(err), "< 1e-12", "c_RLOO = 1 and c_mean = 1 − 1/G at G = 6")
 
@@ -265,9 +266,9 @@ def _():
         return Outcome(all(r == 0 for r in res), str(res), "0", "enumerated E[ĝ] − ∇J, K = 2")
 
     return [Check("symbolic", symbolic),
-            _exact_over_instances(lambda lg, m, g: exact.moments("optimal_baseline_loo", lg, m, g).bias,
+            _exact_over_instances(lambda lg, m, g: exact.moments(estimators.get("optimal_baseline_loo"), lg, m, g).bias,
                                   "|E[ĝ] − ∇J|"),
-            _mc(lambda n: checks.mc_unbiased("optimal_baseline_loo", _LOGITS, _BERN, 4, n, 15), "G = 4")]
+            _mc(lambda n: checks.mc_unbiased(estimators.get("optimal_baseline_loo"), _LOGITS, _BERN, 4, n, 15), "G = 4")]
 
 
 @claim("estimators.reference_values", SOURCE_41 + " (reference values)",
@@ -289,7 +290,7 @@ def _():
                        {"uniform b*": "1/3", "skewed b*": "3/10"}, "exact rationals from sympy")
 
     def exact_run(quick):
-        v = lambda lg, bb: exact.moments("reinforce", lg, R.deterministic([1, 0, 0]), 1, baseline=bb).trace_var  # noqa: E731
+        v = lambda lg, bb: exact.moments(estimators.get("reinforce"), lg, R.deterministic([1, 0, 0]), 1, baseline=bb).trace_var  # noqa: E731
         got = [v([0, 0, 0], 0.0), v([math.log(2), 0, 0], 0.0), v([math.log(2), 0, 0], 0.5), v([math.log(2), 0, 0], 0.3)]
         want = [4 / 27, 3 / 32, 1 / 16, 3 / 80]
         err = max(abs(x - y) for x, y in zip(got, want))

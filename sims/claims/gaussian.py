@@ -230,7 +230,7 @@ def group_quadrature(name, theta, coeffs, group, nodes=12, **params):
     mu, s = (float(x) for x in G.mu_sigma(th))
     a = jnp.asarray(mu + s * z[idx])
     r = G.polyval(jnp.asarray(coeffs), a)
-    g = np.asarray(jax.vmap(lambda aa, rr: C._gaussian_group_gradient(name, th, None, aa, rr, p))(a, r))
+    g = np.asarray(jax.vmap(lambda aa, rr: C._gaussian_group_gradient(estimators.get(name), th, None, aa, rr, p))(a, r))
     wt = np.prod(w[idx], axis=1)
     mean = wt @ g
     d = g - mean
@@ -241,7 +241,7 @@ def exact_group_moments(quick: bool, closed_form=C.gaussian_group_exact) -> Outc
     res = []
     for (name, params), group in itertools.product(GROUP_CASES, (2,) if quick else (2, 3)):
         mean, cov = group_quadrature(name, GROUP_THETA, GROUP_COEFFS, group, **params)
-        ex = closed_form(name, GROUP_THETA, GROUP_COEFFS, group, **params)
+        ex = closed_form(estimators.get(name), GROUP_THETA, GROUP_COEFFS, group, **params)
         err = max(np.max(np.abs(mean - ex["mean"])), np.max(np.abs(cov - ex["cov"])))
         res.append((float(err), {"estimator": name, "G": group, **params}))
     worst, where = max(res, key=lambda x: x[0])
@@ -253,8 +253,8 @@ def exact_group_moments(quick: bool, closed_form=C.gaussian_group_exact) -> Outc
 def mc_group_moments(quick: bool, closed_form=C.gaussian_group_exact, seed: int = 23) -> Outcome:
     checks, n = [], 100_000 if quick else 1_000_000
     for i, (name, params) in enumerate(GROUP_CASES):
-        ex = closed_form(name, GROUP_THETA, GROUP_COEFFS, 4, **params)
-        mc = C.gaussian_group_mc(name, GROUP_THETA, GROUP_COEFFS, 4, n, seed=seed + i, **params)
+        ex = closed_form(estimators.get(name), GROUP_THETA, GROUP_COEFFS, 4, **params)
+        mc = C.gaussian_group_mc(estimators.get(name), GROUP_THETA, GROUP_COEFFS, 4, n, seed=seed + i, **params)
         checks.append(stats.z_check(f"{name} mean", mc.mean, mc.mean_se, ex["mean"]))
         checks.append(stats.z_check(f"{name} tr Cov", mc.trace_var, mc.trace_var_se, np.trace(ex["cov"])))
     return _mc_outcome(stats.combine("reinforce (b = 0.3), rloo, grpo_mean at G = 4", checks),

@@ -13,7 +13,7 @@ import sympy as sp
 
 from bandits import rewards as R
 from bandits import softmax
-from sims import oblrpo
+from sims import estimators, oblrpo
 from sims.engines import checks, exact, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import oblrpo as T
@@ -148,8 +148,8 @@ def verify_loo_unbiased(instances, groups=(2, 4, 8), estimator="optimal_baseline
         grad = _grad(logits, model)
         bstar = float(softmax.optimal_constant_baseline(logits, model.means))
         for g in groups:
-            ex = exact.moments(estimator, logits, model, g)
-            oracle = exact.moments("reinforce", logits, model, g, baseline=bstar)
+            ex = exact.moments(estimators.get(estimator), logits, model, g)
+            oracle = exact.moments(estimators.get("reinforce"), logits, model, g, baseline=bstar)
             err = float(np.max(np.abs(ex.mean - grad)))
             ratios.setdefault(g, []).append(ex.trace_var / oracle.trace_var)
             if err > TOL * max(1.0, np.linalg.norm(grad)) and worst is None:
@@ -187,7 +187,7 @@ def _loo_unbiased():
 
     def mc(quick):
         logits, model = (0.3, -0.2, 0.1), R.bernoulli([0.8, 0.4, 0.1])
-        z = checks.mc_unbiased("optimal_baseline_loo", logits, model, 4,
+        z = checks.mc_unbiased(estimators.get("optimal_baseline_loo"), logits, model, 4,
                                100_000 if quick else 400_000, seed=7)
         return Outcome(z.passed, {"max_abs_z": z.max_abs_z}, "no Holm rejection at α=1e-6",
                        z.summary(), interval=[float(x) for x in z.se])
@@ -265,7 +265,7 @@ def _self_inclusive_bias():
         logits, model = np.array([1.0, -0.5, 0.0]), R.deterministic([1.0, 0.0, 0.2])
         mean, se = oblrpo.monte_carlo_expectation(oblrpo.stat_moments, logits, model, 2,
                                                   100_000 if quick else 400_000, seed=8,
-                                                  estimator=oblrpo.self_inclusive_baseline)
+                                                  estimator=oblrpo.SELF_INCLUSIVE)
         k = len(logits)
         biased = _grad(logits, model) + oblrpo.exact_self_inclusive_bias(logits, model, 2)
         agree = stats.z_check("MC mean vs exact biased mean", mean[:k], se[:k], biased)
@@ -294,7 +294,7 @@ def verify_optimal_step(instances, group=4, step_fn=None, smoothness=float(T.SMO
     for logits, model in instances:
         grad = _grad(logits, model)
         g2 = float(grad @ grad)
-        _, var = oblrpo.exact_mean_and_trace_var(logits, model, group, "optimal_baseline_loo")
+        _, var = oblrpo.exact_mean_and_trace_var(logits, model, group, estimators.get("optimal_baseline_loo"))
         star = step_fn(g2, var, smoothness)
         true_star = g2 / (smoothness * (g2 + var))
         etas = np.linspace(0.0, 4.0 * true_star, 2001)
@@ -358,9 +358,9 @@ def verify_u_statistic(instances, groups=(2, 3, 5), stat=None, rloo_factor=None)
         g2 = float(grad @ grad)
         for g in groups:
             b = float(rng.uniform(-0.5, 1.0))
-            iid = float(oblrpo.exact_expectation(stat, logits, model, g, "reinforce", {"baseline": b})[0])
-            loo = float(oblrpo.exact_expectation(stat, logits, model, g, "rloo")[0]) if g >= 2 else g2
-            obl.append(float(oblrpo.exact_expectation(stat, logits, model, g, "optimal_baseline_loo")[0]) / g2)
+            iid = float(oblrpo.exact_expectation(stat, logits, model, g, estimators.get("reinforce"), {"baseline": b})[0])
+            loo = float(oblrpo.exact_expectation(stat, logits, model, g, estimators.get("rloo"))[0]) if g >= 2 else g2
+            obl.append(float(oblrpo.exact_expectation(stat, logits, model, g, estimators.get("optimal_baseline_loo"))[0]) / g2)
             ok = abs(iid - g2) <= TOL * max(g2, 1.0) and abs(loo - rloo_factor(g) * g2) <= TOL * max(g2, 1.0)
             if not ok and worst is None:
                 worst = {"logits": logits.tolist(), "success": model.means.tolist(), "group": g,
@@ -378,9 +378,9 @@ def mc_u_statistic(logits, model, group, samples, seed, stat=None, baseline=0.3)
     stat = stat or oblrpo.stat_u
     grad = _grad(logits, model)
     g2 = float(grad @ grad)
-    m1, s1 = oblrpo.monte_carlo_expectation(stat, logits, model, group, samples, seed, "reinforce",
+    m1, s1 = oblrpo.monte_carlo_expectation(stat, logits, model, group, samples, seed, estimators.get("reinforce"),
                                             {"baseline": baseline})
-    m2, s2 = oblrpo.monte_carlo_expectation(stat, logits, model, group, samples, seed + 1, "rloo")
+    m2, s2 = oblrpo.monte_carlo_expectation(stat, logits, model, group, samples, seed + 1, estimators.get("rloo"))
     return stats.combine("U-statistic MC vs exact", [
         stats.z_check("reinforce", m1, s1, [g2]),
         stats.z_check("rloo", m2, s2, [float(T.rloo_u_statistic_factor(group)) * g2]),

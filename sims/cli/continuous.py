@@ -125,7 +125,7 @@ def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_
            "pi": {"family": "gaussian", "mu": mu, "sigma": sigma, "theta": "mu" if mean_only else "mu,log_sigma"},
            "true_gradient": _floats(gaussian.gradient(th, c, fixed))}
     if name in C.CLOSED_FORM:
-        ex = C.gaussian_group_exact(name, th, c, group, fixed, **params)
+        ex = C.gaussian_group_exact(estimators.get(name), th, c, group, fixed, **params)
         out["params"] = ex["params"]
         out["exact"] = {"mean": _floats(ex["mean"]), "bias": _floats(ex["mean"] - ex["true_gradient"]),
                         "cov": np.asarray(ex["cov"]).tolist(), "trace_var": float(np.trace(ex["cov"])),
@@ -134,7 +134,7 @@ def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_
         raise InputError(f"estimator {name!r} has no closed form on a Gaussian bandit "
                          f"(exact moments exist for {', '.join(C.CLOSED_FORM)}); add --mc N")
     if mc_samples is not None:
-        mc = C.gaussian_group_mc(name, th, c, group, mc_samples, seed, fixed, **params)
+        mc = C.gaussian_group_mc(estimators.get(name), th, c, group, mc_samples, seed, fixed, **params)
         out["params"] = mc.params
         out["mc"] = _mc_block(mc)
     return out

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from bandits.errors import InputError, check_seed
+from sims import estimators
 from sims.cli.options import MAX_ARMS, MAX_MC_CHUNK_ENTRIES, MAX_MC_SAMPLES
 
 
@@ -38,11 +39,11 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
     }
     if rewards.finite and mc_samples is not None:
         try:  # with --mc, an instance no exact route can enumerate leaves "exact" null
-            exact.plan(name, logits, rewards, group)
+            exact.plan(estimators.get(name), logits, rewards, group)
         except InputError as err:
             out["exact"], out["exact_reason"] = None, f"not computed: {err}"
     if rewards.finite and "exact" not in out:
-        ex = exact.moments(name, logits, rewards, group, **params)
+        ex = exact.moments(estimators.get(name), logits, rewards, group, **params)
         out["params"] = ex.params
         out["exact"] = {
             "mean": _floats(ex.mean),
@@ -55,7 +56,7 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
     elif mc_samples is None:
         raise InputError("gaussian rewards have no exact moments here; add --mc N")
     if mc_samples is not None:
-        mc = montecarlo.moments(name, logits, rewards, group, mc_samples, seed=seed, **params)
+        mc = montecarlo.moments(estimators.get(name), logits, rewards, group, mc_samples, seed=seed, **params)
         out["params"] = mc.params
         out["mc"] = {
             "samples": mc.samples,

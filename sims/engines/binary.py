@@ -29,11 +29,13 @@ from bandits.errors import InputError
 from sims import estimators
 
 
-def binary_reward_scale(name: str, pass_rate: float, group: int, **params) -> float:
-    """c(J, G) for a registry estimator whose advantages ignore the per-sample weights."""
-    est = estimators.get(name)
+def binary_reward_scale(estimator: estimators.Estimator, pass_rate: float, group: int, **params) -> float:
+    """c(J, G) for an entry whose advantages ignore the per-sample weights, by the conditional
+    score E[s(a) | R] (a route independent of the two-armed enumeration below, which the ledger
+    compares with the exact engine)."""
+    est = estimators.as_entry(estimator)
     if est.per_coordinate or est.uses_weights:
-        raise InputError(f"{name!r} uses score weights, so its scale is not a function of J alone")
+        raise InputError(f"{est.name!r} uses score weights, so its scale is not a function of J alone")
     params = estimators.resolve_params(est, group, **params)
     j = float(pass_rate)
     if not 0.0 < j < 1.0:
@@ -51,8 +53,8 @@ def binary_reward_scale(name: str, pass_rate: float, group: int, **params) -> fl
 MAX_GROUP = 4096
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "group", "per_coordinate"))
-def _two_arm(fn, group, per_coordinate, ps, params):
+@functools.partial(jax.jit, static_argnames=("estimator", "group"))
+def _two_arm(estimator, group, ps, params):
     """(E[ĝ]_1, tr Cov[ĝ]) on the two-armed bandit for every p in `ps` (float64)."""
     k = jnp.arange(group + 1)
     idx = jnp.arange(group)
@@ -63,7 +65,8 @@ def _two_arm(fn, group, per_coordinate, ps, params):
         def one(kk):
             arms = (idx >= kk).astype(jnp.int32)
             rewards = (idx < kk).astype(jnp.float64)
-            return estimators.bandit_group_gradient(fn, logits, arms, rewards, params, per_coordinate)
+            return estimators.bandit_group_gradient(estimator.advantages, logits, arms, rewards, params,
+                                                    estimator.per_coordinate)
 
         g = jax.vmap(one)(k)  # (G+1, 2)
         logpmf = (jax.scipy.special.gammaln(group + 1.0) - jax.scipy.special.gammaln(k + 1.0)
@@ -76,27 +79,22 @@ def _two_arm(fn, group, per_coordinate, ps, params):
     return jax.vmap(at)(ps)
 
 
-def binary_moments(name_or_fn, ps, group: int, **params):
-    """c(p, G) and tr Cov[ĝ] on the two-armed pass/fail bandit, for each pass rate in `ps`.
-
-    `name_or_fn` is a registry name or an advantage function with the registry's signature."""
-    if isinstance(name_or_fn, str):
-        est = estimators.get(name_or_fn)
-        params = estimators.resolve_params(est, group, **params)
-        fn, per_coord = est.advantages, est.per_coordinate
-    else:
-        fn, per_coord = name_or_fn, False
+def binary_moments(estimator: estimators.Estimator, ps, group: int, **params):
+    """c(p, G) and tr Cov[ĝ] of the entry `estimator` on the two-armed pass/fail bandit, for each
+    pass rate in `ps`."""
+    est = estimators.as_entry(estimator)
+    params = estimators.resolve_params(est, group, **params)
     if not isinstance(group, int) or not 1 <= group <= MAX_GROUP:
         raise InputError(f"the two-armed route takes 1 ≤ G ≤ {MAX_GROUP}, got {group!r}")
     ps = np.atleast_1d(np.asarray(ps, dtype=np.float64))
     if np.any(~(ps > 0) | ~(ps < 1)):
         raise InputError("pass rates must lie strictly inside (0, 1)")
-    mean1, trace = _two_arm(fn, group, per_coord, jnp.asarray(ps),
+    mean1, trace = _two_arm(est, group, jnp.asarray(ps),
                             {k: jnp.float64(v) for k, v in params.items()})
     grad1 = ps * (1.0 - ps)
     return np.asarray(mean1) / grad1, np.asarray(trace)
 
 
-def scale_curve(name, ps, group: int, **params) -> np.ndarray:
+def scale_curve(estimator: estimators.Estimator, ps, group: int, **params) -> np.ndarray:
     """c(p, G) for each p: E[ĝ] = c·∇p on the two-armed pass/fail bandit."""
-    return binary_moments(name, ps, group, **params)[0]
+    return binary_moments(estimator, ps, group, **params)[0]

@@ -11,17 +11,19 @@ import numpy as np
 
 from bandits import softmax
 from bandits.rewards import RewardModel
+from sims import estimators
 from sims.engines import exact, montecarlo, stats
 
 
-def mc_matches_exact(name: str, logits, rewards: RewardModel, group: int, samples: int,
+def mc_matches_exact(estimator, logits, rewards: RewardModel, group: int, samples: int,
                      seed: int, alpha: float = stats.ALPHA, variance_factor: float = 1.0,
                      **params) -> stats.ZCheck:
     """E[ĝ] (every coordinate) and tr Cov[ĝ] by Monte Carlo agree with the exact engine.
 
     `variance_factor` scales the exact trace before comparing (1.02 is the planted defect)."""
-    ex = exact.moments(name, logits, rewards, group, **params)
-    mc = montecarlo.moments(name, logits, rewards, group, samples, seed=seed, **params)
+    name = estimators.as_entry(estimator).name
+    ex = exact.moments(estimator, logits, rewards, group, **params)
+    mc = montecarlo.moments(estimator, logits, rewards, group, samples, seed=seed, **params)
     scale = float(np.linalg.norm(ex.true_gradient))
     mean = stats.z_check("mean", mc.mean, mc.mean_se, ex.mean, scale=scale, alpha=alpha)
     trace = stats.z_check("trace_var", mc.trace_var, mc.trace_var_se,
@@ -29,11 +31,12 @@ def mc_matches_exact(name: str, logits, rewards: RewardModel, group: int, sample
     return stats.combine(f"{name} G={group}: MC vs exact (mean, tr Cov)", [mean, trace], alpha)
 
 
-def mc_unbiased(name: str, logits, rewards: RewardModel, group: int, samples: int, seed: int,
+def mc_unbiased(estimator, logits, rewards: RewardModel, group: int, samples: int, seed: int,
                 alpha: float = stats.ALPHA, **params) -> stats.ZCheck:
     """E[ĝ] by Monte Carlo agrees with the true gradient ∇J = π∘(m − J)."""
+    name = estimators.as_entry(estimator).name
     true_gradient = np.asarray(softmax.gradient(np.asarray(logits, np.float64), rewards.means))
-    mc = montecarlo.moments(name, logits, rewards, group, samples, seed=seed, **params)
+    mc = montecarlo.moments(estimator, logits, rewards, group, samples, seed=seed, **params)
     return stats.z_check(f"{name} G={group}: MC mean vs ∇J", mc.mean, mc.mean_se,
                          true_gradient, alpha=alpha)
 
@@ -61,19 +64,18 @@ def run_suite(seed: int, samples: int = SUITE_SAMPLES, variance_factor: float = 
               estimator_override: str | None = None, alpha: float = stats.ALPHA) -> list[stats.ZCheck]:
     """Every suite instance: MC vs exact (mean and tr Cov), plus MC mean vs ∇J when unbiased."""
     from bandits.rewards import parse_rewards
-    from sims import estimators
 
     out = []
     for i, (name, logits, spec, group, params, *factor) in enumerate(SUITE):
         n = samples * (factor[0] if factor else 1)
-        name = estimator_override or name
-        params = {k: v for k, v in params.items() if k in estimators.get(name).params}
+        est = estimators.get(estimator_override or name)
+        params = {k: v for k, v in params.items() if k in est.params}
         model = parse_rewards(spec)
         s = seed * 1_000 + i
-        out.append(mc_matches_exact(name, logits, model, group, n, s, alpha,
+        out.append(mc_matches_exact(est, logits, model, group, n, s, alpha,
                                     variance_factor, **params))
-        if estimators.get(name).unbiased:
-            out.append(mc_unbiased(name, logits, model, group, n, s, alpha, **params))
+        if est.unbiased:
+            out.append(mc_unbiased(est, logits, model, group, n, s, alpha, **params))
     return out
 
 

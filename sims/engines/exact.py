@@ -276,10 +276,11 @@ _alphabet_kernel_small = jax.jit(_alphabet_moments, static_argnames=("advantages
                                  compiler_options={"xla_backend_optimization_level": 0})
 
 
-def plan(name: str, logits, rewards: RewardModel, group: int) -> tuple[str, int]:
+def plan(estimator: estimators.Estimator, logits, rewards: RewardModel, group: int) -> tuple[str, int]:
     """The cheapest exact route for this instance and the number of groups it enumerates, or an
     InputError naming the limit when every applicable route is too large."""
-    est = estimators.get(name)
+    est = estimators.as_entry(estimator)
+    name = est.name
     m = len(rewards.outcomes()[0])
     n_multiset = count_multisets(m, group)
     options = []
@@ -308,11 +309,12 @@ def plan(name: str, logits, rewards: RewardModel, group: int) -> tuple[str, int]
     return route, n
 
 
-def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str | None = None,
-            **params) -> Moments:
-    """Exact E[ĝ] and Cov[ĝ] for estimator `name` with G = `group` (float64), by the cheapest
+def moments(estimator: estimators.Estimator, logits, rewards: RewardModel, group: int, *,
+            route: str | None = None, **params) -> Moments:
+    """Exact E[ĝ] and Cov[ĝ] for the entry `estimator` with G = `group` (float64), by the cheapest
     exact route, or by `route` ("multiset" or "reward-alphabet") when given."""
-    est = estimators.get(name)
+    est = estimators.as_entry(estimator)
+    name = est.name
     params = estimators.resolve_params(est, group, **params)
     logits = np.asarray(logits, dtype=np.float64)
     k = logits.shape[0]
@@ -324,7 +326,7 @@ def moments(name: str, logits, rewards: RewardModel, group: int, *, route: str |
     k_pad = _bucket(k, 8)
     means = np.concatenate([np.asarray(rewards.means, dtype=np.float64), np.zeros(k_pad - k)])
     if route is None:
-        route, _ = plan(name, logits, rewards, group)
+        route, _ = plan(est, logits, rewards, group)
     elif route not in ROUTES:
         raise InputError(f"unknown exact route {route!r}; known: {', '.join(ROUTES)}")
     if route == "multiset":

@@ -32,7 +32,6 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -57,13 +56,12 @@ def chunk_size(samples: int) -> int:
     return int(min(MAX_CHUNK, max(MIN_CHUNK, 1 << (target.bit_length() - 1))))
 
 
-def sample_group_gradients(name, logits, tables, params, key, shape, advantages=None):
-    """ĝ for `shape` independent groups: arrays shape + (K,). The Monte Carlo unit of work.
-    `advantages` overrides the registry entry's function (its `per_coordinate` still applies)."""
-    est = estimators.get(name)
-    fn = est.advantages if advantages is None else advantages
+def sample_group_gradients(estimator, logits, tables, params, key, shape):
+    """ĝ for `shape` independent groups of the entry `estimator`: arrays shape + (K,). The Monte
+    Carlo unit of work."""
+    est = estimators.as_entry(estimator)
     arms, rewards = softmax.sample_outcomes(key, logits, tables, shape)
-    grad = functools.partial(estimators.bandit_group_gradient, fn, logits, params=params,
+    grad = functools.partial(estimators.bandit_group_gradient, est.advantages, logits, params=params,
                              per_coordinate=est.per_coordinate)
     for _ in range(len(shape) - 1):
         grad = jax.vmap(grad)
@@ -79,22 +77,15 @@ def _base_key(seed: int):
 class SoftmaxGroups:
     """The softmax-bandit problem: `draw(key, n, (logits, tables, params))` → n group estimates ĝ (n, K).
 
-    `advantages` (default: the registry entry's function at construction) is part of the hash, so
-    the compiled kernel follows the function, not the name: a name registered again with another
-    function is compiled afresh."""
+    The registry entry is part of the hash (entries hash by identity), so the compiled kernel
+    follows the entry: a name registered again with another function is compiled afresh."""
 
-    name: str
+    estimator: estimators.Estimator
     group: int
-    advantages: Callable | None = None
-
-    def __post_init__(self):
-        if self.advantages is None:
-            object.__setattr__(self, "advantages", estimators.get(self.name).advantages)
 
     def __call__(self, key, n, args):
         logits, tables, params = args
-        return sample_group_gradients(self.name, logits, tables, params, key, (n, self.group),
-                                      self.advantages)
+        return sample_group_gradients(self.estimator, logits, tables, params, key, (n, self.group))
 
 
 def _one_chunk(draw, chunk, args, key, valid):
@@ -196,7 +187,7 @@ def stream(draw, args, samples: int, seed: int = 0, progress: bool | None = None
 
 
 def moments(
-    name: str,
+    estimator: estimators.Estimator,
     logits,
     rewards: RewardModel,
     group: int,
@@ -205,17 +196,18 @@ def moments(
     progress: bool | None = None,
     **params,
 ) -> MCMoments:
-    """Estimate E[ĝ] and Cov[ĝ] from `samples` independent groups, reproducibly from `seed`."""
-    est = estimators.get(name)
+    """Estimate E[ĝ] and Cov[ĝ] of the entry `estimator` from `samples` independent groups,
+    reproducibly from `seed`."""
+    est = estimators.as_entry(estimator)
     params = estimators.resolve_params(est, group, **params)
     logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
     k = logits.shape[0]
     if rewards.num_arms != k:
         raise InputError(f"{k} logits but {rewards.num_arms} reward distributions; give one per arm")
     jparams = {key: jnp.float64(v) for key, v in params.items()}
-    s = stream(SoftmaxGroups(name, group), (logits, rewards.tables(), jparams), samples, seed, progress)
+    s = stream(SoftmaxGroups(est, group), (logits, rewards.tables(), jparams), samples, seed, progress)
     return MCMoments(
-        estimator=name, group=group, params=params, samples=samples, seed=seed,
+        estimator=est.name, group=group, params=params, samples=samples, seed=seed,
         mean=s.mean, cov=s.cov, trace_var_se=s.trace_var_se, batches=s.batches,
     )
 

@@ -156,7 +156,7 @@ def stage_runs(samples: int, chunk: int, name: str = "grpo") -> dict:
             if cut == "words":
                 return jnp.sum(R.random_words(key, (chunk, G)), dtype=jnp.uint32).astype(jnp.float64)
             if cut == "chunk stats":
-                n, mean, m2 = montecarlo._one_chunk(montecarlo.SoftmaxGroups(name, G), chunk,
+                n, mean, m2 = montecarlo._one_chunk(montecarlo.SoftmaxGroups(est, G), chunk,
                                                     (logits, tables, params), key, chunk)
                 return n + jnp.sum(mean) + jnp.sum(m2)
             arms, rew = softmax.sample_outcomes(key, logits, tables, (chunk, G))
@@ -190,7 +190,7 @@ def _cold_exact(logits, model, group):
     exact.multisets.cache_clear()
     exact.type_groups.cache_clear()
     t = time.perf_counter()
-    m = exact.moments("grpo", logits, model, group)
+    m = exact.moments(estimators.get("grpo"), logits, model, group)
     jax.block_until_ready(m.cov)
     return time.perf_counter() - t, m
 
@@ -361,7 +361,7 @@ def main() -> None:
     model = R.bernoulli(SUCCESS)
     chunk = montecarlo.chunk_size(samples)
     names = list(estimators.REGISTRY)
-    runs = {n: (lambda n=n: montecarlo.moments(n, LOGITS, model, G, samples, seed=1, progress=False))
+    runs = {n: (lambda n=n: montecarlo.moments(estimators.get(n), LOGITS, model, G, samples, seed=1, progress=False))
             for n in names}
     runs["roofline"] = rng_roofline(samples, chunk)
     runs["roofline_threefry"] = rng_roofline(samples, chunk, "threefry2x32")

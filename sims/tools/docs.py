@@ -59,11 +59,11 @@ def render_estimators() -> str:
         if e.per_coordinate:
             cs, shape = "per-coordinate", "—"
         else:
-            c = binary.scale_curve(name, DOC_PS, DOC_GROUP)
+            c = binary.scale_curve(estimators.get(name), DOC_PS, DOC_GROUP)
             cs, shape = ", ".join(_fmt(x) for x in c), atlas.shape_word(c, DOC_PS)
         prop, stand_in = e.property, "—"
         if e.feature_substitute:
-            tie = binary.scale_curve(name, [0.5 - TIE_SHIFT, 0.5, 0.5 + TIE_SHIFT], DOC_GROUP)
+            tie = binary.scale_curve(estimators.get(name), [0.5 - TIE_SHIFT, 0.5, 0.5 + TIE_SHIFT], DOC_GROUP)
             prop, cs, shape = prop + ", given the stand-in", cs + " (given the stand-in)", shape + ", given the stand-in"
             stand_in = (f"{e.feature_substitute}; c at p = ½ − {TIE_SHIFT:g}, ½, ½ + {TIE_SHIFT:g}: "
                         + ", ".join(_fmt(x) for x in tie)).replace("|", "∣")
@@ -89,7 +89,7 @@ def render_estimators() -> str:
     ]
     for name, b in batch.REGISTRY.items():
         tested = " (yes)" if name in TESTED_BATCH_PEERS else " (no)"
-        cx = ", ".join(_fmt(x) for x in batch.exact_ensemble(name, BATCH_ENSEMBLE, DOC_GROUP)["c"])
+        cx = ", ".join(_fmt(x) for x in batch.exact_ensemble(batch.get(name), BATCH_ENSEMBLE, DOC_GROUP)["c"])
         prop, stand_in = b.property, "—"
         if b.feature_substitute:
             prop, cx, stand_in = prop + ", given the stand-in", cx + " (given the stand-in)", b.feature_substitute
