@@ -20,8 +20,8 @@ from scipy.special import beta as beta_fn
 from bandits import rewards as R
 from bandits import softmax
 from sims import atlas, batch, estimators
+from sims.claims import _kit as kit
 from sims.claims import _references
-from sims.claims.estimators import _describe, random_instances
 from sims.engines import binary, checks, exact, montecarlo, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 
@@ -36,23 +36,8 @@ def _cosine(a, b) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
 
 
-def _mc_outcome(c: stats.ZCheck, label: str, want_pass: bool = True) -> Outcome:
-    return Outcome(c.passed == want_pass, np.round(c.measured, 6).tolist(), np.round(c.expected, 6).tolist(),
-                   f"{label}: {c.summary()}",
-                   interval=[(c.measured - 5 * c.se).tolist(), (c.measured + 5 * c.se).tolist()])
-
-
 def _samples(quick: bool) -> int:
     return 100_000 if quick else checks.SUITE_SAMPLES
-
-
-def _worst_over(instances, residual):
-    worst, where = 0.0, None
-    for logits, model, group in instances:
-        r = float(np.max(np.abs(residual(logits, model, group))))
-        if not np.isfinite(r) or r > worst:
-            worst, where = (r if np.isfinite(r) else math.inf), _describe(logits, model, group)
-    return worst, where
 
 
 def registry_checks(est: estimators.Estimator) -> list[Check]:
@@ -62,14 +47,14 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
 
     if prop == estimators.UNBIASED:
         def ex(quick):
-            insts = random_instances(quick, seed=21)
-            worst, where = _worst_over(insts, lambda lg, m, g: exact.moments(est, lg, m, max(g, est.min_group)).bias)
+            insts = kit.random_instances(quick, seed=21)
+            worst, where = kit.worst_over(insts, lambda lg, m, g: exact.moments(est, lg, m, max(g, est.min_group)).bias)
             return Outcome(worst <= TOL, worst, f"≤ {TOL:g}", f"max |E[ĝ] − ∇J| over {len(insts)} random bandits",
                            counterexample=where if worst > TOL else None)
 
         def mc(quick):
             c = checks.mc_unbiased(est, _LOGITS, _BERN, g0, _samples(quick), 31)
-            return _mc_outcome(c, "MC mean vs ∇J")
+            return kit.mc_outcome(c, "MC mean vs ∇J")
 
     elif prop == estimators.DIRECTION:
         def residual(lg, m, g):
@@ -78,13 +63,13 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
             return mo.mean - c * mo.true_gradient
 
         def ex(quick):
-            insts = random_instances(quick, seed=22)
-            worst, where = _worst_over(insts, residual)
+            insts = kit.random_instances(quick, seed=22)
+            worst, where = kit.worst_over(insts, residual)
             return Outcome(worst <= TOL, worst, f"≤ {TOL:g}", f"max |E[ĝ] − c∇J| over {len(insts)} random bandits",
                            counterexample=where if worst > TOL else None)
 
         def mc(quick):
-            return _mc_outcome(checks.mc_matches_exact(est, _LOGITS, _BERN, g0, _samples(quick), 32),
+            return kit.mc_outcome(checks.mc_matches_exact(est, _LOGITS, _BERN, g0, _samples(quick), 32),
                                "MC vs exact (mean, tr Cov)")
 
     elif prop == estimators.BINARY_DIRECTION and (est.uses_weights or est.per_coordinate):
@@ -102,8 +87,8 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
             return mo.mean - binary.binary_reward_scale(est, mo.objective, g) * mo.true_gradient
 
         def ex(quick):
-            insts = random_instances(quick, seed=23, kinds=("bernoulli",))
-            worst, where = _worst_over(insts, residual)
+            insts = kit.random_instances(quick, seed=23, kinds=("bernoulli",))
+            worst, where = kit.worst_over(insts, residual)
             return Outcome(worst <= TOL, worst, f"≤ {TOL:g}",
                            f"max |E[ĝ] − c(J, G)∇J| over {len(insts)} Bernoulli bandits, c from the rewards alone",
                            counterexample=where if worst > TOL else None)
@@ -113,22 +98,22 @@ def registry_checks(est: estimators.Estimator) -> list[Check]:
             j = float(softmax.objective(np.asarray(_LOGITS), _BERN.means))
             target = binary.binary_reward_scale(est, j, g0) * np.asarray(
                 softmax.gradient(np.asarray(_LOGITS), _BERN.means))
-            return _mc_outcome(stats.z_check(f"{name} G={g0}: MC mean vs c(J, G)∇J", m.mean, m.mean_se, target),
+            return kit.mc_outcome(stats.z_check(f"{name} G={g0}: MC mean vs c(J, G)∇J", m.mean, m.mean_se, target),
                                "MC mean vs c(J, G)∇J")
 
     else:
         def ex(quick):
-            for logits, model, group in random_instances(quick, seed=24, kinds=("bernoulli", "categorical")):
+            for logits, model, group in kit.random_instances(quick, seed=24, kinds=("bernoulli", "categorical")):
                 mo = exact.moments(est, logits, model, max(group, est.min_group))
                 cos = _cosine(mo.mean, mo.true_gradient)
                 if cos < 1 - 1e-6:
-                    return Outcome(True, {"cosine": cos, "at": _describe(logits, model, group)},
+                    return Outcome(True, {"cosine": cos, "at": kit.describe(logits, model, group)},
                                    "cosine < 1 − 1e-6", "exact E[ĝ] is not parallel to ∇J on this bandit")
             return Outcome(False, "every instance parallel", "cosine < 1 − 1e-6 somewhere",
                            "no counterexample found: the entry may be direction-unbiased")
 
         def mc(quick):
-            return _mc_outcome(checks.mc_matches_exact(est, _LOGITS, _BERN, g0, _samples(quick), 34),
+            return kit.mc_outcome(checks.mc_matches_exact(est, _LOGITS, _BERN, g0, _samples(quick), 34),
                                "MC vs exact (mean, tr Cov)")
 
     return [Check("exact", ex), Check("monte_carlo", mc)]
@@ -317,7 +302,7 @@ def _():
                   "and lengths")
 def _():
     def search(quick):
-        for logits, model, group in random_instances(quick, seed=7, kinds=("bernoulli",)):
+        for logits, model, group in kit.random_instances(quick, seed=7, kinds=("bernoulli",)):
             g = max(group, 3)
             grpo_ = exact.moments(estimators.get("grpo"), logits, model, g)
             ad = exact.moments(estimators.get("adora"), logits, model, g)
@@ -325,7 +310,7 @@ def _():
             if cos < 1 - 1e-6:
                 return Outcome(False, {"cosine_adora": cos, "cosine_grpo": _cosine(grpo_.mean, grpo_.true_gradient)},
                                "cosine 1", "exact E[ĝ_ADORA] is not parallel to ∇J where GRPO's is",
-                               counterexample=_describe(logits, model, g))
+                               counterexample=kit.describe(logits, model, g))
         return Outcome(True, "no counterexample", "cosine 1", "every instance parallel")
 
     return [Check("exact", search)]
@@ -483,7 +468,7 @@ def _register_batch_rows():
                 return batch_pin_check(name)
 
             def mc(quick):
-                return _mc_outcome(batch_mc_check(name, quick), "MC vs exact")
+                return kit.mc_outcome(batch_mc_check(name, quick), "MC vs exact")
 
             return [Check("exact", pins), Check("monte_carlo", mc)]
 

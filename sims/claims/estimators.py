@@ -16,45 +16,17 @@ import sympy as sp
 from bandits import rewards as R
 from bandits import softmax
 from sims import estimators
+from sims.claims import _kit as kit
 from sims.engines import binary, checks, exact, stats
-from sims.ledger import Check, Outcome, claim, symbolic_zero
+from sims.ledger import Check, Outcome, claim
 from theory import estimators as T
 
 TOL = 1e-10
 SOURCE_41 = "docs/design.md §4.1"
 
 
-def random_instances(quick: bool, seed: int = 0, kinds=("bernoulli", "deterministic", "categorical")):
-    """Random softmax bandits (K 2..5, logits in [−3, 3], G 2..6) from one seed."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(6 if quick else 24):
-        k = int(rng.integers(2, 6))
-        logits = rng.uniform(-3, 3, size=k)
-        kind = kinds[i % len(kinds)]
-        if kind == "bernoulli":
-            model = R.bernoulli(rng.uniform(size=k))
-        elif kind == "deterministic":
-            model = R.deterministic(rng.choice([0.0, 0.35, 1.0, 0.5, 2.0, -1.0], size=k))
-        else:
-            vals = [list(rng.uniform(-1, 2, size=2)) for _ in range(k)]
-            qs = [list(q) for q in rng.dirichlet(np.ones(2), size=k)]
-            model = R.categorical(vals, qs)
-        out.append((logits, model, int(rng.integers(2, 5 if kind == "categorical" else 7))))
-    return out
-
-
-def _describe(logits, model, group):
-    return {"logits": np.round(logits, 6).tolist(), "means": np.round(model.means, 6).tolist(),
-            "rewards": model.kind, "G": group}
-
-
 def _worst(residuals) -> float:
     return float(max(np.max(np.abs(r)) for r in residuals))
-
-
-def _symbolic_zero(expr_fn, what: str) -> Check:
-    return Check("symbolic", lambda quick: symbolic_zero(expr_fn(), what))
 
 
 def _exact_over_instances(residual, what: str, kinds=("bernoulli", "deterministic", "categorical"),
@@ -63,11 +35,11 @@ def _exact_over_instances(residual, what: str, kinds=("bernoulli", "deterministi
 
     def run(quick):
         worst, where = 0.0, None
-        insts = random_instances(quick, kinds=kinds)
+        insts = kit.random_instances(quick, kinds=kinds)
         for logits, model, group in insts:
             r = float(np.max(np.abs(residual(logits, model, group))))
             if r > worst:
-                worst, where = r, _describe(logits, model, group)
+                worst, where = r, kit.describe(logits, model, group)
         return Outcome(worst <= tol, worst, f"≤ {tol:g}",
                        f"{what}; max residual over {len(insts)} random instances",
                        counterexample=where if worst > tol else None)
@@ -78,11 +50,7 @@ def _exact_over_instances(residual, what: str, kinds=("bernoulli", "deterministi
 def _mc(fn, label: str) -> Check:
     def run(quick):
         samples = 100_000 if quick else checks.SUITE_SAMPLES
-        c = fn(samples)
-        lo = c.measured - 5 * c.se
-        hi = c.measured + 5 * c.se
-        return Outcome(c.passed, np.round(c.measured, 6).tolist(), np.round(c.expected, 6).tolist(),
-                       f"{label}: {c.summary()}", interval=[lo.tolist(), hi.tolist()])
+        return kit.mc_outcome(fn(samples), label)
 
     return Check("monte_carlo", run)
 
@@ -104,7 +72,7 @@ def _():
             worst = max(worst, float(np.max(np.abs(np.asarray(softmax.policy(logits)) @ s))))
         return Outcome(worst < 1e-14, worst, "< 1e-14", "max |Σ_a π_a s(a)| over random logits")
 
-    return [_symbolic_zero(T.score_identity_general_K, "Σ_a π_a(δ_ak − π_k) with Σπ = 1, symbolic K"),
+    return [kit.symbolic(T.score_identity_general_K, "Σ_a π_a(δ_ak − π_k) with Σπ = 1, symbolic K"),
             Check("exact", exact_run)]
 
 
@@ -139,7 +107,7 @@ def _():
         formula = T.numeric_single_sample_variance(len(pi))(pi, model.means, model.second_moments, 0.35)
         return exact.moments(estimators.get("reinforce"), logits, model, group, baseline=0.35).trace_var - formula / group
 
-    return [_symbolic_zero(T.reinforce_group_variance_residual, "moment algebra, symbolic G"),
+    return [kit.symbolic(T.reinforce_group_variance_residual, "moment algebra, symbolic G"),
             _exact_over_instances(residual, "exact tr Cov − V(b)/G at b = 0.35")]
 
 
@@ -158,7 +126,7 @@ def _():
         v = [exact.moments(estimators.get("reinforce"), logits, model, 1, baseline=b + d).trace_var for d in (-1e-3, 0, 1e-3)]
         return np.array([min(0.0, v[0] - v[1]), min(0.0, v[2] - v[1])])
 
-    return [_symbolic_zero(lambda: T.optimal_baseline_residual(3), "solve(dV/db = 0) − E[|s|²R]/E[|s|²], K=3"),
+    return [kit.symbolic(lambda: T.optimal_baseline_residual(3), "solve(dV/db = 0) − E[|s|²R]/E[|s|²], K=3"),
             Check("exact", reference),
             _exact_over_instances(stationary, "V(b* ± 1e-3) ≥ V(b*)", tol=1e-15)]
 
@@ -166,7 +134,7 @@ def _():
 @claim("estimators.rloo_unbiased", "Kool et al. 2019; " + SOURCE_41,
        "RLOO (leave-one-out mean baseline) is unbiased: E[ĝ] = ∇J.")
 def _():
-    return [_symbolic_zero(T.rloo_mean_residual, "moment algebra, symbolic G"),
+    return [kit.symbolic(T.rloo_mean_residual, "moment algebra, symbolic G"),
             _exact_over_instances(lambda lg, m, g: exact.moments(estimators.get("rloo"), lg, m, g).bias, "|E[ĝ] − ∇J|"),
             _mc(lambda n: checks.mc_unbiased(estimators.get("rloo"), _LOGITS, _BERN, 4, n, 12), "G = 4")]
 
@@ -187,7 +155,7 @@ def _():
         m = montecarlo.moments(estimators.get("rloo"), _LOGITS, _BERN, 4, n, seed=13)
         return stats.z_check("tr Cov vs closed form", m.trace_var, m.trace_var_se, formula)
 
-    return [_symbolic_zero(T.rloo_variance_residual, "moment algebra, symbolic G"),
+    return [kit.symbolic(T.rloo_variance_residual, "moment algebra, symbolic G"),
             _exact_over_instances(residual, "exact tr Cov − closed form"),
             _mc(mc, "G = 4")]
 
@@ -206,7 +174,7 @@ def _():
         target = 0.75 * np.asarray(softmax.gradient(np.asarray(_LOGITS), _BERN.means))
         return stats.z_check("mean vs (1−1/G)∇J", m.mean, m.mean_se, target)
 
-    return [_symbolic_zero(T.grpo_mean_mean_residual, "moment algebra, symbolic G"),
+    return [kit.symbolic(T.grpo_mean_mean_residual, "moment algebra, symbolic G"),
             _exact_over_instances(residual, "|E[ĝ] − (1−1/G)∇J|"),
             _mc(mc, "G = 4")]
 
@@ -217,14 +185,14 @@ def _():
                   "cos(E[ĝ], ∇J) < 1 − 1e-6 on some instance")
 def _():
     def search(quick):
-        for logits, model, group in random_instances(quick, seed=5, kinds=("deterministic", "categorical")):
+        for logits, model, group in kit.random_instances(quick, seed=5, kinds=("deterministic", "categorical")):
             m = exact.moments(estimators.get("grpo"), logits, model, group)
             cos = float(m.mean @ m.true_gradient /
                         (np.linalg.norm(m.mean) * np.linalg.norm(m.true_gradient) + 1e-300))
             if cos < 1 - 1e-6:
                 return Outcome(False, {"cosine": cos, "mean": m.mean, "true_gradient": m.true_gradient},
                                "cosine 1", "exact E[ĝ] is not parallel to ∇J",
-                               counterexample=_describe(logits, model, group))
+                               counterexample=kit.describe(logits, model, group))
         return Outcome(True, "no counterexample", "cosine 1", "every instance parallel")
 
     return [Check("exact", search)]

@@ -25,6 +25,7 @@ from bandits import softmax
 from sims import continuous as C
 from sims import estimators
 from sims import trajectory as T
+from sims.claims import _kit as kit
 from sims.engines import stats
 from sims.ledger import Check, Outcome, claim
 
@@ -81,12 +82,6 @@ def softmax_unbiased(estimator: str, quick: bool, fn=None) -> Outcome:
     return _worst(res, f"|E[{estimator}] − closed form| by enumeration (softmax bandits)", len(res))
 
 
-def _mc_outcome(c: stats.ZCheck, label: str) -> Outcome:
-    lo, hi = c.measured - 5 * c.se, c.measured + 5 * c.se
-    return Outcome(c.passed, np.round(c.measured, 6).tolist(), np.round(c.expected, 6).tolist(),
-                   f"{label}: {c.summary()}", interval=[lo.tolist(), hi.tolist()])
-
-
 # (quick, full) samples: B's variance is about 20 times g's relative to the target, so the Hessian
 # check draws 2.5M one-step samples to detect a bias of 0.1 × |∇²J| at quick sizes
 MC_SAMPLES = {"gpomdp": (400_000, 4_000_000), "hessian": (2_500_000, 10_000_000)}
@@ -99,7 +94,7 @@ def mc_unbiased(estimator: str, quick: bool, fn=None, policy=None, seed: int = 2
     n = MC_SAMPLES[estimator][not quick]
     zc = C.trajectory_check(draw, (th, c, 1.0, jnp.zeros(2)), target(estimator, th, c),
                             n, seed, f"{estimator} on N(μ, σ²), cubic r")
-    return _mc_outcome(zc, f"θ = (0.3, log 0.8), r = a − a³/3, {n:,} samples")
+    return kit.mc_outcome(zc, f"θ = (0.3, log 0.8), r = a − a³/3, {n:,} samples")
 
 
 @claim("gaussian.gpomdp_unbiased", SOURCE,
@@ -202,7 +197,7 @@ def mc_closed_forms(quick: bool, objective=G.objective, fisher=G.fisher, seed: i
     want = np.concatenate([[float(objective(th, c))], np.asarray(fisher(th)).reshape(-1)])
     zc = C.trajectory_check(_RewardAndFisher(), (th, c), want, 100_000 if quick else 1_000_000, seed,
                             "sample mean of (r, u uᵀ) vs (J, F)")
-    return _mc_outcome(zc, "θ = (0.3, log 0.8), r = a − a³/3")
+    return kit.mc_outcome(zc, "θ = (0.3, log 0.8), r = a − a³/3")
 
 
 @claim("gaussian.closed_forms", "docs/design.md §4.5 (Gaussian moments)",
@@ -257,7 +252,7 @@ def mc_group_moments(quick: bool, closed_form=C.gaussian_group_exact, seed: int 
         mc = C.gaussian_group_mc(estimators.get(name), GROUP_THETA, GROUP_COEFFS, 4, n, seed=seed + i, **params)
         checks.append(stats.z_check(f"{name} mean", mc.mean, mc.mean_se, ex["mean"]))
         checks.append(stats.z_check(f"{name} tr Cov", mc.trace_var, mc.trace_var_se, np.trace(ex["cov"])))
-    return _mc_outcome(stats.combine("reinforce (b = 0.3), rloo, grpo_mean at G = 4", checks),
+    return kit.mc_outcome(stats.combine("reinforce (b = 0.3), rloo, grpo_mean at G = 4", checks),
                        "θ = (0.2, log 0.8), r = −(a − 1)²")
 
 

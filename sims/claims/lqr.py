@@ -23,7 +23,7 @@ import numpy as np
 from bandits import lqr as L
 from sims import continuous as C
 from sims import trajectory as T
-from sims.claims.gaussian import _mc_outcome
+from sims.claims import _kit as kit
 from sims.engines import montecarlo, stats
 from sims.ledger import Check, Outcome, claim
 
@@ -166,7 +166,7 @@ def mc_unbiased(estimator: str, quick: bool, fn=None, seed: int = 31) -> Outcome
     n, pilot = MC_SAMPLES[estimator][not quick], PILOT_SAMPLES[not quick]
     mean, se, raw_se = controlled_mean(lqr, MC_THETA, fn or estimator, n, pilot, seed, MC_V)
     zc = stats.z_check(f"LQR {estimator}: MC mean (control variates) vs exact recursion", mean, se, expected)
-    return _mc_outcome(zc, f"A = 0.9, B = 0.5, Q = 1, R = 0.1, Σ_w = 0.05, H = 8, γ = 0.9, θ = (−0.6, log 0.5), "
+    return kit.mc_outcome(zc, f"A = 0.9, B = 0.5, Q = 1, R = 0.1, Σ_w = 0.05, H = 8, γ = 0.9, θ = (−0.6, log 0.5), "
                            f"{n:,} trajectories, 16·H control variates (β from a {pilot:,}-trajectory pilot run; "
                            f"standard error {float(np.linalg.norm(se)):.3g} against {float(np.linalg.norm(raw_se)):.3g} "
                            f"without them)")
@@ -210,7 +210,7 @@ def mc_objective(quick: bool, objective=L.objective, seed: int = 32) -> Outcome:
     lqr = L.make(**MC_CASE)
     s = C.lqr_returns(lqr, MC_THETA, samples=100_000 if quick else 1_000_000, seed=seed)
     want = float(objective(jnp.asarray(MC_THETA), lqr, None))
-    return _mc_outcome(stats.z_check("mean return vs J_H", s.mean, s.mean_se, [want]), "H = 8, γ = 0.9")
+    return kit.mc_outcome(stats.z_check("mean return vs J_H", s.mean, s.mean_se, [want]), "H = 8, γ = 0.9")
 
 
 @claim("lqr.exact_objective", "docs/design.md §4.5 (second-moment recursion)",
@@ -344,7 +344,7 @@ def mc_finite_difference(quick: bool, seed: int = 33, fn=None) -> Outcome:
     n, pilot = MC_SAMPLES["gpomdp"][not quick], PILOT_SAMPLES[not quick]
     mean, se, _ = controlled_mean(lqr, MC_THETA, fn or "gpomdp", n, pilot, seed, MC_V)
     zc = stats.z_check("LQR gpomdp: MC mean (control variates) vs NumPy tangent gradient", mean, se, want)
-    return _mc_outcome(zc, f"H = 8, {n:,} trajectories, control variates as in lqr.gpomdp_unbiased")
+    return kit.mc_outcome(zc, f"H = 8, {n:,} trajectories, control variates as in lqr.gpomdp_unbiased")
 
 
 @claim("lqr.gradient_finite_difference", "docs/design.md §4.5 (second-moment recursion)",
@@ -386,7 +386,7 @@ def mc_riccati(quick: bool, gain_offset: float = 0.0, seed: int = 34) -> Outcome
     theta = k.reshape(-1) + gain_offset
     zc = C.lqr_check(lqr, theta, RICCATI_SIGMA, "gpomdp", 50_000 if quick else 400_000, seed,
                      expected=np.zeros(1), scale=1.0)
-    return _mc_outcome(zc, f"K* = {k[0, 0]:.6f}, σ = 0.4 fixed, H = 150, γ = 0.9")
+    return kit.mc_outcome(zc, f"K* = {k[0, 0]:.6f}, σ = 0.4 fixed, H = 150, γ = 0.9")
 
 
 @claim("lqr.riccati_stationary", "Riccati (discounted LQR); docs/design.md §4.5",

@@ -21,7 +21,8 @@ import sympy as sp
 
 from bandits import rewards as R
 from sims import vas as V
-from sims.ledger import Check, Outcome, claim, symbolic_zero
+from sims.claims import _kit as kit
+from sims.ledger import Check, Outcome, claim
 from theory import oblrpo as TO
 from theory import vas as TV
 
@@ -30,16 +31,6 @@ SOURCE_MMR1 = "Leng et al. 2025, MMR1 (arXiv:2509.21268)"
 TOL = 1e-9  # relative slack tolerance: the bounds are attained, so rounding shows at ~1e-12
 L_LAB = float(TO.SMOOTHNESS_L)  # ‖∇²J‖₂ ≤ 3/4, any K, rewards in [0, 1] (theory.oblrpo)
 L_TWO = float(TV.TWO_ARM_L)  # ‖∇²J‖₂ ≤ 1/(3√3), K = 2 (theory.vas, exact)
-
-
-def _symbolic(residuals) -> Check:
-    """Every named sympy residual of `residuals()` simplifies to 0."""
-
-    def run(quick):
-        r = residuals()
-        return symbolic_zero(r, "; ".join(r))
-
-    return Check("symbolic", run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +107,7 @@ def _instance(example, kind):
        conditions="softmax bandit, full parameterisation, deterministic rewards (any real values)")
 def _pimin():
     return [
-        _symbolic(lambda: {f"|∇J|² − cVar = Σπ_a(π_a − c)d_a² (K={k})": TV.pimin_identity(k)
+        kit.symbolic(lambda: {f"|∇J|² − cVar = Σπ_a(π_a − c)d_a² (K={k})": TV.pimin_identity(k)
                            for k in (2, 3, 4, 5)}
                   | {"equality at uniform π (K=4)": TV.uniform_equalities(4)["pimin"]}),
         Check("exact", lambda quick: check_bound_random("pimin", quick=quick)),
@@ -130,7 +121,7 @@ def _pimin():
        conditions="softmax bandit, full parameterisation, deterministic rewards")
 def _cauchy_schwarz():
     return [
-        _symbolic(lambda: {f"Var = Σ u_a (r_a − t) (K={k})": TV.variance_shift_identity(k)
+        kit.symbolic(lambda: {f"Var = Σ u_a (r_a − t) (K={k})": TV.variance_shift_identity(k)
                            for k in (2, 3, 4, 5)}
                   | {f"Lagrange identity (K={k})": TV.lagrange_identity(k) for k in (2, 3, 4)}
                   | {"equality at uniform π (K=4)": TV.uniform_equalities(4)["cauchy_schwarz"]}),
@@ -144,7 +135,7 @@ def _cauchy_schwarz():
        conditions="softmax bandit, deterministic rewards r ∈ [0, 1]^K (|r_a − J| ≤ 1 − π_a ≤ 1)")
 def _sqrt_k():
     return [
-        _symbolic(lambda: {f"r_a − J = Σ_b π_b(r_a − r_b) (K={k})": TV.centred_reward_identity(k)
+        kit.symbolic(lambda: {f"r_a − J = Σ_b π_b(r_a − r_b) (K={k})": TV.centred_reward_identity(k)
                            for k in (2, 3, 4)}
                   | {f"K − Σd² = Σ(1 − d)(1 + d) (K={k})": TV.sqrt_k_identity(k) for k in (2, 3, 4)}),
         Check("exact", lambda quick: check_bound_random("sqrt_k", quick=quick)),
@@ -225,7 +216,7 @@ def _total_variance():
                        counterexample=where if worst < -TOL else None)
 
     return [
-        _symbolic(lambda: {f"total variance (K={k})": TV.total_variance_residual(k) for k in (2, 3, 4)}),
+        kit.symbolic(lambda: {f"total variance (K={k})": TV.total_variance_residual(k) for k in (2, 3, 4)}),
         Check("exact", exact_split),
         Check("exact", between_bounds),
         Check("exact", lambda quick: search_bound("pimin", quick=quick, stochastic=True)),
