@@ -22,6 +22,7 @@ input into an `InputError`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -179,3 +180,29 @@ def validate(coeffs, theta, sigma=None):
     if not MIN_SIGMA <= s <= MAX_SIGMA:
         raise InputError(f"σ must lie in [{MIN_SIGMA:g}, {MAX_SIGMA:g}], got {s:g}")
     return c, t
+
+
+# The problem as a source of one-step trajectories (`sims.trajectory`, docs/design.md §4.5).
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianPolicy:
+    """a ~ N(μ, σ²) with θ = (μ, log σ), or θ = (μ,) and this fixed `sigma`; the state is ignored."""
+
+    sigma: float | None = None
+
+    def __call__(self, theta, state, action):
+        return log_prob(theta, action[0], self.sigma)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianSampler:
+    """n one-step trajectories of a Gaussian bandit; `problem` is the reward polynomial's coefficients."""
+
+    sigma: float | None = None
+
+    def __call__(self, key, n, theta, problem):
+        from bandits.lqr import Trajectory
+
+        a = sample(key, theta, (n,), self.sigma)
+        return Trajectory(jnp.zeros((n, 1, 0), a.dtype), a[:, None, None], polyval(problem, a)[:, None])

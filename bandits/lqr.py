@@ -321,3 +321,26 @@ def discounted_return(traj: Trajectory, gamma):
     """Σ_t γ^t r_t of each trajectory (leading axes kept)."""
     h = traj.rewards.shape[-1]
     return traj.rewards @ (gamma ** jnp.arange(h))
+
+
+# The problem as a source of trajectories (`sims.trajectory`, docs/design.md §4.5).
+
+
+@dataclasses.dataclass(frozen=True)
+class LQRPolicy:
+    """u ~ N(Kx, σ²I) with θ = (vec K[, log σ]); `sigma` is the fixed σ when θ = vec K."""
+
+    sigma: float | None = None
+
+    def __call__(self, theta, state, action):
+        return log_prob(theta, state, action, self.sigma)
+
+
+@dataclasses.dataclass(frozen=True)
+class LQRSampler:
+    """n trajectories of an LQR instance (`problem`: a `bandits.lqr.LQR`)."""
+
+    sigma: float | None = None
+
+    def __call__(self, key, n, theta, problem):
+        return sample_trajectories(key, theta, problem, n, self.sigma)

@@ -9,6 +9,8 @@ All functions are pure JAX and keep the dtype of their inputs (float64 when x64 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -120,3 +122,28 @@ def sample_outcomes(key, logits, tables: dict, shape):
         if o % width == 0:
             arms = jnp.where(past, o // width, arms)
     return arms, rewards
+
+
+# The problem as a source of one-step trajectories (`sims.trajectory`, docs/design.md §4.5).
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxPolicy:
+    """π(a) = softmax(θ)_a; the state is ignored (H = 1); actions are (1,) integer arrays."""
+
+    def __call__(self, theta, state, action):
+        return jax.nn.log_softmax(theta)[action[0]]
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxSampler:
+    """n one-step trajectories of a softmax bandit; `problem` is `RewardModel.tables()`."""
+
+    def __call__(self, key, n, theta, problem):
+        from bandits.lqr import Trajectory
+        from bandits.rewards import sample_rewards
+
+        k_arm, k_rew = jax.random.split(key)
+        arms = sample_arms(k_arm, theta, (n,))
+        rewards = sample_rewards(problem, k_rew, arms).astype(theta.dtype)
+        return Trajectory(jnp.zeros((n, 1, 0), theta.dtype), arms[:, None, None], rewards[:, None])

@@ -14,10 +14,11 @@ He, ICML 2023, eq. for g and B; Shen et al. 2019). B·v is computed as
 `jax.jvp` of log p: B is never formed. Every function takes ONE trajectory and is pure JAX; map
 over a batch with `batched` (a vmap over the trajectories' leading axis).
 
-The problems of the lab as sources of trajectories (H = 1 for the bandits), each a hashable policy
-and sampler so that the Monte Carlo engine (`sims.engines.montecarlo.stream`) can compile them:
-`SoftmaxPolicy`/`SoftmaxSampler`, `GaussianPolicy`/`GaussianSampler`, `LQRPolicy`/`LQRSampler`, and
-`TrajectoryDraw`, the engine's `draw` for any of them.
+Each problem of the lab is a source of trajectories (H = 1 for the bandits) through the hashable
+policy and sampler pair in its own module (`bandits.softmax.SoftmaxPolicy`/`SoftmaxSampler`,
+`bandits.gaussian.GaussianPolicy`/`GaussianSampler`, `bandits.lqr.LQRPolicy`/`LQRSampler`, re-exported
+here); `TrajectoryDraw` is the Monte Carlo engine's `draw` (`sims.engines.montecarlo.stream`) for any
+of them.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from bandits import gaussian, lqr, softmax
-from bandits.lqr import Trajectory
-from bandits.rewards import sample_rewards
+from bandits.gaussian import GaussianPolicy, GaussianSampler
+from bandits.lqr import LQRPolicy, LQRSampler, Trajectory
+from bandits.softmax import SoftmaxPolicy, SoftmaxSampler
 
 __all__ = ["Trajectory", "reward_to_go", "log_likelihood", "surrogate", "gpomdp", "hessian_estimate",
            "hessian_vector", "batched", "TrajectoryDraw", "SoftmaxPolicy", "SoftmaxSampler",
@@ -81,69 +82,6 @@ def hessian_vector(log_prob, theta, traj: Trajectory, gamma, v):
 def batched(fn, log_prob, theta, trajs: Trajectory, gamma, *rest):
     """`fn(log_prob, theta, τ, gamma, *rest)` for every trajectory of a batch (leading axis)."""
     return jax.vmap(lambda tr: fn(log_prob, theta, tr, gamma, *rest))(trajs)
-
-
-# ----------------------------------------------------------------------------- the lab's problems
-
-
-@dataclasses.dataclass(frozen=True)
-class SoftmaxPolicy:
-    """π(a) = softmax(θ)_a; the state is ignored (H = 1); actions are (1,) integer arrays."""
-
-    def __call__(self, theta, state, action):
-        return jax.nn.log_softmax(theta)[action[0]]
-
-
-@dataclasses.dataclass(frozen=True)
-class SoftmaxSampler:
-    """n one-step trajectories of a softmax bandit; `problem` is `RewardModel.tables()`."""
-
-    def __call__(self, key, n, theta, problem):
-        k_arm, k_rew = jax.random.split(key)
-        arms = softmax.sample_arms(k_arm, theta, (n,))
-        rewards = sample_rewards(problem, k_rew, arms).astype(theta.dtype)
-        return Trajectory(jnp.zeros((n, 1, 0), theta.dtype), arms[:, None, None], rewards[:, None])
-
-
-@dataclasses.dataclass(frozen=True)
-class GaussianPolicy:
-    """a ~ N(μ, σ²) with θ = (μ, log σ), or θ = (μ,) and this fixed `sigma`; the state is ignored."""
-
-    sigma: float | None = None
-
-    def __call__(self, theta, state, action):
-        return gaussian.log_prob(theta, action[0], self.sigma)
-
-
-@dataclasses.dataclass(frozen=True)
-class GaussianSampler:
-    """n one-step trajectories of a Gaussian bandit; `problem` is the reward polynomial's coefficients."""
-
-    sigma: float | None = None
-
-    def __call__(self, key, n, theta, problem):
-        a = gaussian.sample(key, theta, (n,), self.sigma)
-        return Trajectory(jnp.zeros((n, 1, 0), a.dtype), a[:, None, None], gaussian.polyval(problem, a)[:, None])
-
-
-@dataclasses.dataclass(frozen=True)
-class LQRPolicy:
-    """u ~ N(Kx, σ²I) with θ = (vec K[, log σ]); `sigma` is the fixed σ when θ = vec K."""
-
-    sigma: float | None = None
-
-    def __call__(self, theta, state, action):
-        return lqr.log_prob(theta, state, action, self.sigma)
-
-
-@dataclasses.dataclass(frozen=True)
-class LQRSampler:
-    """n trajectories of an LQR instance (`problem`: a `bandits.lqr.LQR`)."""
-
-    sigma: float | None = None
-
-    def __call__(self, key, n, theta, problem):
-        return lqr.sample_trajectories(key, theta, problem, n, self.sigma)
 
 
 def _gpomdp(log_prob, theta, traj, gamma, v):
