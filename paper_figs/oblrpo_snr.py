@@ -52,7 +52,7 @@ def snr_calibration(seed: int, instances: int, draws: int) -> dict:
     for i in range(instances):
         success = rng.beta(1.0, 3.0, CAL_ARMS)
         logits = rng.uniform(0.0, 3.0) * rng.normal(size=CAL_ARMS)
-        m = exact.moments(ESTIMATOR, logits, R.bernoulli(success), GROUP)
+        m = exact.moments(estimators.get(ESTIMATOR), logits, R.bernoulli(success), GROUP)
         grad = np.asarray(m.true_gradient)
         exact_snr.append(float(grad @ grad / m.trace_var))
         snr = np.asarray(_pooled_snr(jnp.asarray(logits), jnp.asarray(success), draws, BATCH, GROUP,
@@ -91,7 +91,7 @@ def make(quick: bool) -> "Path":  # noqa: F821
         axes[0].set_title("what the step rule sees: SNR̂ vs exact SNR")
         axes[0].legend(fontsize=8, loc="upper left")
         for i, eta_max in enumerate(ETA_MAX):
-            res = train.train(e, ESTIMATOR, steps=steps, batch=BATCH, group=GROUP,
+            res = train.train(e, estimators.get(ESTIMATOR), steps=steps, batch=BATCH, group=GROUP,
                               seeds=seeds, seed=SEED, lr=eta_max, step_rule="snr")
             rollouts = res.samples[1:]
             frac = np.apply_along_axis(_moving_average, 1, res.step_sizes / eta_max, SMOOTH)
