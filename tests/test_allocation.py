@@ -197,7 +197,7 @@ def test_exact_improvement_against_brute_force():
     q = np.array([[0.8, 0.3], [0.1, 0.6], [0.5, 0.5]])
     counts = np.array([2, 3, 0])
     for est in ("grpo", "rloo"):
-        per = S.expected_improvement(logits, q, counts, 1.5, est, per_prompt=True)
+        per = S.expected_improvement(logits, q, counts, 1.5, E.get(est), per_prompt=True)
         for p in range(2):
             want = _brute_gain(logits[p].tolist(), q[p].tolist(), counts[p], 1.5 * counts[p] / 5, est) / 3
             assert per[p] == pytest.approx(want, rel=1e-10, abs=1e-15)
