@@ -1,0 +1,340 @@
+"""The sequence testbed (docs/design.md §4.12): a tabular autoregressive policy over a vocabulary of
+V tokens, responses of at most T tokens, optionally an end token that stops a response early.
+
+Every non-terminal prefix h (the empty prefix, then every prefix shorter than T that does not end
+with the end token) has its own logits θ_h ∈ R^V, and
+
+    π(y) = Π_{t<|y|} softmax(θ_{y<t})[y_t].
+
+The prefixes are numbered breadth-first, then lexicographically, so a policy is one array θ of shape
+(P, V). A response is terminal when it ends with the end token or has T tokens. With an end token
+among V tokens there are Σ_{l<T} (V − 1)^l responses that stop early and (V − 1)^T that reach T;
+without one, V^T responses of length T.
+
+Every per-token quantity is exact: log π(y_t | y<t), the token entropy H_t of softmax(θ_{y<t}), the
+length |y|, the per-token score ∇_θ log π(y_t | y<t) = e_{y<t} ⊗ (e_{y_t} − softmax(θ_{y<t})). The
+objective J(θ) = Σ_y π(y) R(y) and its derivatives come from autodiff of that finite sum (float64
+under `import sims`). `sampler` draws responses token by token in one `lax.scan`, vmapped over
+responses, for the Monte Carlo engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bandits.errors import InputError
+
+MAX_VOCAB = 64
+MAX_LEN = 16
+MAX_RESPONSES = 1 << 16  # the response alphabet is enumerated: every table is (responses, T)
+MAX_PREFIXES = 1 << 15
+
+
+def count_responses(vocab: int, max_len: int, eos: int | None) -> tuple[int, int]:
+    """(responses, non-terminal prefixes) of the space, without building it."""
+    if eos is None:
+        return vocab**max_len, sum(vocab**length for length in range(max_len))
+    free = vocab - 1
+    prefixes = sum(free**length for length in range(max_len))
+    return prefixes + free**max_len, prefixes
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Space:
+    """The responses of a tabular policy and the tables every computation indexes (NumPy, built
+    once). Response i has tokens `tokens[i, :lengths[i]]` (0 beyond), and its token t was drawn at
+    prefix row `rows[i, t]`. `child[h, v]` is the row reached from prefix h by token v (−1 when the
+    response ends there) and `ends[h, v]` the response it ends as (−1 when it goes on)."""
+
+    vocab: int
+    max_len: int
+    eos: int | None
+    prefixes: tuple
+    tokens: np.ndarray  # (N, T) int
+    rows: np.ndarray  # (N, T) int, prefix row of each position (0 beyond the length)
+    mask: np.ndarray  # (N, T) bool
+    lengths: np.ndarray  # (N,) int
+    child: np.ndarray  # (P, V) int
+    ends: np.ndarray  # (P, V) int
+
+    @property
+    def num_prefixes(self) -> int:
+        return len(self.prefixes)
+
+    @property
+    def num_responses(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def response(self, i: int) -> tuple:
+        return tuple(int(v) for v in self.tokens[i, : self.lengths[i]])
+
+
+def space(vocab: int, max_len: int, eos: int | None = None) -> Space:
+    """The response space of V = `vocab` tokens, at most T = `max_len` of them, end token `eos`
+    (a token id, or None for fixed length T). Refused up front beyond the documented limits."""
+    for name, value, hi in (("vocab", vocab, MAX_VOCAB), ("max_len", max_len, MAX_LEN)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+            raise InputError(f"{name} must be an integer in [1, {hi}], got {value!r}")
+    if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or not 0 <= eos < vocab):
+        raise InputError(f"eos must be a token id in [0, {vocab - 1}] or null, got {eos!r}")
+    if eos is not None and vocab < 2:
+        raise InputError("a vocabulary with an end token needs at least one other token")
+    n_resp, n_pref = count_responses(vocab, max_len, eos)
+    if n_resp > MAX_RESPONSES or n_pref > MAX_PREFIXES:
+        raise InputError(f"V = {vocab}, T = {max_len} gives {n_resp:,} responses and {n_pref:,} prefixes, over "
+                         f"the limits of {MAX_RESPONSES:,} and {MAX_PREFIXES:,} (the alphabet is enumerated)")
+    content = [v for v in range(vocab) if v != eos]
+    prefixes = [()]
+    for length in range(1, max_len):  # breadth-first, lexicographic within a length
+        prefixes += [p for p in itertools.product(content, repeat=length)]
+    index = {p: i for i, p in enumerate(prefixes)}
+    responses = []
+    child = np.full((len(prefixes), vocab), -1, dtype=np.int64)
+    ends = np.full((len(prefixes), vocab), -1, dtype=np.int64)
+    for h, p in enumerate(prefixes):
+        for v in range(vocab):
+            y = p + (v,)
+            if v == eos or len(y) == max_len:
+                ends[h, v] = len(responses)
+                responses.append(y)
+            else:
+                child[h, v] = index[y]
+    n = len(responses)
+    tokens = np.zeros((n, max_len), dtype=np.int64)
+    rows = np.zeros((n, max_len), dtype=np.int64)
+    mask = np.zeros((n, max_len), dtype=bool)
+    lengths = np.array([len(y) for y in responses], dtype=np.int64)
+    for i, y in enumerate(responses):
+        tokens[i, : len(y)] = y
+        rows[i, : len(y)] = [index[y[:t]] for t in range(len(y))]
+        mask[i, : len(y)] = True
+    return Space(vocab, max_len, eos, tuple(prefixes), tokens, rows, mask, lengths, child, ends)
+
+
+def check_logits(sp: Space, logits) -> np.ndarray:
+    """θ as a finite float64 array of shape (P, V)."""
+    theta = np.asarray(logits, dtype=np.float64)
+    if theta.shape != (sp.num_prefixes, sp.vocab):
+        raise InputError(f"logits must have shape ({sp.num_prefixes}, {sp.vocab}) (prefixes × vocabulary), "
+                         f"got {theta.shape}")
+    if not np.all(np.isfinite(theta)):
+        raise InputError("logits must be finite")
+    return theta
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact per-response and per-token quantities (pure JAX over θ (P, V); `sp` is static data)
+# ---------------------------------------------------------------------------------------------
+
+
+def token_logprobs(sp: Space, theta):
+    """log π(y_t | y<t) for every response and position, (N, T); 0 beyond the length."""
+    logp = jax.nn.log_softmax(theta, axis=-1)[sp.rows, sp.tokens]
+    return jnp.where(sp.mask, logp, 0.0)
+
+
+def log_policy(sp: Space, theta):
+    """log π(y) = Σ_t log π(y_t | y<t) for every response, (N,)."""
+    return jnp.sum(token_logprobs(sp, theta), axis=-1)
+
+
+def policy(sp: Space, theta):
+    """π(y) for every response, (N,); it sums to 1."""
+    return jnp.exp(log_policy(sp, theta))
+
+
+def prefix_entropies(theta):
+    """H(softmax(θ_h)) for every prefix row, (P,)."""
+    logp = jax.nn.log_softmax(theta, axis=-1)
+    p = jnp.exp(logp)
+    return -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)  # 0·log 0 = 0 (tokens at −∞)
+
+
+def token_entropies(sp: Space, theta):
+    """H_t = H(softmax(θ_{y<t})) at every position of every response, (N, T); 0 beyond the length."""
+    return jnp.where(sp.mask, prefix_entropies(theta)[sp.rows], 0.0)
+
+
+def mean_token_entropy(sp: Space, theta):
+    """(1/|y|) Σ_t H_t per response, (N,): the feature GTPO reads."""
+    return jnp.sum(token_entropies(sp, theta), axis=-1) / sp.lengths
+
+
+def token_scores(sp: Space, theta):
+    """∇_θ log π(y_t | y<t) for every response and position, (N, T, P, V) (zero beyond the length)."""
+    pi = jax.nn.softmax(theta, axis=-1)
+    onehot_row = jax.nn.one_hot(sp.rows, theta.shape[0], dtype=theta.dtype)  # (N, T, P)
+    local = jax.nn.one_hot(sp.tokens, theta.shape[1], dtype=theta.dtype) - pi[sp.rows]  # (N, T, V)
+    return jnp.where(sp.mask[..., None, None], onehot_row[..., :, None] * local[..., None, :], 0.0)
+
+
+def scores(sp: Space, theta):
+    """∇_θ log π(y) = Σ_t ∇_θ log π(y_t | y<t) per response, (N, P, V)."""
+    return jnp.sum(token_scores(sp, theta), axis=1)
+
+
+def objective(sp: Space, theta, rewards):
+    """J(θ) = Σ_y π(y) R(y) for rewards (N,) (one per response)."""
+    return policy(sp, theta) @ rewards
+
+
+def gradient(sp: Space, theta, rewards):
+    """∇J (P, V), by autodiff of the finite sum."""
+    return jax.grad(objective, argnums=1)(sp, theta, rewards)
+
+
+def hessian(sp: Space, theta, rewards):
+    """∇²J as a (P·V, P·V) matrix (row-major flattening of θ)."""
+    flat = lambda x: objective(sp, x.reshape(theta.shape), rewards)  # noqa: E731
+    return jax.hessian(flat)(jnp.ravel(theta))
+
+
+# ---------------------------------------------------------------------------------------------
+# Families on the one array
+# ---------------------------------------------------------------------------------------------
+
+
+def shared_logits(sp: Space, logits):
+    """θ_h = `logits` (V,) at every prefix."""
+    return jnp.broadcast_to(jnp.asarray(logits, jnp.float64), (sp.num_prefixes, sp.vocab))
+
+
+def markov_logits(sp: Space, table):
+    """θ_h = table[last token of h] with row V for the empty prefix: `table` (V + 1, V)."""
+    last = np.array([p[-1] if p else sp.vocab for p in sp.prefixes])
+    return jnp.asarray(table, jnp.float64)[last]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AnswerFiller:
+    """"The first token picks the answer, then filler": tokens 0..A−1 are answers, token A the
+    filler, token A + 1 the end token. The first token is an answer (logits `answer` (A,) over the
+    answers, the others at −∞); after answer a every step is filler or end, with stop logit
+    `stop[a]` against filler logit 0. Length does not enter an answer-checking reward, so any push
+    on the stop logits is the aggregation's doing. Parameters θ = (answer (A,), stop (A,))."""
+
+    answers: int
+    max_len: int
+
+    @property
+    def space(self) -> Space:
+        return _answer_filler_space(self.answers, self.max_len)
+
+    def logits(self, params):
+        """The full (P, V) table of the family's parameters (answer logits, stop logits)."""
+        sp, a = self.space, self.answers
+        answer, stop = params[:a], params[a:]
+        first = np.array([len(p) == 0 for p in sp.prefixes])
+        which = np.array([p[0] if p else 0 for p in sp.prefixes])
+        neg = jnp.full((a,), -jnp.inf)
+        start = jnp.concatenate([answer, jnp.array([-jnp.inf, -jnp.inf])])
+        later = jnp.stack([jnp.concatenate([neg, jnp.array([0.0]), stop[k][None]]) for k in range(a)])
+        return jnp.where(first[:, None], start[None, :], later[which])
+
+    def answer_of(self):
+        """The answer token of every response, (N,)."""
+        return self.space.tokens[:, 0]
+
+
+_SPACES: dict = {}
+
+
+def _answer_filler_space(answers: int, max_len: int) -> Space:
+    key = (answers, max_len)
+    if key not in _SPACES:
+        _SPACES[key] = _restricted_space(answers, max_len)
+    return _SPACES[key]
+
+
+def _restricted_space(answers: int, max_len: int) -> Space:
+    """The answer-filler responses only: one answer token, then filler, ended by the end token or T."""
+    if not (isinstance(answers, int) and 1 <= answers <= MAX_VOCAB - 2):
+        raise InputError(f"answers must be an integer in [1, {MAX_VOCAB - 2}], got {answers!r}")
+    if not (isinstance(max_len, int) and 1 <= max_len <= MAX_LEN):
+        raise InputError(f"max_len must be an integer in [1, {MAX_LEN}], got {max_len!r}")
+    vocab, filler, eos = answers + 2, answers, answers + 1
+    prefixes = [()] + [(a,) + (filler,) * k for k in range(max_len - 1) for a in range(answers)]
+    prefixes = sorted(prefixes, key=lambda p: (len(p), p))
+    index = {p: i for i, p in enumerate(prefixes)}
+    responses, child = [], np.full((len(prefixes), vocab), -1, dtype=np.int64)
+    ends = np.full((len(prefixes), vocab), -1, dtype=np.int64)
+    for h, p in enumerate(prefixes):
+        allowed = range(answers) if not p else (filler, eos)
+        for v in allowed:
+            y = p + (v,)
+            if v == eos or len(y) == max_len:
+                ends[h, v] = len(responses)
+                responses.append(y)
+            else:
+                child[h, v] = index[y]
+    n = len(responses)
+    tokens = np.zeros((n, max_len), dtype=np.int64)
+    rows = np.zeros((n, max_len), dtype=np.int64)
+    mask = np.zeros((n, max_len), dtype=bool)
+    for i, y in enumerate(responses):
+        tokens[i, : len(y)] = y
+        rows[i, : len(y)] = [index[y[:t]] for t in range(len(y))]
+        mask[i, : len(y)] = True
+    lengths = np.array([len(y) for y in responses], dtype=np.int64)
+    return Space(vocab, max_len, eos, tuple(prefixes), tokens, rows, mask, lengths, child, ends)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewards as tables over the responses
+# ---------------------------------------------------------------------------------------------
+
+
+def majority_of_ones(sp: Space) -> np.ndarray:
+    """R(y) = 1 if more than half of the tokens of y (the end token excluded) are token 1."""
+    content = sp.mask & (sp.tokens != (-1 if sp.eos is None else sp.eos))
+    ones = np.sum((sp.tokens == 1) & content, axis=-1)
+    return (2 * ones > np.sum(content, axis=-1)).astype(np.float64)
+
+
+def exact_match(sp: Space, target) -> np.ndarray:
+    """R(y) = 1 if y is the response `target` (a sequence of token ids), else 0."""
+    target = tuple(int(v) for v in target)
+    return np.array([float(sp.response(i) == target) for i in range(sp.num_responses)])
+
+
+def answer_correct(sp: Space, correct: int) -> np.ndarray:
+    """R(y) = 1 if the first token of y is the answer `correct` (length-neutral)."""
+    return (sp.tokens[:, 0] == correct).astype(np.float64)
+
+
+def length_correlated(sp: Space, base, slope: float) -> np.ndarray:
+    """R(y) = base(y) + slope·|y|/T: a reward that pays (or charges) for length."""
+    return np.asarray(base, dtype=np.float64) + slope * sp.lengths / sp.max_len
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling token by token
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_responses(key, sp: Space, theta, shape):
+    """Response ids (shape) drawn token by token: one `lax.scan` over the T positions, each step a
+    categorical draw at the current prefix, vmapped over the responses."""
+    child, ends = jnp.asarray(sp.child), jnp.asarray(sp.ends)
+    n = math.prod(shape)
+
+    def one(k):
+        def step(carry, kt):
+            row, done = carry
+            v = jax.random.categorical(kt, theta[row])
+            finished = ends[row, v]
+            out = jnp.where(done >= 0, done, finished)
+            nxt = jnp.where(done >= 0, row, jnp.maximum(child[row, v], 0))
+            return (nxt, out), None
+
+        start = (jnp.zeros((), child.dtype), jnp.full((), -1, ends.dtype))
+        (_, rid), _ = jax.lax.scan(step, start, jax.random.split(k, sp.max_len))
+        return rid
+
+    return jax.vmap(one)(jax.random.split(key, n)).reshape(shape)
