@@ -9,7 +9,8 @@ Moments on prompt ensembles of pass/fail prompts. Prompt x is the two-armed band
 deterministic rewards (1, 0) and π_1 = p_x, so s(a_i) = (R_i − p_x)(1, −1) and the per-prompt
 gradient is ĝ_x = u_x (1, −1), u_x = (1/G) Σ_i A_xi (R_xi − p_x). For an estimator that reads the
 rewards only, E[ĝ_x] = c_x ∇p_x with c_x = E[u_x]/(p_x(1 − p_x)), which depends on every prompt's
-pass rate. `exact_ensemble` enumerates the (G + 1)^P success counts; `mc_ensemble` samples.
+pass rate. `exact_ensemble` enumerates the (G + 1)^P success counts; `sims.engines.montecarlo.ensemble`
+samples.
 """
 
 from __future__ import annotations
@@ -316,14 +317,26 @@ def _weights_for(rewards, ps):
     return jnp.where(rewards > 0.5, 2.0 * (1.0 - p) ** 2, 2.0 * p**2)
 
 
-@functools.partial(jax.jit, static_argnames=("fn",))
-def _u(fn, rewards, ps, params):
-    """u_x = (1/G) Σ_i A_xi (R_xi − p_x) for a batch of reward matrices (N, P, G)."""
+def prompt_terms(fn, rewards, ps, params):
+    """u_x = (1/G) Σ_i A_xi (R_xi − p_x) for a batch of reward matrices (N, P, G) on two-armed
+    pass/fail prompts (π_1 = p_x, weights |s(a)|²), A = fn(rewards, weights, **params); (N, P)."""
     def one(r):
         a = fn(r, _weights_for(r, ps), **params)
         return jnp.mean(a * (r - ps[:, None]), axis=-1)
 
     return jax.vmap(one)(rewards)
+
+
+_u = jax.jit(prompt_terms, static_argnames=("fn",))
+
+
+def bandit_prompt_gradients(fn, logits, arms, rewards, params):
+    """ĝ_x = (1/G) Σ_i A_xi s(a_xi) for batches (N, P, G) of arms and rewards on K-armed prompts
+    with logits (P, K), A = fn(rewards (P, G), ones, **params) per batch; (N, P, K)."""
+    a = jax.vmap(lambda r: fn(r, jnp.ones_like(r), **params))(rewards)
+    pi = jax.nn.softmax(logits, axis=-1)
+    onehot = jax.nn.one_hot(arms, logits.shape[-1], dtype=jnp.float64)
+    return jnp.mean(a[..., None] * (onehot - pi[None, :, None, :]), axis=2)
 
 
 def exact_ensemble(estimator: BatchEstimator, ps, group: int, **params) -> dict:
@@ -351,7 +364,8 @@ def exact_ensemble(estimator: BatchEstimator, ps, group: int, **params) -> dict:
 
 def mc_ensemble(estimator: BatchEstimator, ps, group: int, samples: int, seed: int = 0, chunk: int = 4096,
                 **params) -> dict:
-    """Monte Carlo per-prompt c_x with standard errors (reproducible from `seed`)."""
+    """Monte Carlo per-prompt c_x with standard errors (reproducible from `seed`). Superseded by the
+    engine's `sims.engines.montecarlo.ensemble` (same keys); kept while the claims call it."""
     est = as_entry(estimator)
     ps = jnp.asarray(np.asarray(ps, dtype=np.float64))
     p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
@@ -390,7 +404,9 @@ def _bandit_batch(fn, logits, success, params, key, shape):
 
 def mc_ensemble_bandits(estimator: BatchEstimator, logits, success, group: int, samples: int, seed: int = 0,
                         chunk: int = 2048, **params) -> dict:
-    """Monte Carlo E[ĝ_x] (P, K) with standard errors on K-armed pass/fail prompts (weights = ones)."""
+    """Monte Carlo E[ĝ_x] (P, K) with standard errors on K-armed pass/fail prompts (weights = ones).
+    Superseded by the engine's `sims.engines.montecarlo.ensemble_bandits` (same keys); kept while
+    the claims call it."""
     est = as_entry(estimator)
     logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
     success = jnp.asarray(np.asarray(success, dtype=np.float64))

@@ -31,7 +31,6 @@ E[J(θ + ηĝ)] ≥ J + η|∇J|² − (Lη²/2)(|∇J|² + V) (derived in `theo
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -40,9 +39,8 @@ import numpy as np
 
 from bandits import softmax
 from bandits.errors import InputError
-from bandits.rewards import sample_rewards
 from sims import estimators
-from sims.engines import exact
+from sims.engines import exact, montecarlo
 
 
 def validate_step_bounds(eta_min, eta_max) -> tuple[float, float]:
@@ -147,11 +145,12 @@ OPTIMAL_BASELINE_LOO = estimators.get("optimal_baseline_loo")
 
 
 # ---------------------------------------------------------------------------------------------
-# Exact expectations of group statistics (multiset enumeration, as in `sims.engines.exact`)
+# Exact expectations of group statistics (the exact engine's `expectation`)
 # ---------------------------------------------------------------------------------------------
 
 # A statistic is a function (terms (G, K), scores (G, K), rewards (G,), logits (K,), extra) ->
-# array; `terms` are the per-sample g_i = A_i s(a_i) of the chosen advantage function.
+# array; `terms` are the per-sample g_i = A_i s(a_i) of the chosen advantage function
+# (`sims.engines.exact.group_statistic`).
 
 
 def stat_moments(terms, scores, rewards, logits, extra):
@@ -177,40 +176,11 @@ def stat_objective_after_step(terms, scores, rewards, logits, extra):
     return softmax.objective(new, extra["means"])
 
 
-def _group_stat(stat, est, logits, params, extra, arms, rewards):
-    """stat(terms, scores, rewards, logits, extra) of one group, terms_i = A_i s(a_i)."""
-    s = softmax.scores(logits, arms)
-    adv = est.advantages(rewards, s**2 if est.per_coordinate else jnp.sum(s**2, axis=-1), **params)
-    if adv.ndim == 1:
-        adv = adv[:, None]
-    return stat(adv * s, s, rewards, logits, extra)
-
-
-@functools.partial(jax.jit, static_argnames=("stat", "est"))
-def _expect_kernel(stat, est, logits, arms, rewards, log_cq, params, extra):
-    w = exact.multiset_weights(logits, arms, log_cq)
-
-    one = functools.partial(_group_stat, stat, est, logits, params, extra)
-
-    return jnp.tensordot(w, jax.vmap(one)(arms, rewards), axes=1)
-
-
 def exact_expectation(stat, logits, rewards, group: int, estimator: estimators.Estimator = REINFORCE,
                       params=None, extra=None) -> np.ndarray:
-    """E[stat(group)] over G i.i.d. members (a, R) ~ π, summed exactly over multisets.
-
-    `estimator` is an entry (a registry one, or e.g. `SELF_INCLUSIVE`); `rewards` a finite
-    `RewardModel`; arms are padded to 8, 16, … and multisets to powers of two so compiled kernels
-    are reused. float64."""
-    est = estimators.as_entry(estimator)
-    params = estimators.resolve_params(est, group, **(params or {}))
-    e = exact.enumerate_groups(logits, rewards, group)
-    extra = {} if extra is None else {key: jnp.asarray(v) for key, v in extra.items()}
-    if "means" in extra:
-        extra["means"] = e.pad_arms(extra["means"])
-    out = _expect_kernel(stat, est, e.logits, e.arms, e.values, e.log_cq,
-                         {key: jnp.float64(v) for key, v in params.items()}, extra)
-    return np.asarray(out)
+    """E[stat(group)] over G i.i.d. members (a, R) ~ π, summed exactly over multisets
+    (`sims.engines.exact.expectation`; `estimator` a registry entry or e.g. `SELF_INCLUSIVE`)."""
+    return exact.expectation(stat, estimator, logits, rewards, group, params, extra)
 
 
 def exact_mean_and_trace_var(logits, rewards, group, estimator: estimators.Estimator = REINFORCE, params=None):
@@ -241,9 +211,8 @@ def exact_objective_after_step(logits, rewards, group, etas, estimator: estimato
                                params=None) -> np.ndarray:
     """E[J(θ + η ĝ)] for each η in `etas`, exactly."""
     etas = np.atleast_1d(np.asarray(etas, dtype=np.float64))
-    extra = {"etas": etas, "means": np.asarray(rewards.means, dtype=np.float64)}
     return exact_expectation(stat_objective_after_step, logits, rewards, group, estimator, params,
-                             extra)
+                             {"etas": etas})
 
 
 @jax.jit
@@ -287,41 +256,9 @@ def exact_coordinate_variances_over_baselines(logits, rewards, group, baselines)
 # Monte Carlo expectations of group statistics
 # ---------------------------------------------------------------------------------------------
 
-MC_CHUNK = 1 << 14
-
-
-@functools.partial(jax.jit, static_argnames=("stat", "est", "group"))
-def _mc_kernel(stat, est, group, logits, tables, params, key, valid, extra):
-    k_arm, k_rew = jax.random.split(key)
-    arms = softmax.sample_arms(k_arm, logits, (MC_CHUNK, group))
-    rewards = sample_rewards(tables, k_rew, arms)
-
-    one = functools.partial(_group_stat, stat, est, logits, params, extra)
-
-    vals = jax.vmap(one)(arms, rewards)
-    mask = (jnp.arange(MC_CHUNK) < valid).astype(vals.dtype)[:, None]
-    return jnp.sum(vals * mask, axis=0), jnp.sum(vals**2 * mask, axis=0)
-
-
 def monte_carlo_expectation(stat, logits, rewards, group: int, samples: int, seed: int = 0,
                             estimator: estimators.Estimator = REINFORCE, params=None, extra=None):
-    """(mean, standard error) of stat(group) over `samples` independent groups; chunk c draws
-    from fold_in(key(seed), c), so one integer seed reproduces the run."""
-    est = estimators.as_entry(estimator)
-    params = estimators.resolve_params(est, group, **(params or {}))
-    if not isinstance(samples, int) or samples < 2:
-        raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
-    logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
-    tables = rewards.tables()
-    extra = {} if extra is None else {key: jnp.asarray(v) for key, v in extra.items()}
-    jp = {key: jnp.float64(v) for key, v in params.items()}
-    base = jax.random.key(seed)
-    s1 = s2 = 0.0
-    for c in range(-(-samples // MC_CHUNK)):
-        valid = min(MC_CHUNK, samples - c * MC_CHUNK)
-        a, b2 = jax.device_get(_mc_kernel(stat, est, group, logits, tables, jp,
-                                          jax.random.fold_in(base, c), valid, extra))
-        s1, s2 = s1 + np.asarray(a), s2 + np.asarray(b2)
-    mean = s1 / samples
-    var = np.maximum(s2 / samples - mean**2, 0.0) * samples / (samples - 1)
-    return mean, np.sqrt(var / samples)
+    """(mean, standard error) of stat(group) over `samples` independent groups, by the Monte Carlo
+    engine (`sims.engines.montecarlo.expectation`): one integer seed reproduces the run."""
+    s = montecarlo.expectation(stat, estimator, logits, rewards, group, samples, seed, params, extra)
+    return s.mean, s.mean_se

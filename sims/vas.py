@@ -123,26 +123,17 @@ def objective_change(logits, means, delta):
     return jnp.sum(jnp.where(pi > 0, pi * d * jnp.expm1(delta - ell), 0.0))
 
 
-@functools.partial(jax.jit, static_argnames=("est",))
-def _gain_kernel(est, logits, means, arms, rewards, log_cq, eta, params):
-    w = exact.multiset_weights(logits, arms, log_cq)
-    g = jax.vmap(lambda a, r: estimators.bandit_group_gradient(
-        est.advantages, logits, a, r, params, est.per_coordinate))(arms, rewards)
-    dj = jax.vmap(lambda x: objective_change(logits, means, eta * x))(g)
-    return jnp.sum(w * dj)
+def stat_step_gain(terms, scores, rewards, logits, extra):
+    """J(θ + ηĝ) − J(θ) of one group (η = extra["eta"], ĝ = mean_i terms_i; `objective_change`)."""
+    return objective_change(logits, extra["means"], extra["eta"] * jnp.mean(terms, axis=0))
 
 
 def expected_step_gain(estimator: estimators.Estimator, logits, rewards: RewardModel, group: int,
                        eta: float, **params) -> float:
-    """E[J(θ + ηĝ)] − J(θ), exactly, for ĝ one group of G members of the entry `estimator`:
-    the sum over multisets c of G outcomes (arm, reward) of P(c)·[J(θ + ηĝ(c)) − J(θ)], with the
-    multinomial weights of `sims.engines.exact`."""
-    est = estimators.as_entry(estimator)
-    params = estimators.resolve_params(est, group, **params)
-    e = exact.enumerate_groups(logits, rewards, group)
-    out = _gain_kernel(est, e.logits, e.pad_arms(rewards.means), e.arms, e.values, e.log_cq,
-                       jnp.float64(eta), {key: jnp.float64(v) for key, v in params.items()})
-    return float(out)
+    """E[J(θ + ηĝ)] − J(θ) = Σ_c P(c)·[J(θ + ηĝ(c)) − J(θ)], exactly, for ĝ one group of G members of
+    the entry `estimator`: the statistic `stat_step_gain` on `sims.engines.exact.expectation`."""
+    return float(exact.expectation(stat_step_gain, estimator, logits, rewards, group, params,
+                                   {"eta": np.float64(eta)}))
 
 
 # ---------------------------------------------------------------------------------------------

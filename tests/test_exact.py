@@ -165,6 +165,7 @@ def test_a_name_registered_again_computes_the_new_function():
 def test_a_batch_name_registered_again_computes_the_new_function():
     """The batch engine and the two-armed route key their kernels on the function as well."""
     from sims import batch
+    from sims.engines import montecarlo
 
     results = []
     for fn in (_centred, _twice_centred):
@@ -172,7 +173,7 @@ def test_a_batch_name_registered_again_computes_the_new_function():
         E.register(E.Estimator(name="reused_name", advantages=fn, summary="reused", property=E.BIASED, uses_weights=False))
         try:
             results.append([batch.exact_ensemble(batch.get("reused_name"), [0.3, 0.6], 3)["c"],
-                            batch.mc_ensemble(batch.get("reused_name"), [0.3, 0.6], 3, 4096, seed=3)["c"],
+                            montecarlo.ensemble(batch.get("reused_name"), [0.3, 0.6], 3, 4096, seed=3)["c"],
                             binary.scale_curve(E.get("reused_name"), [0.3, 0.6], 3)])
         finally:
             batch.REGISTRY.pop("reused_name")

@@ -365,6 +365,58 @@ def moments(estimator: estimators.Estimator, logits, rewards: RewardModel, group
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# E[stat(group)] for any statistic of the group (docs/design.md §3)
+# ---------------------------------------------------------------------------------------------
+
+# A statistic is a hashable function stat(terms (G, K), scores (G, K), rewards (G,), logits (K,),
+# extra) -> array, with terms_i = A_i s(a_i) the per-member terms of the entry's advantages (so
+# mean_i terms_i = ĝ) and `extra` a dict of arrays (always holding "means", the arms' m_a).
+
+
+def group_statistic(stat, est, logits, params, extra, arms, rewards):
+    """stat(terms, scores, rewards, logits, extra) of one group, terms_i = A_i s(a_i), s = e_a − π,
+    weights |s(a_i)|² (s_k(a_i)² per coordinate)."""
+    s = softmax.scores(logits, arms)
+    adv = est.advantages(rewards, s**2 if est.per_coordinate else jnp.sum(s**2, axis=-1), **params)
+    if adv.ndim == 1:
+        adv = adv[:, None]
+    return stat(adv * s, s, rewards, logits, extra)
+
+
+@functools.partial(jax.jit, static_argnames=("stat", "est"))
+def _expect_kernel(stat, est, logits, arms, rewards, log_cq, params, extra):
+    """Σ_c P(c)·stat(c) over the enumerated multisets (padded rows have P(c) = 0)."""
+    w = multiset_weights(logits, arms, log_cq)
+    one = functools.partial(group_statistic, stat, est, logits, params, extra)
+    return jnp.tensordot(w, jax.vmap(one)(arms, rewards), axes=1)
+
+
+def statistic_extra(extra, means) -> dict:
+    """`extra` as arrays, with "means" (the arms' m_a unless given) for the statistic."""
+    out = {} if extra is None else {key: jnp.asarray(v) for key, v in extra.items()}
+    out.setdefault("means", jnp.asarray(np.asarray(means, dtype=np.float64)))
+    return out
+
+
+def expectation(stat, estimator: estimators.Estimator, logits, rewards: RewardModel, group: int,
+                params=None, extra=None) -> np.ndarray:
+    """E[stat(group)] = Σ_c P(c)·stat(c) over the multisets c of G i.i.d. members (a, R) ~ π.
+
+    `stat` as `group_statistic` takes it (hashable, pure JAX); `estimator` an entry (registered or
+    not); `params` the estimator's parameters (defaults resolved at G); `extra` arrays handed to
+    the statistic, with "means" (the arms' m_a, padded with 0 like the arms) added when absent.
+    Refused beyond MAX_MULTISETS. float64."""
+    est = estimators.as_entry(estimator)
+    params = estimators.resolve_params(est, group, **(params or {}))
+    e = enumerate_groups(logits, rewards, group)
+    extra = statistic_extra(extra, rewards.means)
+    extra["means"] = e.pad_arms(extra["means"])
+    out = _expect_kernel(stat, est, e.logits, e.arms, e.values, e.log_cq,
+                         {key: jnp.float64(v) for key, v in params.items()}, extra)
+    return np.asarray(out)
+
+
 def _reference(logits, means):
     """π, J, ∇J and b*, traced into each route's kernel (padded arms have π = 0 and add nothing)."""
     return (softmax.policy(logits), softmax.objective(logits, means),

@@ -39,8 +39,9 @@ import numpy as np
 
 from bandits import softmax
 from bandits.errors import InputError
-from bandits.rewards import RewardModel
-from sims import estimators
+from bandits.rewards import RewardModel, count_at_or_below, random_words, uniform_thresholds
+from sims import batch, estimators
+from sims.engines import exact
 
 MAX_CHUNK = 1 << 13
 MIN_CHUNK = 1 << 8
@@ -210,6 +211,113 @@ def moments(
         estimator=est.name, group=group, params=params, samples=samples, seed=seed,
         mean=s.mean, cov=s.cov, trace_var_se=s.trace_var_se, batches=s.batches,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupStatistic:
+    """The problem `draw(key, n, (logits, tables, params, extra))` → stat(group) for n independent
+    groups of G on a softmax bandit, (n, d): the statistic of `sims.engines.exact.expectation`,
+    evaluated on sampled groups (`exact.group_statistic`). Hashed by its fields (the statistic,
+    the entry by identity, G)."""
+
+    stat: object
+    estimator: estimators.Estimator
+    group: int
+
+    def __call__(self, key, n, args):
+        logits, tables, params, extra = args
+        arms, rewards = softmax.sample_outcomes(key, logits, tables, (n, self.group))
+        one = functools.partial(exact.group_statistic, self.stat, self.estimator, logits, params, extra)
+        return jnp.reshape(jax.vmap(one)(arms, rewards), (n, -1))
+
+
+def expectation(stat, estimator: estimators.Estimator, logits, rewards: RewardModel, group: int,
+                samples: int, seed: int = 0, params=None, extra=None, progress: bool | None = None) -> Stream:
+    """Monte Carlo E[stat(group)] over `samples` independent groups of G, on `stream` (mean, its
+    standard errors, covariance), reproducible from `seed`: the sampled twin of
+    `sims.engines.exact.expectation` (same statistic, `extra` with "means" added when absent)."""
+    est = estimators.as_entry(estimator)
+    params = estimators.resolve_params(est, group, **(params or {}))
+    logits = np.asarray(logits, dtype=np.float64)
+    if rewards.num_arms != logits.shape[0]:
+        raise InputError(f"{logits.shape[0]} logits but {rewards.num_arms} reward distributions; "
+                         f"give one per arm")
+    jparams = {key: jnp.float64(v) for key, v in params.items()}
+    args = (jnp.asarray(logits), rewards.tables(), jparams, exact.statistic_extra(extra, rewards.means))
+    return stream(GroupStatistic(stat, est, group), args, samples, seed, progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches of pass/fail prompts (batch estimators, allocations)
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_prompts(key, logits, success, shape):
+    """Arms a ~ π_x and pass/fail rewards R ~ Bernoulli(q_x[a]) for `shape` = (..., P, G) members
+    of P prompts with logits and success probabilities (P, K): one 32-bit word per member, by
+    inverse CDF over the joint outcomes (a, R) in the order (0, fail), (0, pass), (1, fail), …"""
+    pi = softmax.policy(logits)
+    q = jnp.asarray(success, dtype=pi.dtype)
+    joint = jnp.stack([pi * (1.0 - q), pi * q], axis=-1).reshape(pi.shape[0], -1)  # (P, 2K)
+    thresholds = uniform_thresholds(jnp.cumsum(joint, axis=-1)[:, :-1])  # (P, 2K − 1)
+    o = count_at_or_below(random_words(key, shape), thresholds[:, None, :])
+    return o // 2, (o % 2).astype(pi.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class PassFailBatches:
+    """The problem `draw(key, n, (ps, params))` → u (n, P) for n batches of P two-armed pass/fail
+    prompts (π_1 = p_x, rewards (1, 0)), G members each: u_x = (1/G) Σ_i A_xi (R_xi − p_x)
+    (`sims.batch.prompt_terms`). The batch entry hashes by identity."""
+
+    estimator: batch.BatchEstimator
+    group: int
+
+    def __call__(self, key, n, args):
+        ps, params = args
+        u = random_words(key, (n, ps.shape[0], self.group))
+        rewards = (u < uniform_thresholds(ps)[:, None]).astype(ps.dtype)
+        return batch.prompt_terms(self.estimator.advantages, rewards, ps, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class PassFailBandits:
+    """The problem `draw(key, n, (logits, success, params))` → ĝ (n, P·K) for n batches of P
+    K-armed pass/fail prompts, G members each, weights ones (`sims.batch.bandit_prompt_gradients`)."""
+
+    estimator: batch.BatchEstimator
+    group: int
+
+    def __call__(self, key, n, args):
+        logits, success, params = args
+        arms, rewards = sample_prompts(key, logits, success, (n, logits.shape[0], self.group))
+        g = batch.bandit_prompt_gradients(self.estimator.advantages, logits, arms, rewards, params)
+        return g.reshape(n, -1)
+
+
+def ensemble(estimator: batch.BatchEstimator, ps, group: int, samples: int, seed: int = 0,
+             chunk: int | None = None, **params) -> dict:
+    """Per-prompt c_x = E[u_x]/(p_x(1 − p_x)) of a batch entry on pass/fail prompts with pass rates
+    `ps`, from `samples` batches on `stream`: {"c", "c_se", "mean_u", "var_u", "samples"}."""
+    est = batch.as_entry(estimator)
+    ps = np.asarray(ps, dtype=np.float64)
+    p = {k: jnp.float64(v) for k, v in batch.resolve_params(est, **params).items()}
+    s = stream(PassFailBatches(est, group), (jnp.asarray(ps), p), samples, seed, chunk=chunk)
+    pq = ps * (1 - ps)
+    return {"c": s.mean / pq, "c_se": s.mean_se / pq, "mean_u": s.mean, "var_u": np.diag(s.cov),
+            "samples": samples}
+
+
+def ensemble_bandits(estimator: batch.BatchEstimator, logits, success, group: int, samples: int,
+                     seed: int = 0, chunk: int | None = None, **params) -> dict:
+    """E[ĝ_x] (P, K) of a batch entry on K-armed pass/fail prompts (weights ones), from `samples`
+    batches on `stream`: {"mean", "se", "samples"}."""
+    est = batch.as_entry(estimator)
+    logits = np.asarray(logits, dtype=np.float64)
+    p = {k: jnp.float64(v) for k, v in batch.resolve_params(est, **params).items()}
+    args = (jnp.asarray(logits), jnp.asarray(np.asarray(success, dtype=np.float64)), p)
+    s = stream(PassFailBandits(est, group), args, samples, seed, chunk=chunk)
+    return {"mean": s.mean.reshape(logits.shape), "se": s.mean_se.reshape(logits.shape), "samples": samples}
 
 
 def _batch_means_se(sizes, estimates, overall) -> float | None:
