@@ -33,6 +33,7 @@ because w_p = n_p/N with N fixed), which must agree with it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -182,13 +183,22 @@ def _merge(points, probs):
 MC_REPEATS = 1 << 15  # Monte Carlo samples for a prompt drawn too often for the exact sum
 
 
-@functools.partial(jax.jit, static_argnames=("est", "group", "copies", "samples"))
-def _repeated_mc_kernel(est, group, copies, samples, key, lg, q, step, params):
-    tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
-              "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
-    g = montecarlo.sample_group_gradients(est, lg, tables, params, key, (samples, copies, group))
-    dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(jnp.sum(g, axis=1))
-    return jnp.mean(dj), jnp.std(dj, ddof=1) / jnp.sqrt(samples)
+@dataclasses.dataclass(frozen=True)
+class RepeatedGain:
+    """The Monte Carlo problem `draw(key, n, (lg, q, step, params))` → (n, 1):
+    J(θ + step·Σ_{j≤c} ĝ_j) − J(θ) for c = `copies` independent groups of G on one prompt."""
+
+    estimator: estimators.Estimator
+    group: int
+    copies: int
+
+    def __call__(self, key, n, args):
+        lg, q, step, params = args
+        tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
+                  "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
+        g = montecarlo.sample_group_gradients(self.estimator, lg, tables, params, key,
+                                              (n, self.copies, self.group))
+        return jax.vmap(lambda x: objective_change(lg, q, step * x))(jnp.sum(g, axis=1))[:, None]
 
 
 def repeated_group_gain(logits, success, group: int, copies: int, step: float,
@@ -198,8 +208,8 @@ def repeated_group_gain(logits, success, group: int, copies: int, step: float,
     the law of one group's ĝ from the multisets, convolved c times, support points merged at
     1e-12 (exact up to that rounding). Returns (value, exact); when the convolution would pass
     `MAX_ROWS` support points it is a Monte Carlo mean of `MC_REPEATS` samples from `seed`
-    instead (exact = False; its noise is independent across the rule's draws, so the SE over
-    draws covers it)."""
+    instead, on the Monte Carlo engine's `stream` (exact = False; its noise is independent across
+    the rule's draws, so the SE over draws covers it)."""
     lg = np.asarray(logits, dtype=np.float64)
     q = np.asarray(success, dtype=np.float64)
     if copies == 1:
@@ -212,9 +222,9 @@ def repeated_group_gain(logits, success, group: int, copies: int, step: float,
     pts, pr = one, mass
     for _ in range(copies - 1):
         if pts.shape[0] * one.shape[0] > MAX_ROWS:
-            m, _ = _repeated_mc_kernel(est, group, copies, MC_REPEATS, jax.random.key(seed),
-                                       jnp.asarray(lg), jnp.asarray(q), jnp.float64(step), prm)
-            return float(m), False
+            s = montecarlo.stream(RepeatedGain(est, group, copies),
+                                  (jnp.asarray(lg), jnp.asarray(q), jnp.float64(step), prm), MC_REPEATS, seed)
+            return float(s.mean[0]), False
         pts, pr = _merge((pts[:, None, :] + one[None, :, :]).reshape(-1, q.shape[0]),
                          (pr[:, None] * mass[None, :]).ravel())
     pad = max(64, 1 << (pts.shape[0] - 1).bit_length()) - pts.shape[0]  # shape buckets
@@ -340,41 +350,51 @@ def reweighting(logits, success, counts, estimator: estimators.Estimator = GRPO,
     return {"scale": c, "direction_defect": defect, "spread": spread, "mean": mean, "grad": grads}
 
 
-@functools.partial(jax.jit, static_argnames=("est", "group", "samples"))
-def _mc_kernel(est, group, samples, keys, logits, success, steps, params):
-    """Mean and variance over `samples` groups of J_p(θ_p + step_p ĝ) − J_p(θ_p), per prompt."""
+@dataclasses.dataclass(frozen=True)
+class BatchGain:
+    """The Monte Carlo problem `draw(key, n, args)` → (n, 1): n independent draws of
+    (1/P) Σ_p [J_p(θ_p + step_p·ĝ_p) − J_p(θ_p)], prompt p one group of n_p. `sizes` lists
+    (n_p, number of prompts) per group size, `args` one (logits, success, steps, params) per size
+    (prompts of one size sampled together by `montecarlo.sample_prompts`)."""
 
-    def one(key, lg, q, step):
-        tables = {"values": jnp.broadcast_to(jnp.array([0.0, 1.0]), (lg.shape[0], 2)),
-                  "cdf": jnp.stack([1.0 - q, jnp.ones_like(q)], axis=-1)}
-        g = montecarlo.sample_group_gradients(est, lg, tables, params, key, (samples, group))
-        dj = jax.vmap(lambda x: objective_change(lg, q, step * x))(g)
-        return jnp.mean(dj), jnp.var(dj, ddof=1)
+    estimator: estimators.Estimator
+    sizes: tuple
+    prompts: int
 
-    return jax.lax.map(lambda a: one(*a), (keys, logits, success, steps))
+    def __call__(self, key, n, args):
+        est = self.estimator
+        total = jnp.zeros(n)
+        for j, ((g, _), (lg, q, steps, params)) in enumerate(zip(self.sizes, args)):
+            arms, rewards = montecarlo.sample_prompts(jax.random.fold_in(key, j), lg, q, (n, lg.shape[0], g))
+
+            def gain(l, qq, step, a, r, params=params):
+                x = estimators.bandit_group_gradient(est.advantages, l, a, r, params, est.per_coordinate)
+                return objective_change(l, qq, step * x)
+
+            dj = jax.vmap(jax.vmap(gain), in_axes=(None, None, None, 0, 0))(lg, q, steps, arms, rewards)
+            total = total + jnp.sum(dj, axis=1)
+        return (total / self.prompts)[:, None]
 
 
 def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int = 0,
                    estimator: estimators.Estimator = GRPO, aggregation: str = "rollout", **params) -> dict:
-    """Monte Carlo estimate of E[ΔJ]: `samples` independent groups per selected prompt drawn by the
-    Monte Carlo engine's `sample_group_gradients` (prompt p's key is fold_in(key(seed), p)):
+    """Monte Carlo estimate of E[ΔJ] from `samples` independent batches (every selected prompt one
+    group per batch) on the Monte Carlo engine's `stream` (`BatchGain`), reproducible from `seed`:
     {"mean", "se", "samples", "seed"}."""
     lg, q, n = _validate(logits, success, counts, estimator)
     if not isinstance(samples, int) or samples < 2:
         raise InputError(f"Monte Carlo needs at least 2 samples, got {samples!r}")
     w = batch_weights(n, aggregation)
     est = estimators.as_entry(estimator)
-    base = jax.random.key(seed)
-    mean, var = 0.0, 0.0
+    sizes, args = [], []
     for g in np.unique(n[n > 0]):
         idx = np.flatnonzero(n == g)
         prm = estimators.resolve_params(est, int(g), **params)
-        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
-        m, v = _mc_kernel(est, int(g), samples, keys, jnp.asarray(lg[idx]), jnp.asarray(q[idx]),
-                          jnp.asarray(eta * w[idx]), {k: jnp.float64(x) for k, x in prm.items()})
-        mean += float(np.sum(m)) / q.shape[0]
-        var += float(np.sum(v)) / q.shape[0] ** 2
-    return {"mean": mean, "se": math.sqrt(var / samples), "samples": samples, "seed": seed}
+        sizes.append((int(g), len(idx)))
+        args.append((jnp.asarray(lg[idx]), jnp.asarray(q[idx]), jnp.asarray(eta * w[idx]),
+                     {k: jnp.float64(x) for k, x in prm.items()}))
+    s = montecarlo.stream(BatchGain(est, tuple(sizes), q.shape[0]), tuple(args), samples, seed)
+    return {"mean": float(s.mean[0]), "se": float(s.mean_se[0]), "samples": samples, "seed": seed}
 
 
 # ---------------------------------------------------------------------------------------------
