@@ -75,3 +75,20 @@ def test_gaussian_bad_input(capsys, args, message):
     code, out, err = run(capsys, "moments-gaussian", *flat)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("pglab: error:") and message in err, err
+
+
+def test_one_wording_for_a_missing_standard_error(capsys):
+    """Too few samples for two batches: every calculator writes null and the same reason."""
+    common = ("--mc", "200", "--json")
+    reasons = []
+    for args in (("moments", "--logits", "0.3,-0.2", "--rewards", "bernoulli:0.8,0.4", "--estimator", "rloo",
+                  "--group", "4"),
+                 ("moments-gaussian", "--reward", "cubic", "--mu", "0.3", "--sigma", "0.8", "--estimator",
+                  "rloo", "--group", "4"),
+                 ("moments-lqr", "--A", "0.9", "--B", "0.5", "--K", "-0.6", "--sigma", "0.5", "--horizon", "5")):
+        code, out, _ = run(capsys, *args, *common)
+        assert code == 0
+        mc = json.loads(out)["mc"]
+        assert mc["trace_var_se"] is None
+        reasons.append(mc["trace_var_se_reason"])
+    assert len(set(reasons)) == 1 and "2 batches" in reasons[0]

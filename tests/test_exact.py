@@ -180,3 +180,15 @@ def test_a_batch_name_registered_again_computes_the_new_function():
             E.unregister("reused_name")
     for first, second in zip(*results):
         np.testing.assert_allclose(second, 2.0 * first, rtol=1e-12)
+
+
+def test_moments_to_json_is_the_exact_block():
+    """Moments.to_json: plain floats and lists, bias = mean − ∇J, tr Cov, the route; strict JSON."""
+    import json
+
+    m = exact.moments(E.get("rloo"), [0.3, -0.2, 0.1], R.bernoulli([0.8, 0.4, 0.1]), 4)
+    block = m.to_json()
+    assert list(block) == ["mean", "bias", "cov", "trace_var", "optimal_constant_baseline", "route"]
+    assert block["bias"] == [float(x) for x in m.mean - m.true_gradient]
+    assert block["trace_var"] == float(np.trace(m.cov)) and block["route"] == m.route
+    assert json.loads(json.dumps(block, allow_nan=False)) == block

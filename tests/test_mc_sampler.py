@@ -65,3 +65,32 @@ def test_engine_on_rbg_is_bit_reproducible():
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.cov, b.cov)
     assert not np.array_equal(a.mean, c.mean)
+
+
+PROMPT_LOGITS = np.array([[0.5, -0.3, 0.0], [-1.0, 0.4, 2.0]])
+PROMPT_SUCCESS = np.array([[0.9, 0.0, 0.5], [0.1, 1.0, 0.3]])  # zero-probability outcomes on both prompts
+
+
+def _prompt_frequency_check(arms, rewards, logits=PROMPT_LOGITS, success=PROMPT_SUCCESS):
+    """Frequencies of (prompt, arm, pass) against π_x[a]·q_x[a] (and the failures), one Holm family."""
+    arms, rewards = np.asarray(arms), np.asarray(rewards)
+    freq, expected, n = [], [], arms[..., 0, :].size
+    for x in range(logits.shape[0]):
+        pi = np.exp(logits[x]) / np.exp(logits[x]).sum()
+        for a in range(logits.shape[1]):
+            for r, p in ((1.0, success[x, a]), (0.0, 1 - success[x, a])):
+                freq.append(np.mean((arms[..., x, :] == a) & (rewards[..., x, :] == r)))
+                expected.append(pi[a] * p)
+    expected = np.array(expected)
+    se = np.sqrt(np.maximum(expected * (1 - expected), 1e-300) / n)
+    return stats.z_check("(prompt, arm, reward) frequencies", freq, se, expected)
+
+
+def test_prompt_sampler_matches_the_law_and_catches_swapped_prompts():
+    key = jax.random.key(5, impl=montecarlo.RNG_IMPL)
+    arms, rewards = montecarlo.sample_prompts(key, jnp.asarray(PROMPT_LOGITS), jnp.asarray(PROMPT_SUCCESS), (4000, 2, 16))
+    check = _prompt_frequency_check(arms, rewards)
+    assert check.passed, check.summary()
+    assert not np.any((np.asarray(arms)[:, 0] == 1) & (np.asarray(rewards)[:, 0] == 1.0))  # q = 0
+    assert not np.any((np.asarray(arms)[:, 1] == 1) & (np.asarray(rewards)[:, 1] == 0.0))  # q = 1
+    assert not _prompt_frequency_check(arms[:, ::-1], rewards[:, ::-1]).passed  # planted: prompts swapped

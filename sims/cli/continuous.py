@@ -91,21 +91,13 @@ def _check_mc(samples, seed, per_sample: int, what: str) -> None:
                          f"{MAX_MC_CHUNK_ENTRIES:,}")
 
 
-def _mc_block(mc) -> dict:
-    se = mc.trace_var_se
-    out = {"samples": mc.samples, "seed": mc.seed, "mean": _floats(mc.mean), "mean_se": _floats(mc.mean_se),
-           "trace_var": mc.trace_var, "trace_var_se": se if se is not None and math.isfinite(se) else None}
-    if out["trace_var_se"] is None:
-        out["trace_var_se_reason"] = "batch means need at least two chunks of samples; raise --mc"
-    return out
-
-
 def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_samples=None, seed=None) -> dict:
     """The JSON object of `pglab moments-gaussian`."""
     from bandits import gaussian
     from sims import continuous as C
     from sims import estimators
     from sims.cli.options import check_count
+    from sims.engines import exact
 
     _finite("mu", mu)
     _finite("sigma", sigma)
@@ -127,16 +119,15 @@ def gaussian_report(name, coeffs, mu, sigma, group, params, mean_only=False, mc_
     if name in C.CLOSED_FORM:
         ex = C.gaussian_group_exact(estimators.get(name), th, c, group, fixed, **params)
         out["params"] = ex["params"]
-        out["exact"] = {"mean": _floats(ex["mean"]), "bias": _floats(ex["mean"] - ex["true_gradient"]),
-                        "cov": np.asarray(ex["cov"]).tolist(), "trace_var": float(np.trace(ex["cov"])),
-                        "optimal_constant_baseline": ex["optimal_constant_baseline"]}
+        out["exact"] = exact.moments_json(ex["mean"], ex["true_gradient"], ex["cov"],
+                                          ex["optimal_constant_baseline"])
     elif mc_samples is None:
         raise InputError(f"estimator {name!r} has no closed form on a Gaussian bandit "
                          f"(exact moments exist for {', '.join(C.CLOSED_FORM)}); add --mc N")
     if mc_samples is not None:
         mc = C.gaussian_group_mc(estimators.get(name), th, c, group, mc_samples, seed, fixed, **params)
         out["params"] = mc.params
-        out["mc"] = _mc_block(mc)
+        out["mc"] = mc.to_json()
     return out
 
 
@@ -183,7 +174,7 @@ def lqr_report(A, B, Q, R, K, sigma, horizon, gamma, init_cov=1.0, noise_cov=0.0
     if reason:
         out["exact"]["riccati_gain_reason"] = reason
     if mc_samples is not None:
-        out["mc"] = _mc_block(C.lqr_moments(lqr, theta, fixed, mc_samples, seed))
+        out["mc"] = C.lqr_moments(lqr, theta, fixed, mc_samples, seed).to_json()
     for v in _leaves(out):
         if isinstance(v, float) and not math.isfinite(v):
             raise InputError("the instance's moments overflow float64; use a smaller horizon or gain")

@@ -45,31 +45,13 @@ def moments_report(name, logits, rewards, group, params, mc_samples=None, seed=0
     if rewards.finite and "exact" not in out:
         ex = exact.moments(estimators.get(name), logits, rewards, group, **params)
         out["params"] = ex.params
-        out["exact"] = {
-            "mean": _floats(ex.mean),
-            "bias": _floats(ex.bias),
-            "cov": np.asarray(ex.cov).tolist(),
-            "trace_var": ex.trace_var,
-            "optimal_constant_baseline": ex.optimal_constant_baseline,
-            "route": ex.route,
-        }
+        out["exact"] = ex.to_json()
     elif mc_samples is None:
         raise InputError("gaussian rewards have no exact moments here; add --mc N")
     if mc_samples is not None:
         mc = montecarlo.moments(estimators.get(name), logits, rewards, group, mc_samples, seed=seed, **params)
         out["params"] = mc.params
-        out["mc"] = {
-            "samples": mc.samples,
-            "seed": mc.seed,
-            "mean": _floats(mc.mean),
-            "mean_se": _floats(mc.mean_se),
-            "trace_var": mc.trace_var,
-            "trace_var_se": mc.trace_var_se,
-        }
-        if mc.trace_var_se is None:
-            out["mc"]["trace_var_se_reason"] = (
-                f"undefined: the batch-means standard error needs at least 2 batches, and "
-                f"{mc.samples:,} samples make {mc.batches} (use a larger --mc)")
+        out["mc"] = mc.to_json()
     return out
 
 

@@ -77,6 +77,24 @@ class Moments:
     def trace_var(self) -> float:
         return float(np.trace(self.cov))
 
+    def to_json(self) -> dict:
+        """The "exact" block of `pglab moments` (`moments_json`, with the route taken)."""
+        return {**moments_json(self.mean, self.true_gradient, self.cov, self.optimal_constant_baseline),
+                "route": self.route}
+
+
+def _floats(x) -> list:
+    return [float(v) for v in np.asarray(x).reshape(-1)]
+
+
+def moments_json(mean, true_gradient, cov, optimal_constant_baseline) -> dict:
+    """{"mean", "bias" = mean − ∇J, "cov", "trace_var" = tr cov, "optimal_constant_baseline"}: the
+    JSON block of exact moments of ĝ (docs/design.md §3), plain floats and lists."""
+    mean = np.asarray(mean, dtype=np.float64)
+    cov = np.asarray(cov, dtype=np.float64)
+    return {"mean": _floats(mean), "bias": _floats(mean - np.asarray(true_gradient)), "cov": cov.tolist(),
+            "trace_var": float(np.trace(cov)), "optimal_constant_baseline": float(optimal_constant_baseline)}
+
 
 @functools.lru_cache(maxsize=32)
 def multisets(num_types: int, group: int):
@@ -406,7 +424,8 @@ def expectation(stat, estimator: estimators.Estimator, logits, rewards: RewardMo
     `stat` as `group_statistic` takes it (hashable, pure JAX); `estimator` an entry (registered or
     not); `params` the estimator's parameters (defaults resolved at G); `extra` arrays handed to
     the statistic, with "means" (the arms' m_a, padded with 0 like the arms) added when absent.
-    Refused beyond MAX_MULTISETS. float64."""
+    The statistic sees the bandit with its arms padded to 8, 16, … (padded arms have π = 0 and
+    logit −inf), so per-arm outputs come back padded. Refused beyond MAX_MULTISETS. float64."""
     est = estimators.as_entry(estimator)
     params = estimators.resolve_params(est, group, **(params or {}))
     e = enumerate_groups(logits, rewards, group)

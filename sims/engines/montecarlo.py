@@ -137,6 +137,31 @@ class Stream:
     def trace_var(self) -> float:
         return float(np.trace(self.cov))
 
+    def to_json(self) -> dict:
+        """{"samples", "seed", "mean", "mean_se", "trace_var", "trace_var_se"}: the "mc" block of the
+        moment calculators (docs/design.md §3); an undefined or non-finite standard error of tr Cov
+        is null, with `trace_var_se_reason` saying why."""
+        se = self.trace_var_se
+        out = {"samples": self.samples, "seed": self.seed, "mean": _floats(self.mean),
+               "mean_se": _floats(self.mean_se), "trace_var": self.trace_var,
+               "trace_var_se": se if se is not None and math.isfinite(se) else None}
+        if out["trace_var_se"] is None:
+            out["trace_var_se_reason"] = trace_var_se_reason(self.samples, self.batches, se)
+        return out
+
+
+def trace_var_se_reason(samples: int, batches: int, se: float | None = None) -> str:
+    """Why the batch-means standard error of tr Cov is missing: fewer than 2 batches (se None), or
+    a value that is not finite."""
+    if se is not None:
+        return f"not finite ({se}): the batch estimates of tr Cov overflow float64"
+    return (f"undefined: the batch-means standard error needs at least 2 batches, and "
+            f"{samples:,} samples make {batches} (use a larger --mc)")
+
+
+def _floats(x) -> list:
+    return [float(v) for v in np.asarray(x).reshape(-1)]
+
 
 @dataclasses.dataclass(frozen=True)
 class MCMoments(Stream):
@@ -235,7 +260,8 @@ def expectation(stat, estimator: estimators.Estimator, logits, rewards: RewardMo
                 samples: int, seed: int = 0, params=None, extra=None, progress: bool | None = None) -> Stream:
     """Monte Carlo E[stat(group)] over `samples` independent groups of G, on `stream` (mean, its
     standard errors, covariance), reproducible from `seed`: the sampled twin of
-    `sims.engines.exact.expectation` (same statistic, `extra` with "means" added when absent)."""
+    `sims.engines.exact.expectation` (same statistic, `extra` with "means" added when absent; the
+    arms are not padded here)."""
     est = estimators.as_entry(estimator)
     params = estimators.resolve_params(est, group, **(params or {}))
     logits = np.asarray(logits, dtype=np.float64)
