@@ -118,13 +118,16 @@ def space(vocab: int, max_len: int, eos: int | None = None) -> Space:
 
 
 def check_logits(sp: Space, logits) -> np.ndarray:
-    """θ as a finite float64 array of shape (P, V)."""
+    """θ as a float64 array of shape (P, V): finite numbers, or −∞ for a token a prefix never draws
+    (at least one finite logit per prefix)."""
     theta = np.asarray(logits, dtype=np.float64)
     if theta.shape != (sp.num_prefixes, sp.vocab):
         raise InputError(f"logits must have shape ({sp.num_prefixes}, {sp.vocab}) (prefixes × vocabulary), "
                          f"got {theta.shape}")
-    if not np.all(np.isfinite(theta)):
-        raise InputError("logits must be finite")
+    if np.any(np.isnan(theta)) or np.any(theta == np.inf):
+        raise InputError("logits must be finite numbers or −inf (a token that is never drawn)")
+    if not np.all(np.any(np.isfinite(theta), axis=-1)):
+        raise InputError("every prefix needs at least one finite logit")
     return theta
 
 

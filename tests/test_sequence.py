@@ -150,3 +150,8 @@ def test_bad_logits_are_refused():
         S.check_logits(sp, np.zeros((2, 2)))
     with pytest.raises(InputError, match="finite"):
         S.check_logits(sp, np.full((3, 2), np.nan))
+    with pytest.raises(InputError, match="finite"):
+        S.check_logits(sp, np.full((3, 2), np.inf))
+    with pytest.raises(InputError, match="at least one finite"):
+        S.check_logits(sp, np.array([[0.0, 0.0], [-np.inf, -np.inf], [1.0, -np.inf]]))
+    S.check_logits(sp, np.array([[0.0, 0.0], [0.0, -np.inf], [1.0, -np.inf]]))
