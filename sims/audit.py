@@ -15,9 +15,12 @@ and gives a verdict: "unbiased" (E[ĝ] = ∇J on every panel bandit), "direction
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import itertools
 import math
+from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -139,15 +142,22 @@ def load(target: str):
     return fn
 
 
-def _call(fn, r, w, what: str):
+def _call_typed(fn, r, w, what: str):
+    """fn(r, w) as a float64 array of the weights' shape, and the dtype it came back in (None for a
+    list); any exception is a one-line InputError naming `what`."""
     try:
-        a = _user(fn, jnp.asarray(r), jnp.asarray(w))
-        a = np.asarray(a, dtype=np.float64)
+        out = _user(fn, jnp.asarray(r), jnp.asarray(w))
+        a = np.asarray(out, dtype=np.float64)
     except Exception as err:  # noqa: BLE001
         raise _describe(err, what) from None
-    if a.shape != np.shape(r):
-        raise InputError(f"the function returned shape {a.shape} for a group of shape {np.shape(r)}")
-    return a
+    if a.shape != np.shape(w):
+        of = f"a group of shape {np.shape(r)}" if np.shape(w) == np.shape(r) else f"weights of shape {np.shape(w)}"
+        raise InputError(f"the function returned shape {a.shape} for {of}")
+    return a, getattr(out, "dtype", None)
+
+
+def _call(fn, r, w, what: str):
+    return _call_typed(fn, r, w, what)[0]
 
 
 def _finite(x):
@@ -155,10 +165,257 @@ def _finite(x):
     return x if math.isfinite(x) else None
 
 
-def _groups(rng, g, n=12):
+# ---- the contract of an advantage function (docs/design.md §3) ------------------------------------
+
+ALL_EQUAL = (0.0, 0.35, 1.0)  # the rewards of the all-equal groups
+FLOAT32 = (0.35,)  # non-dyadic: float32(0.35) ≠ 0.35, so a plain mean leaves a residue
+PROMPTS = 3  # a batch function's contract runs on (PROMPTS, G) batches
+COORDS = 3  # a per-coordinate function gets weights (G, COORDS)
+ZERO_WEIGHT_GROUPS = 64  # pass/fail groups probed with zero weights (all of them when 2^G is fewer)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractResult:
+    """One check of `contract`: whether the property holds (`passed`), what was measured (`detail`,
+    and `value` for the report card), and whether the function's declarations require it."""
+
+    name: str
+    passed: bool
+    detail: str
+    required: bool = True
+    value: object = None
+
+    @property
+    def ok(self) -> bool:
+        """Met: it holds, or nothing declared requires it."""
+        return self.passed or not self.required
+
+
+@dataclasses.dataclass(frozen=True)
+class _Declared:
+    """fn(rewards, weights) with its parameters bound, and what its entry declares (an undeclared
+    user function: a group function of min_group 2 that may read the weights)."""
+
+    fn: Callable
+    entry: object = None
+    min_group: int = 2
+    uses_weights: bool = True
+    per_coordinate: bool = False
+    prompts: int | None = None  # a batch function: rewards and weights (prompts, G)
+
+
+def _declare(fn, params, prompts) -> _Declared:
+    """The declarations of a registry entry (group or batch) or of a plain function."""
+    from sims import batch
+
+    if isinstance(fn, (estimators.Estimator, batch.BatchEstimator)):
+        bound = dict(fn.params) | dict(params or {})
+        advantages = fn.advantages
+        call = lambda r, w: advantages(r, w, **bound)  # noqa: E731
+        if isinstance(fn, batch.BatchEstimator):
+            return _Declared(call, fn, uses_weights=fn.uses_weights, prompts=prompts or PROMPTS)
+        return _Declared(call, fn, fn.min_group, fn.uses_weights, fn.per_coordinate, prompts)
+    call = (lambda r, w: fn(r, w, **params)) if params else fn
+    return _Declared(call, prompts=prompts)
+
+
+def _groups(rng, shape, wshape, n=12):
+    """n random groups (uniform rewards and pass/fail ones, alternately) with weights in [0.1, 2]."""
     for i in range(n):
-        r = rng.choice([0.0, 1.0], size=g) if i % 2 else rng.uniform(-1, 2, size=g)
-        yield r, rng.uniform(0.1, 2.0, size=g)
+        r = rng.choice([0.0, 1.0], size=shape) if i % 2 else rng.uniform(-1, 2, size=shape)
+        yield r, rng.uniform(0.1, 2.0, size=wshape)
+
+
+def _permutation(rng, shape):
+    """A random relabelling of the members: x ↦ x[p] for one group; for a batch (P, G) the prompts
+    are permuted and, independently, the members of each prompt."""
+    if len(shape) == 1:
+        p = rng.permutation(shape[0])
+        return lambda x: x[p]
+    rows = rng.permutation(shape[0])[:, None]
+    cols = np.stack([rng.permutation(shape[1]) for _ in range(shape[0])])
+    return lambda x: x[rows, cols]
+
+
+def _random_probes(d: _Declared, rng, shape, wshape):
+    """max_groups |f(σR, σw) − σf(R, w)|, |f(R + 0.7) − f(R)|, |f(3R) − 3f(R)|, |f(3R) − f(R)| over
+    `_groups`, and whether every f(R, w) was finite."""
+    perm_err, shift_err, hom_err, inv_err, nonfinite = 0.0, 0.0, 0.0, 0.0, False
+    for r, w in _groups(rng, shape, wshape):
+        a = _call(d.fn, r, w, "a random group")
+        nonfinite |= not np.all(np.isfinite(a))
+        p = _permutation(rng, shape)
+        perm_err = max(perm_err, float(np.max(np.abs(_call(d.fn, p(r), p(w), "a permuted group") - p(a)))))
+        shift_err = max(shift_err, float(np.max(np.abs(_call(d.fn, r + 0.7, w, "a shifted group") - a))))
+        scaled = _call(d.fn, 3.0 * r, w, "a scaled group")
+        hom_err = max(hom_err, float(np.max(np.abs(scaled - 3.0 * a))))
+        inv_err = max(inv_err, float(np.max(np.abs(scaled - a))))
+    return perm_err, shift_err, hom_err, inv_err, nonfinite
+
+
+def _symmetry(perm_err, shift_err, hom_err, inv_err) -> list[ContractResult]:
+    """Permutation equivariance (required: the exact engine enumerates multisets); shift and scale
+    behaviour (reported: no declared property implies them; REINFORCE is unbiased and moves with R)."""
+    scale = ("invariant" if inv_err <= SHAPE_TOL else "homogeneous of degree 1" if hom_err <= SHAPE_TOL
+             else "neither invariant nor homogeneous")
+    shift = "invariant" if shift_err <= SHAPE_TOL else f"changes (max {shift_err:.3g})"
+    return [
+        ContractResult("permutation", perm_err <= TOL, f"max error {perm_err:.3g}", value=perm_err),
+        ContractResult("shift", shift_err <= SHAPE_TOL, shift, required=False, value=shift_err),
+        ContractResult("scale", not scale.startswith("neither"), scale, required=False, value=scale),
+    ]
+
+
+def _all_equal_label(a) -> str:
+    if np.all(a == 0):
+        return "zeros"
+    if not np.all(np.isfinite(a)):
+        return "non-finite"
+    return f"non-zero (max |A| {np.max(np.abs(a)):.3g})"
+
+
+def _all_equal(d: _Declared, shape, wshape, values) -> ContractResult:
+    """A ≡ 0 on R ≡ v (weights ones), required of a group baseline (min_group ≥ 2)."""
+    labels = {str(v): _all_equal_label(_call(d.fn, np.full(shape, v), np.ones(wshape), "an all-equal group"))
+              for v in values}
+    passed = all(v == "zeros" for v in labels.values())
+    return ContractResult("all_equal", passed, ", ".join(f"R = {k}: {v}" for k, v in labels.items()),
+                          required=d.min_group >= 2, value=labels)
+
+
+def _singleton(d: _Declared) -> ContractResult:
+    """G = 1: defined and finite when min_group = 1; refused by the registry when min_group ≥ 2 (what
+    the function itself does there is reported; a plain function declares nothing)."""
+    if d.prompts is not None:
+        return ContractResult("singleton", True, "not applicable: a batch function", required=False)
+    wshape = (1, COORDS) if d.per_coordinate else (1,)
+    try:
+        s = np.asarray(_user(d.fn, jnp.ones(1), jnp.ones(wshape)), dtype=np.float64)
+        label = "finite" if np.all(np.isfinite(s)) else "non-finite (refuse G = 1)"
+    except _UserExit as err:
+        label = str(err)
+    except Exception as err:  # noqa: BLE001
+        label = f"raises {type(err).__name__}"
+    if d.entry is None:
+        return ContractResult("singleton", label == "finite", label, required=False, value=label)
+    if d.min_group <= 1:
+        return ContractResult("singleton", label == "finite", f"min_group 1; G = 1 {label}", value=label)
+    try:
+        estimators.resolve_params(d.entry, 1)
+        refused = False
+    except InputError:
+        refused = True
+    detail = f"min_group {d.min_group}; the registry {'refuses' if refused else 'accepts'} G = 1 (the function: {label})"
+    return ContractResult("singleton", refused, detail, value=label)
+
+
+def _float32(d: _Declared, shape, wshape, values) -> list[ContractResult]:
+    """max |A₃₂ − A₆₄| on R ≡ v in float32 and float64: 0 wherever the float64 group gives zeros; and
+    float32 in, float32 out (required of the group registry's entries; reported for batch ones)."""
+    residue, passed, dtypes = 0.0, True, set()
+    for v in values:
+        a32, dtype = _call_typed(d.fn, np.full(shape, v, dtype=np.float32), np.ones(wshape, dtype=np.float32),
+                                 "a float32 group")
+        a64 = _call(d.fn, np.full(shape, v), np.ones(wshape), "an all-equal group")
+        r = float(np.max(np.abs(a32.astype(np.float64) - a64))) if np.all(np.isfinite(a32)) else math.inf
+        passed &= not (np.all(a64 == 0) and r != 0.0)
+        residue, dtypes = max(residue, r), dtypes | {str(dtype)}
+    return [
+        ContractResult("float32", passed, f"all-equal float32 groups {values}: max |A32 − A64| {residue:.3g}",
+                       value=residue),
+        ContractResult("float32_dtype", dtypes == {"float32"}, f"float32 in, {', '.join(sorted(dtypes))} out",
+                       required=isinstance(d.entry, estimators.Estimator)),
+    ]
+
+
+def _weight_free(d: _Declared, rng, shape, wshape) -> ContractResult:
+    """Declared uses_weights=False: f(R, w) = f(R, 1) bit for bit, on random weights."""
+    if d.uses_weights:
+        return ContractResult("uses_weights", True, "declared to read the weights: nothing to check",
+                              required=False)
+    err = 0.0
+    for r, w in _groups(rng, shape, wshape, n=6):
+        ones = _call(d.fn, r, np.ones(wshape), "a random group")
+        err = max(err, float(np.max(np.abs(_call(d.fn, r, w, "a reweighted group") - ones))))
+    return ContractResult("uses_weights", err == 0.0, f"declared weight-free; max |f(R, w) − f(R, 1)| {err:.3g}",
+                          value=err)
+
+
+def _zero_weight_groups(rng, shape, wshape):
+    """Pass/fail groups with zero weights: every one when 2^size ≤ ZERO_WEIGHT_GROUPS, else drawn."""
+    size = int(np.prod(shape))
+    if 2**size <= ZERO_WEIGHT_GROUPS:
+        rows = itertools.product((0.0, 1.0), repeat=size)
+    else:
+        rows = rng.choice([0.0, 1.0], size=(ZERO_WEIGHT_GROUPS, size))
+    for r in rows:
+        yield np.reshape(np.asarray(r, dtype=np.float64), shape), np.zeros(wshape)
+
+
+def contract(fn, group: int, *, params=None, prompts=None, values=ALL_EQUAL, float32_values=FLOAT32,
+             zero_weights: bool = False, seed: int = 0) -> list[ContractResult]:
+    """The one list of checks an advantage function must pass (docs/design.md §3), on groups of G:
+
+    permutation equivariance f(σR, σw) = σf(R, w); shift f(R + c) and scale f(λR) behaviour
+    (reported); A ≡ 0 on all-equal groups R ≡ v (`values`); G = 1 as min_group declares; float32
+    residue on R ≡ v (`float32_values`) and float32 out; finite outputs (with `zero_weights`, also
+    on pass/fail groups of zero weights); f(R, w) = f(R, 1) when uses_weights=False is declared.
+
+    `fn` is a registry entry (`estimators.Estimator`, or `batch.BatchEstimator` on (prompts, G)
+    batches, PROMPTS by default), called with its defaults overridden by `params`, or a plain
+    `fn(rewards, weights)`, which declares nothing. A failed check is one that is not `ok`."""
+    d = _declare(fn, params, prompts)
+    rng = np.random.default_rng(seed)
+    shape = (group,) if d.prompts is None else (d.prompts, group)
+    wshape = shape + (COORDS,) if d.per_coordinate else shape
+    *errors, nonfinite = _random_probes(d, rng, shape, wshape)
+    results = _symmetry(*errors)
+    results.append(_all_equal(d, shape, wshape, values))
+    nonfinite |= "non-finite" in results[-1].value.values()
+    results.append(_singleton(d))
+    results += _float32(d, shape, wshape, float32_values)
+    results.append(_weight_free(d, rng, shape, wshape))
+    if zero_weights:
+        for r, w in _zero_weight_groups(rng, shape, wshape):
+            nonfinite |= not np.all(np.isfinite(_call(d.fn, r, w, "a group of zero weights")))
+    results.append(ContractResult("finite", not nonfinite, "NaN/inf on some groups" if nonfinite
+                                  else "finite on every group"))
+    return results
+
+
+def failures(results: list[ContractResult]) -> list[ContractResult]:
+    """The checks of `contract` that are not met."""
+    return [r for r in results if not r.ok]
+
+
+def _card_checks(results: list[ContractResult]) -> tuple[dict, list[str]]:
+    """The card's "checks" and its problems with the function itself, from `contract`."""
+    res = {r.name: r for r in results}
+    problems = []
+    if not res["permutation"].passed:
+        problems.append(f"not permutation-equivariant (max error {res['permutation'].value:.3g}); "
+                        "the exact engine assumes symmetry")
+    all_equal = res["all_equal"].value
+    problems += [f"returns NaN/inf on an all-equal group (R = {v})" for v, label in all_equal.items()
+                 if label == "non-finite"]
+    if any(v.startswith("non-zero") for v in all_equal.values()):
+        problems.append("all-equal groups get non-zero advantages (a baseline that misses the common reward)")
+    residue = res["float32"].value
+    if not res["float32"].passed:
+        problems.append(f"float32 all-equal group of 0.35 gives |A| up to {residue:.3g} instead of 0 "
+                        "(centre about one member, or compare with the std before dividing)")
+    if not res["finite"].passed and not any("NaN" in p for p in problems):
+        problems.append("returns NaN/inf on some groups")
+    checks = {
+        "permutation_max_error": _finite(res["permutation"].value),
+        "shift": res["shift"].detail,
+        "scale": res["scale"].detail,
+        "all_equal_groups": all_equal,
+        "singleton_group": res["singleton"].value,
+        "float32_residue": _finite(residue),
+        "non_finite_outputs": not res["finite"].passed,
+    }
+    return checks, problems
 
 
 def report(target: str, group: int = 8, timeout: float | None = None) -> dict:
@@ -196,51 +453,8 @@ def report(target: str, group: int = 8, timeout: float | None = None) -> dict:
 
 def _report(target: str, group: int) -> dict:
     fn = load(target)
-    rng = np.random.default_rng(0)
-    problems = []
     _call(fn, np.array([1.0, 0.0] * (group // 2) + [1.0] * (group % 2)), np.ones(group), "a pass/fail group")
-
-    perm_err, shift_err, hom_err, inv_err, nonfinite = 0.0, 0.0, 0.0, 0.0, False
-    for r, w in _groups(rng, group):
-        a = _call(fn, r, w, "a random group")
-        nonfinite |= not np.all(np.isfinite(a))
-        p = rng.permutation(group)
-        perm_err = max(perm_err, float(np.max(np.abs(_call(fn, r[p], w[p], "a permuted group") - a[p]))))
-        shift_err = max(shift_err, float(np.max(np.abs(_call(fn, r + 0.7, w, "a shifted group") - a))))
-        scaled = _call(fn, 3.0 * r, w, "a scaled group")
-        hom_err = max(hom_err, float(np.max(np.abs(scaled - 3.0 * a))))
-        inv_err = max(inv_err, float(np.max(np.abs(scaled - a))))
-    if not perm_err <= TOL:
-        problems.append(f"not permutation-equivariant (max error {perm_err:.3g}); the exact engine assumes symmetry")
-    scale = ("invariant" if inv_err <= SHAPE_TOL else "homogeneous of degree 1" if hom_err <= SHAPE_TOL
-             else "neither invariant nor homogeneous")
-    shift = "invariant" if shift_err <= SHAPE_TOL else f"changes (max {shift_err:.3g})"
-
-    all_equal = {}
-    for v in (0.0, 0.35, 1.0):
-        a = _call(fn, np.full(group, v), np.ones(group), "an all-equal group")
-        all_equal[str(v)] = "zeros" if np.all(a == 0) else ("non-finite" if not np.all(np.isfinite(a)) else
-                                                              f"non-zero (max |A| {np.max(np.abs(a)):.3g})")
-        if not np.all(np.isfinite(a)):
-            nonfinite = True
-            problems.append(f"returns NaN/inf on an all-equal group (R = {v})")
-    if any(v.startswith("non-zero") for v in all_equal.values()):
-        problems.append("all-equal groups get non-zero advantages (a baseline that misses the common reward)")
-    try:
-        s = np.asarray(_user(fn, jnp.ones(1), jnp.ones(1)), dtype=np.float64)
-        singleton = "finite" if np.all(np.isfinite(s)) else "non-finite (refuse G = 1)"
-    except _UserExit as err:
-        singleton = str(err)
-    except Exception as err:  # noqa: BLE001
-        singleton = f"raises {type(err).__name__}"
-    a32 = _call(fn, np.full(group, 0.35, dtype=np.float32), np.ones(group, dtype=np.float32), "a float32 group")
-    a64 = _call(fn, np.full(group, 0.35), np.ones(group), "an all-equal group")
-    residue = float(np.max(np.abs(a32.astype(np.float64) - a64))) if np.all(np.isfinite(a32)) else math.inf
-    if np.all(a64 == 0) and residue != 0.0:
-        problems.append(f"float32 all-equal group of 0.35 gives |A| up to {residue:.3g} instead of 0 "
-                        "(centre about one member, or compare with the std before dividing)")
-    if nonfinite and not any("NaN" in p for p in problems):
-        problems.append("returns NaN/inf on some groups")
+    checks, problems = _card_checks(contract(fn, group))
 
     # An unregistered entry: the engines key their kernels on the entry itself, so nothing is added
     # to the registry. uses_weights keeps its default (True): the user's function may read the
@@ -296,15 +510,7 @@ def _report(target: str, group: int) -> dict:
             problems.append("E[ĝ] is not a multiple of ∇J even for pass/fail rewards")
     return {
         "function": target, "group": group, "verdict": verdict, "scope": scope, "problems": problems,
-        "checks": {
-            "permutation_max_error": _finite(perm_err),
-            "shift": shift,
-            "scale": scale,
-            "all_equal_groups": all_equal,
-            "singleton_group": singleton,
-            "float32_residue": _finite(residue),
-            "non_finite_outputs": bool(nonfinite),
-        },
+        "checks": checks,
         "panel": panel,
         "scale_curve": {"p": PS, "c": curve, "G": group,
                         "note": "E[ĝ] = c·∇p on the two-armed pass/fail bandit (weights |s|²)"},

@@ -54,6 +54,14 @@ def test_grpo_is_direction_unbiased_for_binary_rewards_with_its_scale(capsys):
     np.testing.assert_allclose(c["scale_curve"]["c"], binary.scale_curve(estimators.get("grpo"), c["scale_curve"]["p"], 4),
                                rtol=1e-12)
     assert c["checks"]["scale"] == "invariant" and c["checks"]["float32_residue"] == 0.0
+    # the card's checks are `audit.contract`'s (one definition), read off its results
+    from sims import audit
+
+    res = {r.name: r for r in audit.contract(estimators.grpo, 4)}
+    assert c["checks"]["permutation_max_error"] == res["permutation"].value
+    assert (c["checks"]["shift"], c["checks"]["scale"]) == (res["shift"].detail, res["scale"].detail)
+    assert c["checks"]["all_equal_groups"] == res["all_equal"].value
+    assert c["checks"]["singleton_group"] == res["singleton"].value
 
 
 def test_report_from_python_runs_without_a_time_limit_and_with_one():
