@@ -393,7 +393,8 @@ def mc_improvement(logits, success, counts, eta: float, samples: int, seed: int 
         sizes.append((int(g), len(idx)))
         args.append((jnp.asarray(lg[idx]), jnp.asarray(q[idx]), jnp.asarray(eta * w[idx]),
                      {k: jnp.float64(x) for k, x in prm.items()}))
-    s = montecarlo.stream(BatchGain(est, tuple(sizes), q.shape[0]), tuple(args), samples, seed)
+    chunk = min(montecarlo.chunk_size(samples), 1 << (samples - 1).bit_length())  # no padding to 256
+    s = montecarlo.stream(BatchGain(est, tuple(sizes), q.shape[0]), tuple(args), samples, seed, chunk=chunk)
     return {"mean": float(s.mean[0]), "se": float(s.mean_se[0]), "samples": samples, "seed": seed}
 
 

@@ -17,6 +17,9 @@
   loop over time of the same computation (states, actions, rewards of n trajectories).
 - allocation: the exact E[ΔJ] of one allocation of 256 prompts (K=4 Bernoulli arms, group sizes
   2..16) beside a Monte Carlo estimate of the same quantity at 1% relative error.
+- the topics' Monte Carlo runs, all on the engine's `stream`: groups (or batches) per second of
+  `oblrpo.monte_carlo_expectation` (a statistic of the group), `montecarlo.ensemble` and
+  `ensemble_bandits` (batch estimators on pass/fail prompts) and allocation's repeated-group gain.
 - N-PG-IGT and its baselines (docs/design.md §4.7) on the scalar LQR `lqr1` (H = 50): steps/s of
   every method vmapped over 64 seeds (one jitted `lax.scan`), beside a vectorised NumPy N-PG-IGT
   over the same 64 seeds, and the wall time of the whole complexity sweep (`sims.npg.complexity`).
@@ -292,6 +295,31 @@ def allocation_times(prompts: int = 256, arms: int = 4, seed: int = 0) -> dict:
             "mc_groups_per_prompt": samples, "mc_seconds": t_mc, "exact_speedup": t_mc / t_exact}
 
 
+def topic_mc_rates(samples: int) -> dict:
+    """Samples per second (best of 3, compiled) of the topics' Monte Carlo runs on `stream`, at the
+    claims' sizes: a group statistic (K=3, G=2), batch estimators on 3 pass/fail prompts (G=4,
+    two-armed and 3-armed) and 6 copies of a GRPO group of 4 on one 3-armed prompt."""
+    from sims import allocation as SA
+    from sims import batch, oblrpo
+
+    ens, lg = [0.2, 0.5, 0.8], np.array([[0.5, -0.3, 0.0], [-1.0, 0.4, 0.2], [0.0, 0.0, 1.0]])
+    su = np.array([[0.9, 0.2, 0.5], [0.1, 0.6, 0.3], [0.8, 0.7, 0.05]])
+    b = batch.get("grpo_batch_std")
+    grpo = estimators.get("grpo")
+    prm = {k: jnp.float64(v) for k, v in estimators.resolve_params(grpo, 4).items()}
+    rep = (jnp.asarray(lg[0]), jnp.asarray(su[0]), jnp.float64(0.3), prm)
+    runs = {
+        "oblrpo.monte_carlo_expectation": lambda: oblrpo.monte_carlo_expectation(
+            oblrpo.stat_moments, lg[0], R.deterministic([1.0, 0.0, 0.2]), 2, samples, seed=8,
+            estimator=oblrpo.SELF_INCLUSIVE),
+        "montecarlo.ensemble": lambda: montecarlo.ensemble(b, ens, 4, samples, seed=41),
+        "montecarlo.ensemble_bandits": lambda: montecarlo.ensemble_bandits(b, lg, su, 4, samples, seed=43),
+        "allocation repeated groups (6 × G=4)": lambda: montecarlo.stream(SA.RepeatedGain(grpo, 4, 6), rep,
+                                                                          samples, 5, progress=False),
+    }
+    return {name: _best_rate(fn, samples) for name, fn in runs.items()}
+
+
 NPG_SEEDS = 64
 NPG_GAMMA0 = {"pg": 3e-4, "pg-const": 3e-5, "n-pg-m": 0.1, "n-pg-igt": 0.1, "harpg": 3e-5, "n-harpg": 0.1}
 
@@ -393,6 +421,7 @@ def main() -> None:
     lqr = lqr_rates(1 << (14 if quick else 17))
     big = exact_large_group()
     alloc = allocation_times()
+    topic_mc = topic_mc_rates(1 << (18 if quick else 20))
     npg_bench = npg_rates(200 if quick else 2000, 50 if quick else 300, quick)
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
@@ -412,6 +441,7 @@ def main() -> None:
         "lqr_sampler": lqr,
         "exact_k16_bernoulli_g64_grpo": big,
         "allocation_256_prompts": alloc,
+        "topic_monte_carlo_samples_per_s": topic_mc,
         "npg_lqr1": npg_bench,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows
@@ -467,6 +497,8 @@ def _print(report: dict) -> None:
             f"{a['exact_seconds']:.2f} s; Monte Carlo at {100 * a['mc_relative_se']:.2g}% relative SE "
             f"({a['mc_groups_per_prompt']:,} groups per prompt) {a['mc_seconds']:.2f} s; compiled: exact "
             f"{a['exact_seconds_compiled']:.2f} s, Monte Carlo {a['mc_seconds_compiled']:.2f} s")
+    c.print("topics' Monte Carlo on stream (samples/s): "
+            + "; ".join(f"{n} {r:.3g}" for n, r in report["topic_monte_carlo_samples_per_s"].items()))
     nb = report["npg_lqr1"]
     t = Table("method", "steps/s (64 seeds)", title=f"sims.npg on lqr1, H = {nb['H']}, {nb['seeds']} seeds vmapped")
     for name, rate in nb["steps_per_s"].items():
