@@ -341,3 +341,114 @@ def sample_responses(key, sp: Space, theta, shape):
         return rid
 
     return jax.vmap(one)(jax.random.split(key, n)).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# A policy and its reward from data (the `pglab moments-seq --policy FILE.json` format)
+# ---------------------------------------------------------------------------------------------
+
+POLICY_KEYS = ("vocab", "max_len", "eos", "logits", "reward")
+CHECKERS = ("majority_of_ones", "exact_match", "answer_correct", "length_correlated")
+
+
+def _key(prefix) -> str:
+    return ",".join(str(v) for v in prefix)
+
+
+def _tokens(text: str, what: str, vocab: int) -> tuple:
+    if text == "":
+        return ()
+    try:
+        out = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{what} {text!r}: give token ids separated by commas, e.g. \"0,1\"") from None
+    if any(v < 0 or v >= vocab for v in out) or any(str(v) != s.strip() for v, s in zip(out, text.split(","))):
+        raise InputError(f"{what} {text!r}: token ids must be integers in [0, {vocab - 1}]")
+    return out
+
+
+def _number(x, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise InputError(f"{what} must be a finite number, got {x!r}")
+    return float(x)
+
+
+def from_dict(data) -> tuple[Space, np.ndarray, np.ndarray]:
+    """(space, θ (P, V), rewards (N,)) from {"vocab", "max_len", "eos", "logits", "reward"}:
+    `logits` maps every non-terminal prefix, written as comma-separated token ids ("" the empty
+    prefix), to V logits (numbers, or null for −∞: a token the prefix never draws); `reward` is
+    {"table": {response: value}} over every response, or {"checker": name, ...} with a checker of
+    CHECKERS and its arguments ("target": [ids], "answer": id, "base": checker, "slope": number).
+    Anything missing, extra, malformed or beyond the limits is an InputError naming it."""
+    if not isinstance(data, dict):
+        raise InputError("the policy file must hold one JSON object")
+    extra = sorted(set(data) - set(POLICY_KEYS))
+    if extra:
+        raise InputError(f"unknown key(s) {', '.join(map(repr, extra))}; the keys are {', '.join(POLICY_KEYS)}")
+    for k in ("vocab", "max_len", "logits", "reward"):
+        if k not in data:
+            raise InputError(f"the policy file needs {k!r}")
+    sp = space(data["vocab"], data["max_len"], data.get("eos"))
+    logits = data["logits"]
+    if not isinstance(logits, dict):
+        raise InputError("'logits' must map prefixes (comma-separated token ids) to lists of V logits")
+    index = {p: i for i, p in enumerate(sp.prefixes)}
+    theta = np.zeros((sp.num_prefixes, sp.vocab))
+    seen = set()
+    for key, row in logits.items():
+        prefix = _tokens(key, "logits prefix", sp.vocab)
+        if prefix not in index:
+            raise InputError(f"logits prefix {key!r} is not a non-terminal prefix of this space "
+                             "(too long, or it contains the end token)")
+        if prefix in seen:
+            raise InputError(f"logits prefix {key!r} given twice")
+        seen.add(prefix)
+        if not isinstance(row, list) or len(row) != sp.vocab:
+            raise InputError(f"logits of prefix {key!r} must be a list of {sp.vocab} numbers")
+        theta[index[prefix]] = [-np.inf if v is None else _number(v, f"logit of prefix {key!r}") for v in row]
+    missing = [p for p in sp.prefixes if p not in seen]
+    if missing:
+        raise InputError(f"logits missing for {len(missing):,} prefix(es), e.g. {_key(missing[0])!r}")
+    theta = check_logits(sp, theta)
+    return sp, theta, _reward_table(sp, data["reward"])
+
+
+def _reward_table(sp: Space, spec) -> np.ndarray:
+    if not isinstance(spec, dict):
+        raise InputError("'reward' must be {\"table\": {...}} or {\"checker\": name, ...}")
+    if "table" in spec:
+        if set(spec) != {"table"} or not isinstance(spec["table"], dict):
+            raise InputError("'reward' as a table is {\"table\": {response: value}} and nothing else")
+        index = {sp.response(i): i for i in range(sp.num_responses)}
+        r = np.full(sp.num_responses, np.nan)
+        for key, value in spec["table"].items():
+            y = _tokens(key, "reward response", sp.vocab)
+            if y not in index:
+                raise InputError(f"reward response {key!r} is not a response of this space")
+            r[index[y]] = _number(value, f"reward of {key!r}")
+        if np.any(np.isnan(r)):
+            raise InputError(f"reward table misses {int(np.sum(np.isnan(r))):,} response(s), e.g. "
+                             f"{_key(sp.response(int(np.flatnonzero(np.isnan(r))[0])))!r}")
+        if not np.all(np.isfinite(r)):
+            raise InputError("rewards must be finite")
+        return r
+    name = spec.get("checker")
+    if name not in CHECKERS:
+        raise InputError(f"unknown reward checker {name!r}; known: {', '.join(CHECKERS)}")
+    if name == "majority_of_ones":
+        return majority_of_ones(sp)
+    if name == "exact_match":
+        target = spec.get("target")
+        if not isinstance(target, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in target):
+            raise InputError("exact_match needs \"target\": a list of token ids")
+        return exact_match(sp, target)
+    if name == "answer_correct":
+        answer = spec.get("answer")
+        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < sp.vocab:
+            raise InputError(f"answer_correct needs \"answer\": a token id in [0, {sp.vocab - 1}]")
+        return answer_correct(sp, answer)
+    slope = _number(spec.get("slope"), "length_correlated's \"slope\"")
+    base = spec.get("base", {"checker": "majority_of_ones"})
+    if not np.isfinite(slope):
+        raise InputError("length_correlated's slope must be finite")
+    return length_correlated(sp, _reward_table(sp, base), slope)

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from bandits.errors import InputError
-from sims.cli import audit, continuous, copg, moments, npg, train, verify
+from sims.cli import audit, continuous, copg, moments, npg, sequences, train, verify
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +34,7 @@ COMMANDS = [  # (name, function), in the order `pglab --help` lists them
     ("moments-gaussian", continuous.moments_gaussian),
     ("moments-lqr", continuous.moments_lqr),
     ("train", train.train),
+    ("moments-seq", sequences.moments_seq),
 ]
 for _name, _command in COMMANDS:
     app.command(_name)(_command)
