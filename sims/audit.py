@@ -4,8 +4,9 @@ The function has the registry's signature, `advantages(rewards, weights) -> A` o
 (rewards, weights: (G,) JAX arrays; on bandits weights = |s(a_i)|², as the exact engine passes
 them), and must be traceable by JAX. The card checks, without the user writing a test:
 
-- permutation equivariance; behaviour under a reward shift R + c and a scale λR;
-- all-equal and singleton groups; float32 residue on non-dyadic rewards (0.35); NaN/inf;
+- `contract`, the one list of checks every registry entry passes too (tests/test_registry_contract.py):
+  permutation equivariance; behaviour under a reward shift R + c and a scale λR; all-equal and
+  singleton groups; float32 residue on non-dyadic rewards (0.35); NaN/inf;
 - exact E[ĝ] and tr Cov[ĝ] against RLOO on a fixed panel of bandits (`PANEL`);
 - its c(p, G) curve on the two-armed pass/fail bandit (`sims.atlas`);
 
