@@ -12,8 +12,9 @@ centred second-moment matrix, and chunks are merged with Chan et al.'s parallel 
 so memory is O(d²) whatever the number of samples. The standard error of tr Cov comes from batch
 means: every chunk's own unbiased estimate tr(M2_c)/(n_c − 1) is one batch (at least 32 batches
 when the sample count allows). Chunk c draws from `fold_in(_base_key(seed), c)`: one integer seed
-reproduces the run exactly. `stream` is the engine; `moments` is the softmax-bandit group
-estimator on it (docs/design.md §3).
+reproduces the run exactly. `stream` is the engine; on it, `moments` is the softmax-bandit group
+estimator, `expectation` any statistic of a group (the sampled twin of `exact.expectation`), and
+`ensemble` / `ensemble_bandits` the batch estimators on pass/fail prompts (docs/design.md §3).
 
 The generator is JAX's `rbg` key: key derivation (`fold_in`, `split`) by threefry2x32, the bulk
 words by XLA's RngBitGenerator (a Philox4x32 expansion on CPU; Philox passes TestU01's BigCrush,
