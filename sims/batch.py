@@ -16,7 +16,6 @@ samples.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import itertools
 from types import MappingProxyType
@@ -348,7 +347,7 @@ def exact_ensemble(estimator: BatchEstimator, ps, group: int, **params) -> dict:
         raise InputError("pass rates must lie strictly inside (0, 1)")
     rows = (group + 1) ** P
     if rows > MAX_ROWS:
-        raise InputError(f"{rows:,} batch outcomes exceed the exact limit of {MAX_ROWS:,}; use mc_ensemble")
+        raise InputError(f"{rows:,} batch outcomes exceed the exact limit of {MAX_ROWS:,}; use sims.engines.montecarlo.ensemble")
     ks = np.array(list(itertools.product(range(group + 1), repeat=P)), dtype=np.int64)  # (N, P)
     rewards = (np.arange(group)[None, None, :] < ks[:, :, None]).astype(np.float64)
     logw = np.sum(gammaln(group + 1) - gammaln(ks + 1) - gammaln(group - ks + 1)
@@ -360,67 +359,3 @@ def exact_ensemble(estimator: BatchEstimator, ps, group: int, **params) -> dict:
     var = w @ (u - mean) ** 2
     return {"c": mean / (ps * (1 - ps)), "mean_u": mean, "var_u": var, "trace_var": float(2 * var.sum()),
             "rows": int(rows)}
-
-
-def mc_ensemble(estimator: BatchEstimator, ps, group: int, samples: int, seed: int = 0, chunk: int = 4096,
-                **params) -> dict:
-    """Monte Carlo per-prompt c_x with standard errors (reproducible from `seed`). Superseded by the
-    engine's `sims.engines.montecarlo.ensemble` (same keys); kept while the claims call it."""
-    est = as_entry(estimator)
-    ps = jnp.asarray(np.asarray(ps, dtype=np.float64))
-    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
-    s1 = np.zeros(ps.shape[0])
-    s2 = np.zeros(ps.shape[0])
-    n, c = 0, 0
-    base = jax.random.key(seed)
-    while n < samples:
-        m = min(chunk, samples - n)
-        r = (jax.random.uniform(jax.random.fold_in(base, c), (chunk, ps.shape[0], group))
-             < ps[None, :, None]).astype(jnp.float64)
-        u = np.asarray(_u(est.advantages, r, ps, p))[:m]
-        s1 += u.sum(0)
-        s2 += (u**2).sum(0)
-        n, c = n + m, c + 1
-    mean = s1 / n
-    var = (s2 - n * mean**2) / (n - 1)
-    pq = np.asarray(ps * (1 - ps))
-    return {"c": mean / pq, "c_se": np.sqrt(var / n) / pq, "mean_u": mean, "var_u": var, "samples": n}
-
-
-@functools.partial(jax.jit, static_argnames=("fn", "shape"))
-def _bandit_batch(fn, logits, success, params, key, shape):
-    """ĝ_x = (1/G) Σ_i A_xi s(a_xi) for `shape` = (N, P, G) batches of K-armed pass/fail prompts."""
-    n, p, g = shape
-    k_arm, k_rew = jax.random.split(key)
-    arms = jax.random.categorical(k_arm, logits[None, :, None, :], shape=shape)
-    q = jnp.take_along_axis(jnp.broadcast_to(success[None, :, None, :], (n, p, g, success.shape[-1])),
-                            arms[..., None], axis=-1)[..., 0]
-    rewards = (jax.random.uniform(k_rew, shape) < q).astype(jnp.float64)
-    a = jax.vmap(lambda r: fn(r, jnp.ones_like(r), **params))(rewards)
-    pi = jax.nn.softmax(logits, axis=-1)
-    onehot = jax.nn.one_hot(arms, logits.shape[-1], dtype=jnp.float64)
-    return jnp.mean(a[..., None] * (onehot - pi[None, :, None, :]), axis=2)  # (N, P, K)
-
-
-def mc_ensemble_bandits(estimator: BatchEstimator, logits, success, group: int, samples: int, seed: int = 0,
-                        chunk: int = 2048, **params) -> dict:
-    """Monte Carlo E[ĝ_x] (P, K) with standard errors on K-armed pass/fail prompts (weights = ones).
-    Superseded by the engine's `sims.engines.montecarlo.ensemble_bandits` (same keys); kept while
-    the claims call it."""
-    est = as_entry(estimator)
-    logits = jnp.asarray(np.asarray(logits, dtype=np.float64))
-    success = jnp.asarray(np.asarray(success, dtype=np.float64))
-    p = {k: jnp.float64(v) for k, v in resolve_params(est, **params).items()}
-    s1 = np.zeros(logits.shape)
-    s2 = np.zeros(logits.shape)
-    n, c = 0, 0
-    base = jax.random.key(seed)
-    while n < samples:
-        m = min(chunk, samples - n)
-        g = np.asarray(_bandit_batch(est.advantages, logits, success, p, jax.random.fold_in(base, c),
-                                     (chunk, logits.shape[0], group)))[:m]
-        s1 += g.sum(0)
-        s2 += (g**2).sum(0)
-        n, c = n + m, c + 1
-    mean = s1 / n
-    return {"mean": mean, "se": np.sqrt((s2 / n - mean**2) / (n - 1)), "samples": n}

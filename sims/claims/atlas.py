@@ -457,7 +457,7 @@ def batch_mc_check(name: str, quick: bool, shift: float = 0.0) -> stats.ZCheck:
     """Monte Carlo per-prompt c_x against exact enumeration on a 3-prompt ensemble (G = 4).
     `shift` perturbs the exact value (a planted defect for the tests)."""
     ex = batch.exact_ensemble(batch.get(name), _ENSEMBLE, 4)
-    mc = batch.mc_ensemble(batch.get(name), _ENSEMBLE, 4, 60_000 if quick else 400_000, seed=41)
+    mc = montecarlo.ensemble(batch.get(name), _ENSEMBLE, 4, 60_000 if quick else 400_000, seed=41)
     return stats.z_check(f"{name}: MC c_x vs exact", mc["c"], mc["c_se"], ex["c"] * (1 + shift))
 
 
@@ -497,7 +497,7 @@ def batch_direction_check(name: str, quick: bool, factor: float = 1.0) -> stats.
     ps = np.sum(pis * _BATCH_SUCCESS, axis=1)
     grads = np.asarray([S.gradient(lg, q) for lg, q in zip(_BATCH_LOGITS, _BATCH_SUCCESS)])
     c = batch.exact_ensemble(batch.get(name), ps, 4)["c"] * factor
-    mc = batch.mc_ensemble_bandits(batch.get(name), _BATCH_LOGITS, _BATCH_SUCCESS, 4, 60_000 if quick else 400_000, seed=43)
+    mc = montecarlo.ensemble_bandits(batch.get(name), _BATCH_LOGITS, _BATCH_SUCCESS, 4, 60_000 if quick else 400_000, seed=43)
     return stats.z_check(f"{name}: MC E[ĝ_x] vs c_x∇p_x", mc["mean"].ravel(), mc["se"].ravel(),
                          (c[:, None] * grads).ravel(), scale=float(np.linalg.norm(grads)))
 
