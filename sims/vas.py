@@ -33,7 +33,7 @@ from bandits import vas as bvas
 from bandits.errors import InputError
 from bandits.rewards import RewardModel
 from sims import estimators
-from sims.engines import exact
+from sims.engines import exact, montecarlo
 
 CONDITIONS = ("main", "appendix", "repaired")
 
@@ -283,28 +283,40 @@ def prompt_grad_norms(logits, success):
     return jnp.linalg.norm(jax.vmap(softmax.gradient)(logits, success), axis=-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class SelectedGradNorm:
+    """Engine problem: `draw(key, n, (logits, success, norms))` → n values of Σ_p q_p |∇J_p|, each from
+    one independent VAS scoring (q the per-slot selection probability), (n, 1)."""
+
+    num_rollouts: int
+    alpha: float
+    beta: float
+    lam: float
+    batch: int
+
+    def __call__(self, key, n, args):
+        logits, success, norms = args
+
+        def one(k):
+            scores, _, _ = bvas.score_prompts(k, logits, success, self.num_rollouts, self.alpha, self.beta)
+            return jnp.sum(bvas.mixture_probabilities(scores, self.lam, self.batch) * norms)
+
+        return jax.vmap(one)(jax.random.split(key, n))[:, None]
+
+
 def expected_selected_grad_norm(seed: int, ensemble: ens.Ensemble, logits=None, *, batch: int,
                                 draws: int = 256, **vas) -> dict:
     """E over the scoring rollouts of Σ_p q_p |∇J_p|, q the per-slot selection probability of
     VAS (`bandits.vas.mixture_probabilities`), against the uniform Σ_p |∇J_p|/P; `draws`
-    independent scorings from one seed. Keyword arguments go to the VAS scores:
-    num_rollouts, alpha, beta, lam."""
+    independent scorings from one seed, drawn by the Monte Carlo engine. Keyword arguments go to
+    the VAS scores: num_rollouts, alpha, beta, lam."""
     success = jnp.asarray(ensemble.success)
     logits = jnp.zeros_like(success) if logits is None else jnp.asarray(logits, jnp.float64)
     norms = prompt_grad_norms(logits, success)
-    n, a, b, lam = vas.get("num_rollouts", 8), vas.get("alpha", 1.0), vas.get("beta", 1.0), \
-        vas.get("lam", 0.5)
-    keys = jax.random.split(jax.random.key(seed), draws)
-
-    @jax.jit
-    def one(key):
-        scores, _, _ = bvas.score_prompts(key, logits, success, n, a, b)
-        q = bvas.mixture_probabilities(scores, lam, batch)
-        return jnp.sum(q * norms)
-
-    vals = np.asarray(jax.vmap(one)(keys))
-    return {"vas": float(vals.mean()), "vas_se": float(vals.std(ddof=1) / math.sqrt(draws)),
-            "uniform": float(jnp.mean(norms))}
+    draw = SelectedGradNorm(vas.get("num_rollouts", 8), float(vas.get("alpha", 1.0)),
+                            float(vas.get("beta", 1.0)), float(vas.get("lam", 0.5)), batch)
+    s = montecarlo.stream(draw, (logits, success, norms), draws, seed)
+    return {"vas": float(s.mean[0]), "vas_se": float(s.mean_se[0]), "uniform": float(jnp.mean(norms))}
 
 
 def bootstrap_mean_ci(x, seed: int, level: float = 0.95, resamples: int = 2000) -> list:
