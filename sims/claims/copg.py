@@ -11,6 +11,7 @@ Also public here, for the tests' planted-defect twins:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -20,7 +21,7 @@ import sympy as sp
 
 from bandits import copg as C
 from sims import estimators
-from sims.engines import stats
+from sims.engines import montecarlo, stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from theory import copg as T
 
@@ -75,15 +76,21 @@ def _with_laws(problem: C.Problem, mu1, mu2) -> C.Problem:
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("losses", "samples"))
-def _pair_gradients(losses, logits, problem, key, samples):
-    pairs = C.sample_pairs(key, problem, samples)
-    out = []
-    for loss in losses:
-        g = jax.vmap(jax.grad(lambda t, y, y2, z: loss(t, problem, y, y2, z)), in_axes=(None, 0, 0, 0))
-        grads = g(logits, pairs.y, pairs.y2, pairs.label)
-        out.append((grads.mean(0), grads.std(0, ddof=1) / jnp.sqrt(samples)))
-    return out
+@dataclasses.dataclass(frozen=True)
+class PairGradients:
+    """Engine problem: `draw(key, n, (logits, problem))` → the per-pair gradients ∇_θ loss of every
+    loss in `losses` on n fresh pairs, concatenated, (n, L·K)."""
+
+    losses: tuple
+
+    def __call__(self, key, n, args):
+        logits, problem = args
+        pairs = C.sample_pairs(key, problem, n)
+        out = []
+        for loss in self.losses:
+            g = jax.vmap(jax.grad(lambda t, y, y2, z: loss(t, problem, y, y2, z)), in_axes=(None, 0, 0, 0))
+            out.append(g(logits, pairs.y, pairs.y2, pairs.label))
+        return jnp.concatenate(out, axis=-1)
 
 
 def pair_gradient_mc(loss, logits, problem: C.Problem, samples: int, seed: int):
@@ -93,9 +100,11 @@ def pair_gradient_mc(loss, logits, problem: C.Problem, samples: int, seed: int):
 
 
 def pair_gradients_mc(losses: tuple, logits, problem: C.Problem, samples: int, seed: int):
-    """`pair_gradient_mc` for several losses on the same pairs (one compilation)."""
-    out = _pair_gradients(tuple(losses), jnp.asarray(logits), problem, jax.random.key(seed), samples)
-    return [(np.asarray(m), np.asarray(s)) for m, s in out]
+    """`pair_gradient_mc` for several losses on the same pairs, drawn by the Monte Carlo engine."""
+    logits = jnp.asarray(logits)
+    s = montecarlo.stream(PairGradients(tuple(losses)), (logits, problem), samples, seed)
+    k = logits.shape[-1]
+    return [(s.mean[i * k:(i + 1) * k], s.mean_se[i * k:(i + 1) * k]) for i in range(len(losses))]
 
 
 def copg_ascent_loss(logits, problem, y, y2, label):
