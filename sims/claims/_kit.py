@@ -4,12 +4,15 @@ Monte Carlo z-check, and the check "every sympy residual simplifies to 0"."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Callable
 
+import jax
 import numpy as np
 
 from bandits import rewards as R
-from sims.engines import stats
+from sims.engines import montecarlo, stats
 from sims.ledger import Check, Outcome, symbolic_zero
 
 KINDS = ("bernoulli", "deterministic", "categorical")
@@ -50,6 +53,24 @@ def worst_over(instances, residual):
         if not np.isfinite(r) or r > worst:
             worst, where = (r if np.isfinite(r) else math.inf), describe(logits, model, group)
     return worst, where
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PerKey:
+    """Engine problem from a per-key function `fn(key) -> (d,)`: draw(key, n, args) stacks fn over
+    n keys split from the chunk's key."""
+
+    fn: Callable
+
+    def __call__(self, key, n, args):
+        return jax.vmap(self.fn)(jax.random.split(key, n))
+
+
+def mc_mean(fn, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard error) of `fn(key)` over `samples` keys, drawn by the Monte Carlo engine
+    (its generator, merges and standard errors) from one integer seed."""
+    s = montecarlo.stream(PerKey(fn), (), samples, seed)
+    return s.mean, s.mean_se
 
 
 def mc_outcome(c: stats.ZCheck, label: str, want_pass: bool = True) -> Outcome:

@@ -18,6 +18,7 @@ import numpy as np
 
 from bandits import rewards as R
 from bandits import softmax
+from sims.claims import _kit as kit
 from sims.engines import stats
 from sims.ledger import Check, Outcome, claim, symbolic_zero
 from sims.npg import methods as npg
@@ -293,18 +294,12 @@ def correction_mc(problem: npg.Problem, x, y, samples: int, seed: int, draw_q=un
 
     x, y = jnp.asarray(x), jnp.asarray(y)
 
-    @jax.jit
-    def draws(keys):
-        def one(key):
-            kq, kh = jax.random.split(key)
-            q = draw_q(kq)
-            return problem.hvp_sample(kh, y + q * (x - y), x - y)
+    def one(key):
+        kq, kh = jax.random.split(key)
+        q = draw_q(kq)
+        return problem.hvp_sample(kh, y + q * (x - y), x - y)
 
-        return jax.vmap(one)(keys)
-
-    keys = jax.random.split(jax.random.key(seed), samples)
-    v = np.asarray(draws(keys))
-    return v.mean(0), v.std(0, ddof=1) / np.sqrt(samples)
+    return kit.mc_mean(one, samples, seed)
 
 
 SOFTMAX_MEANS = np.array([0.8, 0.5, 0.2])
@@ -332,13 +327,8 @@ def step_correction_mc(method: str, samples: int, seed: int, step=None):
     x, y = (jnp.asarray(a) for a in CORRECTION_POINTS)
     d_prev, t = STEP_STATE
 
-    @jax.jit
-    def draws(keys):
-        return jax.vmap(lambda k: step(prob, 0.1, npg.State(x, y, jnp.asarray(d_prev),
-                                                             jnp.asarray(t, jnp.int32), k)).d)(keys)
-
-    v = np.asarray(draws(jax.random.split(jax.random.key(seed), samples)))
-    return v.mean(0), v.std(0, ddof=1) / np.sqrt(samples)
+    return kit.mc_mean(lambda k: step(prob, 0.1, npg.State(x, y, jnp.asarray(d_prev), jnp.asarray(t, jnp.int32),
+                                                         k)).d, samples, seed)
 
 
 def check_step_correction_mc(quick: bool, methods=("harpg", "n-harpg")) -> stats.ZCheck:
@@ -428,17 +418,11 @@ def oracle_mc(problem: npg.Problem, theta, v, samples: int, seed: int):
 
     theta, v = jnp.asarray(theta), jnp.asarray(v)
 
-    @jax.jit
-    def draws(keys):
-        def one(key):
-            k1, k2 = jax.random.split(key)
-            return jnp.concatenate([problem.grad_sample(k1, theta),
-                                    problem.hvp_sample(k2, theta, v)])
+    def one(key):
+        k1, k2 = jax.random.split(key)
+        return jnp.concatenate([problem.grad_sample(k1, theta), problem.hvp_sample(k2, theta, v)])
 
-        return jax.vmap(one)(keys)
-
-    x = np.asarray(draws(jax.random.split(jax.random.key(seed), samples)))
-    return x.mean(0), x.std(0, ddof=1) / np.sqrt(samples)
+    return kit.mc_mean(one, samples, seed)
 
 
 ORACLE_POINT = (np.array([0.4, -0.3, 0.1]), np.array([1.0, -2.0, 0.5]))
