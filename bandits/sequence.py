@@ -93,12 +93,18 @@ def space(vocab: int, max_len: int, eos: int | None = None) -> Space:
     prefixes = [()]
     for length in range(1, max_len):  # breadth-first, lexicographic within a length
         prefixes += [p for p in itertools.product(content, repeat=length)]
+    return _build(vocab, max_len, eos, prefixes, lambda p: range(vocab))
+
+
+def _build(vocab: int, max_len: int, eos: int | None, prefixes, allowed) -> Space:
+    """The tables of a response space from its non-terminal prefixes (in order) and the tokens
+    `allowed(prefix)` may draw: a response ends with the end token or at T tokens."""
     index = {p: i for i, p in enumerate(prefixes)}
     responses = []
     child = np.full((len(prefixes), vocab), -1, dtype=np.int64)
     ends = np.full((len(prefixes), vocab), -1, dtype=np.int64)
     for h, p in enumerate(prefixes):
-        for v in range(vocab):
+        for v in allowed(p):
             y = p + (v,)
             if v == eos or len(y) == max_len:
                 ends[h, v] = len(responses)
@@ -264,28 +270,7 @@ def _restricted_space(answers: int, max_len: int) -> Space:
     vocab, filler, eos = answers + 2, answers, answers + 1
     prefixes = [()] + [(a,) + (filler,) * k for k in range(max_len - 1) for a in range(answers)]
     prefixes = sorted(prefixes, key=lambda p: (len(p), p))
-    index = {p: i for i, p in enumerate(prefixes)}
-    responses, child = [], np.full((len(prefixes), vocab), -1, dtype=np.int64)
-    ends = np.full((len(prefixes), vocab), -1, dtype=np.int64)
-    for h, p in enumerate(prefixes):
-        allowed = range(answers) if not p else (filler, eos)
-        for v in allowed:
-            y = p + (v,)
-            if v == eos or len(y) == max_len:
-                ends[h, v] = len(responses)
-                responses.append(y)
-            else:
-                child[h, v] = index[y]
-    n = len(responses)
-    tokens = np.zeros((n, max_len), dtype=np.int64)
-    rows = np.zeros((n, max_len), dtype=np.int64)
-    mask = np.zeros((n, max_len), dtype=bool)
-    for i, y in enumerate(responses):
-        tokens[i, : len(y)] = y
-        rows[i, : len(y)] = [index[y[:t]] for t in range(len(y))]
-        mask[i, : len(y)] = True
-    lengths = np.array([len(y) for y in responses], dtype=np.int64)
-    return Space(vocab, max_len, eos, tuple(prefixes), tokens, rows, mask, lengths, child, ends)
+    return _build(vocab, max_len, eos, prefixes, lambda p: range(answers) if not p else (filler, eos))
 
 
 # ---------------------------------------------------------------------------------------------
