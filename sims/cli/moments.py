@@ -10,7 +10,7 @@ import typer
 
 from bandits.errors import InputError, check_seed
 from sims import estimators
-from sims.cli.options import MAX_ARMS, MAX_MC_CHUNK_ENTRIES, MAX_MC_SAMPLES
+from sims.cli.options import MAX_ARMS, MAX_MC_CHUNK_ENTRIES, MAX_MC_SAMPLES, parse_params
 
 
 def _floats(values) -> list:
@@ -103,19 +103,6 @@ def _registry_names() -> list[str]:
     return list(REGISTRY)
 
 
-def _parse_params(items) -> dict:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value) if sep else None
-        except ValueError:
-            out[name.strip()] = None
-        if out[name.strip()] is None:
-            raise InputError(f"--param takes NAME=VALUE with a number, got {item!r}")
-    return out
-
-
 def moments(
     logits: str = typer.Option(..., help="comma-separated logits, e.g. 0.3,-0.2,0.1"),
     rewards: str = typer.Option(
@@ -136,7 +123,7 @@ def moments(
     from sims import estimators
 
     est = estimators.get(estimator)
-    params = {"eps": eps, "baseline": baseline, **_parse_params(param)}
+    params = {"eps": eps, "baseline": baseline, **parse_params(param)}
     for key in [k for k, v in params.items() if v is not None]:
         if key not in est.params:
             raise InputError(f"--{key} does not apply to estimator {estimator!r}")

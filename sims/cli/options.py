@@ -106,3 +106,17 @@ def output_folder(out: Optional[str], what: str = "--out"):
     if not os.access(path, os.W_OK | os.X_OK):
         raise InputError(f"{what} {out!r}: the folder is not writable")
     return path
+
+
+def parse_params(items) -> dict:
+    """--param NAME=VALUE items as {name: float}; a missing or non-numeric value is an InputError."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value) if sep else None
+        except ValueError:
+            out[name.strip()] = None
+        if out[name.strip()] is None:
+            raise InputError(f"--param takes NAME=VALUE with a number, got {item!r}")
+    return out

@@ -14,7 +14,7 @@ from bandits import sequence as S
 from bandits.errors import InputError, check_seed
 from sims import estimators
 from sims import sequences as Q
-from sims.cli.options import MAX_MC_SAMPLES, check_count
+from sims.cli.options import MAX_MC_SAMPLES, check_count, parse_params
 
 MAX_FILE_BYTES = 16 << 20
 MAX_GRADIENT = 2048  # P·V: the covariance is (P·V)² floats in the JSON
@@ -124,11 +124,9 @@ def moments_seq(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Exact (and optionally Monte Carlo) moments of a group estimate on the sequence testbed."""
-    from sims.cli.moments import _parse_params
-
     if seed is not None and mc is None:
         raise InputError("--seed applies to Monte Carlo only; add --mc N")
-    out = report(policy, estimator, agg, group, feature, _parse_params(param), mc, 0 if seed is None else seed)
+    out = report(policy, estimator, agg, group, feature, parse_params(param), mc, 0 if seed is None else seed)
     if as_json:
         print(json.dumps(out, allow_nan=False))
     else:
