@@ -145,7 +145,7 @@ def gpg(rewards, weights, f_norm=1.0):
     del weights
     valid = jnp.any(_centre(rewards) != 0, axis=-1)
     alpha = rewards.shape[0] / jnp.maximum(jnp.sum(valid), 1)
-    return alpha * _centre(rewards) / f_norm
+    return (alpha * _centre(rewards) / f_norm).astype(rewards.dtype)  # the count ratio is float64 under x64
 
 
 @batch_estimator(summary="(PG/#nonzero R)·(R − mean_group R)/f_norm",
@@ -158,7 +158,7 @@ def gpg_verl(rewards, weights, f_norm=1.0):
     del weights
     nonzero = jnp.sum(rewards != 0)
     alpha = rewards.size / jnp.maximum(nonzero, 1)
-    return alpha * _centre(rewards) / f_norm
+    return (alpha * _centre(rewards) / f_norm).astype(rewards.dtype)
 
 
 @batch_estimator(summary="whiten_batch(Σ_k z_group(r_k))", source="GDPO (arXiv 2601.05242)",
@@ -257,7 +257,7 @@ def dgpo(rewards, weights, eps=1e-4, temperature=2.0):
     w = jnp.where(valid, jnp.exp(shifted), 0.0)
     lam = jnp.where(valid, n_valid * w / jnp.maximum(jnp.sum(w), 1e-300), 1.0)
     zero_mask_ratio = jnp.where(n_valid > 0, rewards.shape[0] / jnp.maximum(n_valid, 1), 1.0)
-    return zero_mask_ratio * lam * E.dgae(rewards, None, eps)
+    return (zero_mask_ratio * lam * E.dgae(rewards, None, eps)).astype(rewards.dtype)
 
 
 @batch_estimator(summary="w·A_GRPO + (1 − w)·z_batch(p̂), w = σ(5(H − 1))·1[R ≠ 0]",
@@ -287,7 +287,7 @@ def copo_soft(rewards, weights, eps=1e-6, k_b=1.0, b=0.5):
 
         A_qi = w_q·A_GRPO,qi + (1 − w_q)·(g_q − mean_Q g)/(std_Q(g, ddof=1) + eps),
         g_q = p̂_q·(1 − λ_G H_q),  λ_G = (1 − 1/G)/log2 G,  w_q = σ(k_b(H_q − b))."""
-    return _copo(rewards, weights, eps, k_b, b, zero_mask=False, consistency=True)
+    return _copo(rewards, weights, eps, k_b, b, zero_mask=False, consistency=True).astype(rewards.dtype)
 
 
 POSITIVE = ("f_norm", "temperature", "max_weight")
