@@ -246,6 +246,13 @@ class AnswerFiller:
         later = jnp.stack([jnp.concatenate([neg, jnp.array([0.0]), stop[k][None]]) for k in range(a)])
         return jnp.where(first[:, None], start[None, :], later[which])
 
+    def parameter_gradient(self, params, flat) -> np.ndarray:
+        """A vector over θ (P·V,), e.g. E[ĝ], carried to the family's parameters (answer logits,
+        stop logits) by the chain rule at `params`, (2A,); its last A entries are the length push."""
+        sp = self.space
+        _, vjp = jax.vjp(self.logits, jnp.asarray(params, jnp.float64))
+        return np.asarray(vjp(jnp.asarray(np.asarray(flat).reshape(sp.num_prefixes, sp.vocab)))[0])
+
     def answer_of(self):
         """The answer token of every response, (N,)."""
         return self.space.tokens[:, 0]

@@ -9,7 +9,6 @@ is the aggregation's doing. Positive push on an answer's stop logit shortens its
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -37,10 +36,7 @@ def _setup():
 
 def length_push(flat) -> np.ndarray:
     """A vector over θ (P·V,) carried to the family's stop logits by the chain rule, (answers,)."""
-    sp = FAMILY.space
-    _, vjp = jax.vjp(FAMILY.logits, jnp.asarray(PARAMS))
-    g = vjp(jnp.asarray(np.asarray(flat).reshape(sp.num_prefixes, sp.vocab)))[0]
-    return np.asarray(g)[FAMILY.answers:]
+    return FAMILY.parameter_gradient(PARAMS, flat)[FAMILY.answers:]
 
 
 def _push_matrix() -> np.ndarray:

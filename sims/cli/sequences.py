@@ -7,6 +7,7 @@ import json
 import os
 from typing import Optional
 
+import jax.numpy as jnp
 import numpy as np
 import typer
 
@@ -42,8 +43,6 @@ def load_policy(text: str):
         if not 0 <= kw["correct"] < kw["answers"]:
             raise InputError(f"--policy {name}: correct must be an answer in [0, {kw['answers'] - 1}]")
         fam = S.AnswerFiller(kw["answers"], kw["filler"] + 1)
-        import jax.numpy as jnp
-
         theta = np.asarray(fam.logits(jnp.zeros(2 * kw["answers"])))
         return fam.space, theta, S.answer_correct(fam.space, kw["correct"]), fam
     try:
@@ -79,8 +78,6 @@ def report(policy: str, name: str, agg: str, group: int, feature: str | None, pa
     if feature is not None and feature not in Q.FEATURES:
         raise InputError(f"unknown --feature {feature!r}; known: {', '.join(Q.FEATURES)}")
     m = Q.moments(est, sp, theta, rewards, group, agg=mode.name, feature=feature, **params)
-    import jax.numpy as jnp
-
     out = {
         "estimator": est.name, "aggregation": mode.name, "peers": list(mode.peers), "feature": m.feature,
         "group": group, "params": m.params, "vocab": sp.vocab, "max_len": sp.max_len, "eos": sp.eos,
@@ -93,13 +90,8 @@ def report(policy: str, name: str, agg: str, group: int, feature: str | None, pa
     if m.cosine is None:
         out["exact"]["cosine_reason"] = "undefined: E[ĝ] or ∇J is zero"
     if fam is not None:
-        import jax
-
-        from sims.claims.sequences import length_push  # noqa: F401  (the family's chain rule)
-
-        _, vjp = jax.vjp(fam.logits, jnp.zeros(2 * fam.answers))
-        lg = vjp(jnp.asarray(m.mean.reshape(sp.num_prefixes, sp.vocab)))[0]
-        out["exact"]["length_gradient"] = _floats(np.asarray(lg)[fam.answers:])
+        push = fam.parameter_gradient(np.zeros(2 * fam.answers), m.mean)[fam.answers:]
+        out["exact"]["length_gradient"] = _floats(push)
     if mc_samples is not None:
         if not isinstance(mc_samples, int) or not 2 <= mc_samples <= MAX_MC_SAMPLES:
             raise InputError(f"--mc needs at least 2 samples and at most {MAX_MC_SAMPLES:,}, got {mc_samples!r}")
