@@ -34,7 +34,8 @@ from bandits.errors import InputError
 from sims import estimators
 
 MAX_MULTISETS = 4_000_000  # multisets of G types evaluated (each a G-member advantage call)
-CHUNK = 1 << 15
+CHUNK = 1 << 15  # multisets per step, fewer when a step's one-hot (chunk, G, M) would pass CHUNK_ENTRIES
+CHUNK_ENTRIES = 1 << 22
 
 
 def count_multisets(types: int, group: int) -> int:
@@ -44,7 +45,7 @@ def count_multisets(types: int, group: int) -> int:
 @functools.lru_cache(maxsize=16)
 def multisets(types: int, group: int) -> tuple[np.ndarray, np.ndarray]:
     """Every multiset of `group` types out of `types`, as sorted rows (n, G), with the log multinomial
-    coefficients log(G!/Π n_τ!) (n,); padded with copies of row 0 at −∞ to a multiple of CHUNK."""
+    coefficients log(G!/Π n_τ!) (n,)."""
     n = count_multisets(types, group)
     if n > MAX_MULTISETS:
         raise InputError(f"the type-alphabet route needs {n:,} multisets of {group} members over {types} types, "
@@ -56,19 +57,21 @@ def multisets(types: int, group: int) -> tuple[np.ndarray, np.ndarray]:
     np.add.at(counts, (np.repeat(np.arange(n), group), rows.ravel()), 1)
     from scipy.special import gammaln
 
-    log_coef = gammaln(group + 1.0) - np.sum(gammaln(counts + 1.0), axis=1)
-    pad = (-n) % CHUNK
-    rows = np.concatenate([rows, np.zeros((pad, group), np.int32)])
-    log_coef = np.concatenate([log_coef, np.full(pad, -np.inf)])
-    return rows, log_coef
+    return rows, gammaln(group + 1.0) - np.sum(gammaln(counts + 1.0), axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("estimator", "coefficient"))
-def _type_sums(estimator, coefficient, rows, log_coef, log_p, rewards, features, lengths, params):
-    """E[α] (M,), E[β] (M,), E[ααᵀ] (M, M) over the multisets, in chunks of CHUNK rows."""
+def chunk_size(types: int, group: int) -> int:
+    """Multisets per step: a power of two, at most CHUNK, with chunk·G·M ≤ CHUNK_ENTRIES where possible."""
+    return max(1, min(CHUNK, 1 << max(0, (CHUNK_ENTRIES // (types * group)).bit_length() - 1)))
+
+
+@functools.partial(jax.jit, static_argnames=("estimator", "coefficient", "chunk"))
+def _type_sums(estimator, coefficient, chunk, rows, log_coef, log_p, rewards, features, lengths, params):
+    """E[α] (M,), E[β] (M,), E[ααᵀ] (M, M) over the multisets, `chunk` rows per step (padded rows
+    carry log weight −∞)."""
     types = log_p.shape[0]
 
-    def chunk(args):
+    def step(args):
         g, lc = args  # (C, G), (C,)
         x = jax.vmap(lambda t: coefficient(lengths[t]) * estimator.advantages(rewards[t], features[t], **params))(g)
         w = jnp.exp(lc + jnp.sum(log_p[g], axis=-1))  # (C,)
@@ -77,7 +80,7 @@ def _type_sums(estimator, coefficient, rows, log_coef, log_p, rewards, features,
         beta = jnp.einsum("cg,cgm->cm", x**2, onehot)
         return w @ alpha, w @ beta, jnp.einsum("c,cm,cn->mn", w, alpha, alpha)
 
-    out = jax.lax.map(chunk, (rows.reshape(-1, CHUNK, rows.shape[-1]), log_coef.reshape(-1, CHUNK)))
+    out = jax.lax.map(step, (rows.reshape(-1, chunk, rows.shape[-1]), log_coef.reshape(-1, chunk)))
     return tuple(jnp.sum(o, axis=0) for o in out)
 
 
@@ -100,8 +103,12 @@ def group_moments(estimator: estimators.Estimator, coefficient, group: int, prob
     np.add.at(ubar, types, probs[:, None] * scores)
     ubar /= p[:, None]
     rows, log_coef = multisets(m, group)
+    chunk = chunk_size(m, group)
+    pad = (-len(rows)) % chunk
+    rows = np.concatenate([rows, np.zeros((pad, group), np.int32)])
+    log_coef = np.concatenate([log_coef, np.full(pad, -np.inf)])
     e_alpha, e_beta, e_aa = jax.device_get(_type_sums(
-        est, coefficient, rows, log_coef, jnp.log(p), jnp.asarray(rewards, jnp.float64),
+        est, coefficient, chunk, rows, log_coef, jnp.log(p), jnp.asarray(rewards, jnp.float64),
         jnp.asarray(features, jnp.float64), jnp.asarray(lengths, jnp.float64),
         {k: jnp.float64(v) for k, v in params.items()}))
     e_alpha, e_beta, e_aa = (np.asarray(x) for x in (e_alpha, e_beta, e_aa))
