@@ -43,3 +43,72 @@ def shape_word(c: np.ndarray, ps: np.ndarray) -> str:
     if mid > max(ends):
         return "∩ (favours p ≈ 1/2)"
     return "monotone, favours " + ("hard" if c[0] > c[-1] else "easy") + " prompts"
+
+
+# ---------------------------------------------------------------------------------------------
+# The atlas on the sequence testbed: the weight-reading entries with their papers' features
+# ---------------------------------------------------------------------------------------------
+
+# The testbed's pass/fail task (docs/design.md §4.12): the answer-filler family with three answers,
+# answer 0 right; π(answer 0) = p, the two wrong answers share the rest in the ratio e^1.2 : 1 (two
+# equally likely wrong answers would make every answer statistic symmetric); after its answer a
+# response is filler or the end token with one stop logit per answer, so the lengths (and the token
+# entropies) differ by answer while the reward reads the answer only. Wrong answers run longer.
+TESTBED_ANSWERS = 3
+TESTBED_MAX_LEN = 4
+TESTBED_STOP = (0.5, -1.0, -0.5)
+TESTBED_WRONG = (0.6, -0.6)  # the wrong answers' logits
+TESTBED_AGG = "seq-mean-token-sum"  # length-neutral: any bias is the advantage's doing
+TESTBED_NOTE = (f"testbed: answer-filler, {TESTBED_ANSWERS} answers (answer 0 right, wrong-answer logits {TESTBED_WRONG}), "
+                f"T = {TESTBED_MAX_LEN}, stop logits {TESTBED_STOP}, aggregation {TESTBED_AGG}; "
+                "features: the paper's own (length, mean token entropy, final answer)")
+
+
+def testbed_task(p: float):
+    """(space, logits θ (P, V), rewards (N,), family parameters) of the testbed's pass/fail prompt
+    with pass rate p: answer logits (log(p/(1 − p)) + log Σ_w e^{w}, TESTBED_WRONG)."""
+    from bandits import sequence as S
+
+    if not 0 < p < 1:
+        raise ValueError("the pass rate must lie strictly inside (0, 1)")
+    family = S.AnswerFiller(answers=TESTBED_ANSWERS, max_len=TESTBED_MAX_LEN)
+    wrong = np.asarray(TESTBED_WRONG)
+    params = np.array([np.log(p / (1 - p)) + np.log(np.sum(np.exp(wrong))), *wrong, *TESTBED_STOP])
+    theta = np.asarray(family.logits(params))
+    return family.space, theta, S.answer_correct(family.space, 0), params
+
+
+def testbed_moments(estimator: estimators.Estimator, p: float, group: int, feature: str | None = None,
+                    agg: str = TESTBED_AGG, **params):
+    """Exact `sims.sequences.moments` of the entry on the testbed's prompt with pass rate p, with the
+    paper's feature (`sims.sequences.PAPER_FEATURE`) unless `feature` names another."""
+    from sims import sequences
+
+    sp, theta, r, _ = testbed_task(p)
+    return sequences.moments(estimator, sp, theta, r, group, agg=agg, feature=feature, **params)
+
+
+def testbed_scale(estimator: estimators.Estimator, ps, group: int, feature: str | None = None,
+                  agg: str = TESTBED_AGG, **params) -> dict:
+    """On the testbed, for each p: `c` = E[ĝ]·∇J/|∇J|² (the bandit's c(p, G) when E[ĝ] ∥ ∇J),
+    `cosine` cos(E[ĝ], ∇J), and `off` |E[ĝ] − c∇J|/|∇J| (the part no reweighting of J explains)."""
+    c, cos, off = [], [], []
+    for p in np.atleast_1d(ps):
+        m = testbed_moments(estimator, float(p), group, feature, agg, **params)
+        g2 = float(m.true_gradient @ m.true_gradient)
+        k = float(m.mean @ m.true_gradient) / g2
+        c.append(k)
+        cos.append(m.cosine if m.cosine is not None else 0.0)
+        off.append(float(np.linalg.norm(m.mean - k * m.true_gradient)) / np.sqrt(g2))
+    return {"c": np.array(c), "cosine": np.array(cos), "off": np.array(off)}
+
+
+TESTBED_VERDICTS = ("unbiased", "parallel to ∇J", "biased")
+
+
+def testbed_verdict(scale: dict, tol: float = 1e-9) -> str:
+    """From `testbed_scale` over a grid of p (one G): `unbiased` (E[ĝ] = ∇J), `parallel to ∇J`
+    (E[ĝ] = c(p, G)·∇J: a reweighted objective, on this task), or `biased` (a part of E[ĝ] off ∇J)."""
+    if np.max(scale["off"]) > tol:
+        return "biased"
+    return "unbiased" if np.max(np.abs(scale["c"] - 1.0)) <= tol else "parallel to ∇J"

@@ -588,3 +588,94 @@ def _():
         return Outcome(True, "ratio < 1 everywhere", "< 1 at every p", "exact two-armed route")
 
     return [Check("exact", run)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The atlas on the sequence testbed (docs/design.md §4.12): real lengths, entropies and answers
+# ---------------------------------------------------------------------------------------------
+
+TESTBED_PS = (0.05, 0.25, 0.5, 0.75, 0.95)
+TESTBED_GROUPS = (2, 4, 8)
+WEIGHT_READERS = ("opo", "adora", "gtpo", "copo_local", "copo_local_soft")
+# What the testbed finds with each paper's feature (measured; the claim checks it stays so).
+TESTBED_EXPECTED = {"opo": "biased", "adora": "biased", "gtpo": "biased", "copo_local": "parallel to ∇J",
+                    "copo_local_soft": "biased"}
+OFF_MIN = 1e-6  # "biased" needs a part of E[ĝ] off ∇J above this (relative to |∇J|)
+
+
+def verify_testbed_scale(agg: str = atlas.TESTBED_AGG, names=None, tol: float = 1e-12) -> Outcome:
+    """Every entry that reads the rewards only: on the testbed E[ĝ] = c(p, G)·∇J with the two-armed
+    bandit's c(p, G), to `tol` relative, at every p of TESTBED_PS and G of TESTBED_GROUPS."""
+    names = [n for n, e in estimators.REGISTRY.items() if not e.uses_weights] if names is None else names
+    ps = np.array(TESTBED_PS)
+    worst, where = 0.0, None
+    for name in names:
+        est = estimators.get(name)
+        for g in TESTBED_GROUPS:
+            if g < est.min_group:
+                continue
+            s = atlas.testbed_scale(est, ps, g, agg=agg)
+            b = binary.scale_curve(est, ps, g)
+            err = max(float(np.max(np.abs(s["c"] - b) / np.maximum(np.abs(b), 1e-300))), float(np.max(s["off"])))
+            if err > worst:
+                worst, where = err, {"estimator": name, "G": g}
+    return Outcome(worst <= tol, worst, f"≤ {tol:g}",
+                   f"max over {len(names)} reward-only entries, p ∈ {TESTBED_PS}, G ∈ {TESTBED_GROUPS} of "
+                   "|c_testbed − c_bandit|/c_bandit and |E[ĝ] − c∇J|/|∇J|",
+                   counterexample=where if worst > tol else None)
+
+
+def mc_testbed(name: str, p: float, quick: bool, expected_feature: str | None = None, seed: int = 17) -> stats.ZCheck:
+    """Monte Carlo E[ĝ] (G = 8, the paper's feature) on the testbed against the exact mean computed
+    with `expected_feature` (default: the paper's)."""
+    from sims import sequences
+
+    est = estimators.get(name)
+    sp, theta, r, _ = atlas.testbed_task(p)
+    n = 20_000 if quick else 200_000
+    s = sequences.monte_carlo(est, sp, theta, r, 8, n, seed=seed, agg=atlas.TESTBED_AGG)
+    want = atlas.testbed_moments(est, p, 8, expected_feature).mean
+    return stats.z_check(f"{name} on the testbed, p = {p}", s.mean, np.sqrt(np.diag(s.cov) / s.samples), want)
+
+
+@claim("sequences.atlas.reward_only_scale", SOURCE + ", §4.12",
+       "For every registry estimator that reads the rewards only, the sequence testbed's pass/fail task gives "
+       "exactly the two-armed bandit's c(p, G): E[ĝ] = c(p, G)·∇J with no component along the stop logits, "
+       "whatever the lengths and entropies of the responses.",
+       conditions=atlas.TESTBED_NOTE + f"; p ∈ {TESTBED_PS}, G ∈ {TESTBED_GROUPS}; Monte Carlo: GRPO at p = 0.25, "
+                  "G = 8")
+def _():
+    return [Check("exact", lambda quick: verify_testbed_scale()),
+            Check("monte_carlo", lambda quick: kit.mc_outcome(mc_testbed("grpo", 0.25, quick), "GRPO, G = 8"))]
+
+
+def verify_weight_readers(feature: str | None = None, groups=(4, 8)) -> Outcome:
+    """The testbed verdict of each weight-reading entry with the paper's feature (`feature` replaces
+    it in the planted-defect tests), against TESTBED_EXPECTED, with the worst cosine."""
+    ps = np.array(TESTBED_PS)
+    found, cosines = {}, {}
+    for name in WEIGHT_READERS:
+        est = estimators.get(name)
+        verdicts, cos = set(), 1.0
+        for g in groups:
+            s = atlas.testbed_scale(est, ps, g, feature)
+            verdicts.add(atlas.testbed_verdict(s, tol=OFF_MIN))
+            cos = min(cos, float(np.min(s["cosine"])))
+        found[name] = verdicts.pop() if len(verdicts) == 1 else "mixed"
+        cosines[name] = round(cos, 4)
+    wrong = {n: found[n] for n in WEIGHT_READERS if found[n] != TESTBED_EXPECTED[n]}
+    return Outcome(not wrong, {"verdicts": found, "min_cosine": cosines}, TESTBED_EXPECTED,
+                   f"verdicts at G ∈ {groups}, p ∈ {TESTBED_PS}; biased = a part of E[ĝ] off ∇J above {OFF_MIN:g}·|∇J|",
+                   counterexample=wrong or None)
+
+
+@claim("sequences.atlas.weight_readers", "the registry's properties (docs/estimators.md); OPO (arXiv 2505.23585), "
+       "ADORA (arXiv 2602.10019), GTPO (arXiv 2508.03772), COPO (arXiv 2508.04138)",
+       "Given their papers' features on the sequence testbed (lengths for OPO and ADORA, the mean token entropy "
+       "for GTPO, the final answers for COPO), OPO, ADORA, GTPO and COPO's only-soft local term are biased: E[ĝ] "
+       "has a part off ∇J. COPO's released soft-with-zero local term, which weights right answers only, stays "
+       "parallel to ∇J on a task with one right answer: it ascends a reweighted objective there.",
+       conditions=atlas.TESTBED_NOTE + f"; p ∈ {TESTBED_PS}, G = 4 and 8; Monte Carlo: GTPO at p = 0.25, G = 8")
+def _():
+    return [Check("exact", lambda quick: verify_weight_readers()),
+            Check("monte_carlo", lambda quick: kit.mc_outcome(mc_testbed("gtpo", 0.25, quick), "GTPO, G = 8"))]
