@@ -19,6 +19,8 @@ DOC_PS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 DOC_GROUP = 8
 BATCH_ENSEMBLE = (0.2, 0.5, 0.7)  # the ledger's prompt ensemble (sims/claims/atlas.py)
 TIE_SHIFT = 1e-12  # p = ½ + this breaks the two arms' |s|² tie
+ROUNDING = 1e-12  # an "off" below this is float64 rounding (printed 0: the digits differ between builds)
+TESTBED_OFF_MIN = 1e-6  # as sims/claims/atlas.py OFF_MIN
 TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg_verl", "gdpo")
 
 
@@ -55,6 +57,8 @@ def render_estimators() -> str:
         + ", ".join(f"{p:g}" for p in DOC_PS) + " | shape | bandit stand-in | peers (tested to 1e-9) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    testbed = {name: atlas.testbed_scale(e, DOC_PS, DOC_GROUP) for name, e in estimators.REGISTRY.items()
+               if e.uses_weights and not e.per_coordinate}
     for name, e in estimators.REGISTRY.items():
         if e.per_coordinate:
             cs, shape = "per-coordinate", "—"
@@ -64,7 +68,9 @@ def render_estimators() -> str:
         prop, stand_in = e.property, "—"
         if e.feature_substitute:
             tie = binary.scale_curve(estimators.get(name), [0.5 - TIE_SHIFT, 0.5, 0.5 + TIE_SHIFT], DOC_GROUP)
-            prop, cs, shape = prop + ", given the stand-in", cs + " (given the stand-in)", shape + ", given the stand-in"
+            verdict = atlas.testbed_verdict(testbed[name], tol=TESTBED_OFF_MIN)
+            prop, cs, shape = (prop + f", given the stand-in; on the testbed: {verdict}", cs + " (given the stand-in)",
+                               shape + ", given the stand-in")
             stand_in = (f"{e.feature_substitute}; c at p = ½ − {TIE_SHIFT:g}, ½, ½ + {TIE_SHIFT:g}: "
                         + ", ".join(_fmt(x) for x in tie)).replace("|", "∣")
         peers = ("; ".join(e.peers) or "—").replace("|", "∣")
@@ -72,6 +78,7 @@ def render_estimators() -> str:
         lines.append(f"| `{name}` | {e.summary.replace('|', '∣')} | {e.source or '—'} | {e.provenance} | "
                      f"{prop} | {cs} | {shape} | {stand_in} | "
                      f"{peers}{' (yes: ' + tested + ')' if tested else ' (no)'} |")
+    lines += _testbed_section(testbed)
     ens = ", ".join(f"{p:g}" for p in BATCH_ENSEMBLE)
     lines += [
         "",
@@ -117,6 +124,35 @@ def render_estimators() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _testbed_section(testbed: dict) -> list[str]:
+    """The weight-reading entries with their papers' features on the sequence testbed."""
+    from sims import sequences
+
+    lines = [
+        "",
+        "## On the sequence testbed: the papers' own features",
+        "",
+        "The entries above that read a per-token feature, run on the sequence testbed (docs/design.md §4.12) with "
+        "the feature their paper uses instead of the stand-in: " + atlas.TESTBED_NOTE + ". Here J = p, and "
+        f"c = E[ĝ]·∇J/∣∇J∣² at G = {DOC_GROUP}; *off* is ∣E[ĝ] − c∇J∣/∣∇J∣, the part of E[ĝ] that no reweighting "
+        "of J explains. Verdicts: **unbiased** E[ĝ] = ∇J; **parallel to ∇J** E[ĝ] = c·∇J on this task; **biased** "
+        f"off > {TESTBED_OFF_MIN:g} somewhere on the grid (0: below {ROUNDING:g}, rounding). Every entry that reads the rewards only gives the "
+        "bandit's c(p, G) here exactly, with off = 0 (`sequences.atlas.reward_only_scale`); the verdicts below are "
+        "checked by `sequences.atlas.weight_readers`.",
+        "",
+        f"| name | feature | testbed verdict | c(p, {DOC_GROUP}) on the testbed at p = "
+        + ", ".join(f"{p:g}" for p in DOC_PS) + " | cos(E[ĝ], ∇J) | off | c given the bandit stand-in |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in testbed.items():
+        bandit = binary.scale_curve(estimators.get(name), DOC_PS, DOC_GROUP)
+        lines.append(f"| `{name}` | {sequences.PAPER_FEATURE.get(name, 'score_sq')} | "
+                     f"{atlas.testbed_verdict(s, tol=TESTBED_OFF_MIN)} | {', '.join(_fmt(x) for x in s['c'])} | "
+                     f"{', '.join(f'{x:.4f}' for x in s['cosine'])} | {', '.join('0' if x < ROUNDING else _fmt(x) for x in s['off'])} | "
+                     f"{', '.join(_fmt(x) for x in bandit)} |")
+    return lines
 
 
 def write_estimators() -> Path:
