@@ -121,11 +121,17 @@ def reinforce_pp_baseline(rewards, weights, eps=1e-8, token_weighted=1.0):
 
     each response counted L_i = weights times (token_weighted = 1) or once (token_weighted = 0).
     """
-    d = _centre(rewards)
     L = jnp.where(token_weighted > 0, weights, jnp.ones_like(weights))
-    n = jnp.sum(L)
-    mu = jnp.sum(L * d) / jnp.where(n > 0, n, 1.0)
-    var = jnp.sum(L * (d - mu) ** 2) / jnp.where(n > 1, n - 1, 1.0)
+    return _token_whiten(_centre(rewards), L, eps)
+
+
+def _token_whiten(d, lengths, eps):
+    """verl's `masked_whiten` of a per-response value d (P, G) repeated on each of a response's
+    L = lengths tokens: (d − μ)/sqrt(σ² + eps), μ and σ² the token mean and the Bessel-corrected
+    token variance; 0 where the batch has fewer than two tokens."""
+    n = jnp.sum(lengths)
+    mu = jnp.sum(lengths * d) / jnp.where(n > 0, n, 1.0)
+    var = jnp.sum(lengths * (d - mu) ** 2) / jnp.where(n > 1, n - 1, 1.0)
     den = jnp.sqrt(var + eps)
     return jnp.where((n > 1) & (den > 0), (d - mu) / jnp.where(den > 0, den, 1.0), 0.0)
 
@@ -176,6 +182,26 @@ def gdpo(rewards, weights, eps=1e-4):
     std, centred = _std1_all(s)
     den = std + eps
     return jnp.where(den > 0, centred / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+@batch_estimator(summary="whiten_tokens(Σ_k A_GRPO(r_k))",
+                 source="GDPO (arXiv 2601.05242); NVlabs/GDPO verl-GDPO, adv_estimator='gdpo'",
+                 property=E.BIASED + " (token weights); " + PER_PROMPT + " with equal lengths",
+                 peers=("verl-GDPO gdpo (masked_whiten)",), uses_weights=True,
+                 feature_substitute="|s(a)|² for response length")
+def gdpo_verl(rewards, weights, eps=1e-6, whiten_eps=1e-8):
+    """GDPO as its verl release computes it (NVlabs/GDPO `verl-GDPO`, `adv_estimator == 'gdpo'`):
+    verl's GRPO advantage per reward component, z_k = (r_k − mean r_k)/(std(r_k, ddof = 1) + eps),
+    summed with unit weights, S = Σ_k z_k, then `masked_whiten` over the batch's tokens,
+
+        A = (S − μ_tok)/sqrt(σ²_tok + whiten_eps),
+
+    each response counted L_i = weights times. Unlike TRL's batch scaling (`gdpo`) the token mean
+    μ_tok ≠ 0 in general: a length-weighted constant is taken off every response. rewards (P, G)
+    is one component; (P, G, C) gives C components."""
+    r = rewards if rewards.ndim == 3 else rewards[..., None]
+    z = jax.vmap(lambda x: E.grpo(x, None, eps))(jnp.moveaxis(r, -1, 0))
+    return _token_whiten(jnp.sum(z, axis=0), weights, whiten_eps)
 
 
 def bnpo_moments(rewards):

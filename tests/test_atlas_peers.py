@@ -79,6 +79,14 @@ def verl_reinforce_pp_baseline(scores, index, lengths):
     return (verl_masked_whiten(tokens, mask) * mask)[:, 0]  # every token of a response carries one value
 
 
+def verl_gdpo(components, index, lengths):
+    """verl-GDPO: verl GRPO per component, summed, then masked_whiten over the tokens."""
+    s = sum(verl_grpo(components[:, k], index) for k in range(components.shape[1]))
+    t = int(lengths.max())
+    mask = (np.arange(t)[None, :] < lengths[:, None]).astype(float)
+    return (verl_masked_whiten(s[:, None] * mask, mask) * mask)[:, 0]
+
+
 def verl_gpg(scores, index, f_norm=1.0):
     alpha = len(scores) / max(np.count_nonzero(scores), 1)
     return alpha * verl_grpo(scores, index, norm=False) / f_norm
@@ -159,6 +167,8 @@ def test_batch_estimators_agree_with_verl_and_trl(batch_):
     comps = np.stack([r, (np.arange(g)[None, :] % 2 == 0) * 1.0 + 0 * r], axis=-1)
     comps[1, :, 1] = 1.0 - comps[1, :, 1]
     np.testing.assert_allclose(lab("gdpo", rr=comps), trl_normalize_then_sum(comps.reshape(p * g, 2), g), **TOL)
+    np.testing.assert_allclose(lab("gdpo_verl", rr=comps), verl_gdpo(comps.reshape(p * g, 2), index, L), **TOL)
+    np.testing.assert_allclose(lab("gdpo_verl"), verl_gdpo(flat[:, None], index, L), **TOL)
 
 
 def test_lab_gives_exact_zeros_where_float32_peers_leave_a_residue():

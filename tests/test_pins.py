@@ -217,6 +217,11 @@ def _batch_advantages(name, r, w):
         return p_ / max(valid.sum(), 1) * d
     if name == "gpg_verl":  # α = PG/#(non-zero rewards)
         return r.size / max((r != 0).sum(), 1) * d
+    if name == "gdpo_verl":  # verl GRPO (eps 1e-6), whitened over tokens (L = w times), 1e-8 in the root
+        z = _z(r, 1e-6, axis=1)
+        n = w.sum()
+        mu = (w * z).sum() / n
+        return (z - mu) / np.sqrt((w * (z - mu) ** 2).sum() / (n - 1) + 1e-8)
     if name == "gdpo":  # one component: the group z-score, whitened over the batch
         return _z(_z(r, 1e-4, axis=1), 1e-4)
     if name == "bnpo_batch":  # α, β by moments of the pass rates; 0 when they all agree
@@ -258,7 +263,7 @@ def batch_brute_force(name, ps, group):
 
 
 BATCH_CASES = [(name, 3) for name in ("grpo_batch_std", "reinforce_pp_baseline", "gpg", "gpg_verl", "gdpo",
-                                      "bnpo_batch", "dgpo", "copo", "copo_soft")]
+                                      "bnpo_batch", "dgpo", "copo", "copo_soft", "gdpo_verl")]
 
 
 @pytest.mark.parametrize("name, group", BATCH_CASES, ids=lambda x: str(x))

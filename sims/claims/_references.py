@@ -214,11 +214,29 @@ def copo_soft(rewards, answers, eps=1e-6, k=1.0, b=0.5):
     return out
 
 
+def gdpo_verl(rewards, lengths, eps=1e-6, whiten_eps=1e-8):
+    """GDPO in its verl release (NVlabs/GDPO verl-GDPO): verl GRPO per component (eps 1e-6,
+    ddof = 1), summed, then `masked_whiten` over tokens (each response's value on each of its L
+    tokens; token mean, Bessel-corrected token variance, 1e-8 inside the root). `rewards` is P×G
+    (one component) or P×G×C."""
+    comps = [[m if isinstance(m, (list, tuple)) else [m] for m in g] for g in rewards]
+    s = [[0.0] * len(g) for g in comps]
+    for k in range(len(comps[0][0])):
+        for q, g in enumerate(comps):
+            s[q] = [a + b for a, b in zip(s[q], _z_group([float(m[k]) for m in g], eps))]
+    tokens = [x for g, ls in zip(s, lengths) for x, n in zip(g, ls) for _ in range(int(n))]
+    if len(tokens) < 2:
+        return [[0.0] * len(g) for g in s]
+    mu = math.fsum(tokens) / len(tokens)
+    var = math.fsum((t - mu) ** 2 for t in tokens) / (len(tokens) - 1)
+    return [[(x - mu) / math.sqrt(var + whiten_eps) for x in g] for g in s]
+
+
 # Which per-sample feature each estimator reads: "lengths", "answers" or None (rewards only).
-FEATURES = {"reinforce_pp_baseline": "lengths", "copo": "answers", "copo_soft": "answers"}
+FEATURES = {"reinforce_pp_baseline": "lengths", "gdpo_verl": "lengths", "copo": "answers", "copo_soft": "answers"}
 
 REFERENCES = {
     "grpo_batch_std": grpo_batch_std, "reinforce_pp_baseline": reinforce_pp_baseline, "gpg": gpg,
     "gpg_verl": gpg_verl, "gdpo": gdpo, "bnpo_batch": bnpo_batch, "dgpo": dgpo, "copo": copo,
-    "copo_soft": copo_soft,
+    "copo_soft": copo_soft, "gdpo_verl": gdpo_verl,
 }

@@ -423,6 +423,10 @@ def _pin_cases(name):
     if name == "gdpo":
         for label, r in PIN_COMPONENTS.items():
             yield label, r, None, ref(r)
+    if name == "gdpo_verl":
+        for label, r in PIN_COMPONENTS.items():
+            lengths, _ = _pin_features(r)
+            yield label, r, lengths, ref(r, lengths)
 
 
 def batch_pin_check(name: str) -> Outcome:
@@ -478,7 +482,7 @@ def _register_batch_rows():
               "lab; on a prompt ensemble exact enumeration and Monte Carlo agree on the per-prompt scales c_x "
               "(E[ĝ_x] = c_x·∇p_x).",
               conditions="default parameters; equal lengths where the released code weighs tokens, except "
-                         "REINFORCE++ (lengths 1..5)")(checks_)
+                         "REINFORCE++ and verl's GDPO (lengths 1..5)")(checks_)
 
 
 _register_batch_rows()

@@ -21,7 +21,7 @@ BATCH_ENSEMBLE = (0.2, 0.5, 0.7)  # the ledger's prompt ensemble (sims/claims/at
 TIE_SHIFT = 1e-12  # p = ½ + this breaks the two arms' |s|² tie
 ROUNDING = 1e-12  # an "off" below this is float64 rounding (printed 0: the digits differ between builds)
 TESTBED_OFF_MIN = 1e-6  # as sims/claims/atlas.py OFF_MIN
-TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg_verl", "gdpo")
+TESTED_BATCH_PEERS = ("grpo_batch_std", "reinforce_pp_baseline", "gpg_verl", "gdpo", "gdpo_verl")
 
 
 def _fmt(x: float) -> str:
@@ -121,6 +121,9 @@ def render_estimators() -> str:
         "uses ddof = 1 over tokens, adds 1e-8 inside the root and divides masked means by N + 1e-8; "
         "TRL's batch scaling uses the response-level std (ddof = 1) plus 1e-4 outside the root and "
         "keeps the group mean as the centre.",
+        "- GDPO: TRL's `normalize_then_sum` (`gdpo`: group z-scores with eps 1e-4, then the response-level batch "
+        "std) and verl-GDPO (`gdpo_verl`: verl GRPO with eps 1e-6, then `masked_whiten` over tokens) differ; the "
+        "token mean of the verl version is not zero, so it takes a length-weighted constant off every response.",
         "",
     ]
     return "\n".join(lines)
