@@ -27,6 +27,7 @@ coefficient reads (reward; feature if the entry reads weights; length if the mod
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -164,14 +165,73 @@ def _types(columns) -> tuple[np.ndarray, np.ndarray]:
     return index.ravel(), rows
 
 
+ROUTES = ("types", "responses")
+
+
+@functools.partial(jax.jit, static_argnames=("estimator", "coefficient", "chunk"))
+def _response_sums(estimator, coefficient, chunk, rows, log_coef, log_pi, rewards, weights, scores, lengths,
+                   params):
+    """Σ_m P(m) ĝ(m) (D,) and Σ_m P(m) ĝ(m)ĝ(m)ᵀ (D, D) over multisets m of response ids (padded rows
+    carry log weight −∞)."""
+
+    def step(args):
+        g, lc = args  # (C, G), (C,)
+
+        def one(ids):
+            s = scores[ids]  # (G, D)
+            a = estimator.advantages(rewards[ids], weights[ids], **params)  # (G,) or (G, D)
+            x = coefficient(lengths[ids]) * a.T if a.ndim == 2 else coefficient(lengths[ids]) * a
+            return (x.T * s).sum(axis=0) if a.ndim == 2 else x @ s
+
+        ghat = jax.vmap(one)(g)  # (C, D)
+        w = jnp.exp(lc + jnp.sum(log_pi[g], axis=-1))
+        return w @ ghat, jnp.einsum("c,cd,ce->de", w, ghat, ghat)
+
+    out = jax.lax.map(step, (rows.reshape(-1, chunk, rows.shape[-1]), log_coef.reshape(-1, chunk)))
+    return tuple(jnp.sum(o, axis=0) for o in out)
+
+
+def response_moments(est: estimators.Estimator, coefficient: Coefficient, group: int, pi, scores, rewards,
+                     weights, lengths, params) -> tuple[np.ndarray, np.ndarray]:
+    """The response-alphabet route: E[ĝ] and Cov[ĝ] as sums over every multiset of G response ids,
+
+        E[ĝ] = Σ_m G!/Π_y n_y! · Π_i π(y_i) · ĝ(m),
+
+    for any entry, per-coordinate weights included (`weights` (N,) or (N, D)). Feasible while the
+    responses are few: C(N + G − 1, G) multisets, at most `alphabet.MAX_MULTISETS`."""
+    n = len(pi)
+    rows, log_coef = alphabet.multisets(n, group)
+    width = scores.shape[1] * (scores.shape[1] if np.ndim(weights) == 2 else 1)
+    chunk = max(1, min(alphabet.CHUNK, 1 << max(0, (alphabet.CHUNK_ENTRIES // max(1, group * width)).bit_length() - 1)))
+    pad = (-len(rows)) % chunk
+    rows = np.concatenate([rows, np.zeros((pad, group), rows.dtype)])
+    log_coef = np.concatenate([log_coef, np.full(pad, -np.inf)])
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(np.asarray(pi, dtype=np.float64))
+    first, second = jax.device_get(_response_sums(
+        est, coefficient, chunk, rows, log_coef, jnp.asarray(log_pi), jnp.asarray(rewards, jnp.float64),
+        jnp.asarray(weights, jnp.float64), jnp.asarray(scores, jnp.float64), jnp.asarray(lengths, jnp.float64),
+        {k: jnp.float64(v) for k, v in params.items()}))
+    mean = np.asarray(first)
+    return mean, np.asarray(second) - np.outer(mean, mean)
+
+
 def moments(estimator: estimators.Estimator, sp: S.Space, theta, rewards, group: int,
-            agg: str = "seq-mean-token-sum", feature: str | None = None, **params) -> SequenceMoments:
+            agg: str = "seq-mean-token-sum", feature: str | None = None, route: str | None = None,
+            **params) -> SequenceMoments:
     """Exact E[ĝ], Cov[ĝ] for G = `group` responses of the policy θ (P, V) with reward table
-    `rewards` (N,), the entry `estimator` and the aggregation `agg`."""
+    `rewards` (N,), the entry `estimator` and the aggregation `agg`.
+
+    `route`: "types" (the type alphabet, `sims.engines.alphabet`; the default) or "responses" (every
+    multiset of response ids, `response_moments`; the default for per-coordinate entries, whose
+    weights s_k(y)² are one per coordinate, and feasible for few responses only)."""
     est = estimators.as_entry(estimator)
-    if est.per_coordinate:
-        raise InputError(f"{est.name!r} reads per-coordinate weights; the testbed's type route takes one weight "
-                         "per response")
+    route = ("responses" if est.per_coordinate else "types") if route is None else route
+    if route not in ROUTES:
+        raise InputError(f"unknown route {route!r}; known: {', '.join(ROUTES)}")
+    if est.per_coordinate and route == "types":
+        raise InputError(f"{est.name!r} reads per-coordinate weights; the type route takes one weight per "
+                         "response: use the response route")
     mode = aggregation(agg)
     params = estimators.resolve_params(est, group, **params)
     theta = S.check_logits(sp, theta)
@@ -179,8 +239,21 @@ def moments(estimator: estimators.Estimator, sp: S.Space, theta, rewards, group:
     if r.shape != (sp.num_responses,) or not np.all(np.isfinite(r)):
         raise InputError(f"rewards must be {sp.num_responses} finite numbers, one per response")
     feature = default_feature(est) if feature is None else feature
-    f = features(sp, theta, feature) if est.uses_weights else np.ones(sp.num_responses)
+    if est.per_coordinate and feature != "score_sq":
+        raise InputError(f"{est.name!r} reads the per-coordinate scores s_k(y)², not {feature!r}")
+    f = features(sp, theta, feature) if est.uses_weights and not est.per_coordinate else np.ones(sp.num_responses)
     lengths = sp.lengths.astype(np.float64)
+    if route == "responses":
+        th = jnp.asarray(theta)
+        pi = np.asarray(S.policy(sp, th))
+        scores = np.asarray(S.scores(sp, th)).reshape(sp.num_responses, -1)
+        weights = scores**2 if est.per_coordinate else f
+        mean, cov = response_moments(est, Coefficient(mode.rule, sp.max_len), group, pi, scores, r, weights,
+                                     lengths, params)
+        grad = np.asarray(S.gradient(sp, th, jnp.asarray(r))).ravel()
+        return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, cov,
+                               grad, float(pi @ r), sp.num_responses,
+                               alphabet.count_multisets(sp.num_responses, group))
     used = [r, f if est.uses_weights else np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)]
     types, rows = _types(used)
     th = jnp.asarray(theta)

@@ -87,12 +87,6 @@ def test_one_token_responses_are_the_softmax_bandit_for_every_entry(name):
         assert np.max(np.abs(a.cov - b.cov)) <= 1e-12 * scale
 
 
-def test_per_coordinate_entries_are_refused_on_the_type_route():
-    sp = S.space(2, 2)
-    with pytest.raises(InputError, match="per-coordinate"):
-        Q.moments(E.get("optimal_baseline_loo_coord"), sp, np.zeros((3, 2)), np.ones(4), 2)
-
-
 def test_monte_carlo_of_the_autodiff_surrogate_matches_exact_and_a_planted_defect_is_caught():
     """The engine streams −∇L of sampled groups (autodiff of the aggregated surrogate); Holm at
     α = 1e-6 accepts the exact moments and rejects those of another aggregation."""
@@ -133,3 +127,47 @@ def test_length_push_of_the_aggregations_on_the_answer_filler_family():
         np.testing.assert_allclose(push, 0.0, atol=1e-15)
     push = _stop_gradient(fam, Q.moments(E.get("grpo"), sp, theta, rewards, 4, agg="seq-mean-token-mean"))
     assert push[0] > 1e-4 and push[1] < -1e-4, push
+
+
+# ---- the response-alphabet route ------------------------------------------------------------
+
+
+def test_the_response_route_agrees_with_the_type_route():
+    from sims import atlas
+
+    sp, theta, r, _ = atlas.testbed_task(0.3)
+    for name in ("grpo", "opo", "gtpo", "adora", "copo_local_soft"):
+        for agg in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
+            a = Q.moments(E.get(name), sp, theta, r, 3, agg=agg)
+            b = Q.moments(E.get(name), sp, theta, r, 3, agg=agg, route="responses")
+            np.testing.assert_allclose(b.mean, a.mean, atol=1e-14)
+            np.testing.assert_allclose(b.cov, a.cov, atol=1e-14)
+
+
+def test_the_per_coordinate_entry_at_one_token_is_the_bandits():
+    from bandits import rewards as R
+    from sims.engines import exact
+
+    sp = S.space(3, 1)
+    theta = np.array([[0.4, -0.1, 0.2]])
+    r = np.array([1.0, 0.25, 0.0])
+    est = E.get("optimal_baseline_loo_coord")
+    for g in (2, 3):
+        a = Q.moments(est, sp, theta, r, g)
+        b = exact.moments(est, theta[0], R.deterministic(r), g)
+        np.testing.assert_allclose(a.mean, b.mean, atol=1e-15)
+        np.testing.assert_allclose(a.cov, b.cov, atol=1e-15)
+    assert a.multisets == 10  # C(3 + 3 − 1, 3)
+
+
+def test_routes_refuse_what_they_cannot_do():
+    sp = S.space(2, 2)
+    theta = np.zeros((sp.num_prefixes, 2))
+    r = S.majority_of_ones(sp)
+    coord = E.get("optimal_baseline_loo_coord")
+    with pytest.raises(InputError, match="per-coordinate"):
+        Q.moments(coord, sp, theta, r, 2, route="types")
+    with pytest.raises(InputError, match="unknown route"):
+        Q.moments(E.get("grpo"), sp, theta, r, 2, route="tokens")
+    with pytest.raises(InputError, match="s_k"):
+        Q.moments(coord, sp, theta, r, 2, feature="length")
