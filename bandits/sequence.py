@@ -308,6 +308,26 @@ def length_correlated(sp: Space, base, slope: float) -> np.ndarray:
     return np.asarray(base, dtype=np.float64) + slope * sp.lengths / sp.max_len
 
 
+def stops(sp: Space) -> np.ndarray:
+    """R(y) = 1 if y ends with the end token (a format component: the response finished before
+    being cut at T), else 0; all 0 without an end token."""
+    if sp.eos is None:
+        return np.zeros(sp.num_responses)
+    last = sp.tokens[np.arange(sp.num_responses), sp.lengths - 1]
+    return (last == sp.eos).astype(np.float64)
+
+
+def length_fraction(sp: Space, slope: float) -> np.ndarray:
+    """R(y) = slope·|y|/T: a length component alone (negative slope: a length penalty)."""
+    return slope * sp.lengths.astype(np.float64) / sp.max_len
+
+
+def summed(components) -> np.ndarray:
+    """The scalar reward of a multi-component reward (N, C): R = Σ_k r_k, unit weights (GDPO; TRL's
+    `reward_weights` default of ones)."""
+    return np.sum(np.asarray(components, dtype=np.float64), axis=-1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Sampling token by token
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +360,8 @@ def sample_responses(key, sp: Space, theta, shape):
 # ---------------------------------------------------------------------------------------------
 
 POLICY_KEYS = ("vocab", "max_len", "eos", "logits", "reward")
-CHECKERS = ("majority_of_ones", "exact_match", "answer_correct", "length_correlated")
+CHECKERS = ("majority_of_ones", "exact_match", "answer_correct", "length_correlated", "stops", "length")
+MAX_COMPONENTS = 8  # reward components of one policy (GDPO's runs use two to four)
 
 
 def _key(prefix) -> str:
@@ -366,11 +387,21 @@ def _number(x, what: str) -> float:
 
 
 def from_dict(data) -> tuple[Space, np.ndarray, np.ndarray]:
+    """(space, θ (P, V), rewards (N,)): `policy_from_dict` without the components (a reward given
+    as components gives their sum)."""
+    sp, theta, rewards, _ = policy_from_dict(data)
+    return sp, theta, rewards
+
+
+def policy_from_dict(data) -> tuple[Space, np.ndarray, np.ndarray, np.ndarray | None]:
     """(space, θ (P, V), rewards (N,)) from {"vocab", "max_len", "eos", "logits", "reward"}:
     `logits` maps every non-terminal prefix, written as comma-separated token ids ("" the empty
     prefix), to V logits (numbers, or null for −∞: a token the prefix never draws); `reward` is
     {"table": {response: value}} over every response, or {"checker": name, ...} with a checker of
-    CHECKERS and its arguments ("target": [ids], "answer": id, "base": checker, "slope": number).
+    CHECKERS and its arguments ("target": [ids], "answer": id, "base": checker, "slope": number),
+    or {"components": [spec, ...]}: 1 to MAX_COMPONENTS such specs (tables or checkers, not nested
+    components), the reward their sum (unit weights, GDPO; TRL `reward_weights` default).
+    Returns (space, θ, rewards (N,), components (N, C) or None).
     Anything missing, extra, malformed or beyond the limits is an InputError naming it."""
     if not isinstance(data, dict):
         raise InputError("the policy file must hold one JSON object")
@@ -402,12 +433,35 @@ def from_dict(data) -> tuple[Space, np.ndarray, np.ndarray]:
     if missing:
         raise InputError(f"logits missing for {len(missing):,} prefix(es), e.g. {_key(missing[0])!r}")
     theta = check_logits(sp, theta)
-    return sp, theta, _reward_table(sp, data["reward"])
+    spec = data["reward"]
+    if isinstance(spec, dict) and "components" in spec:
+        comps = reward_components(sp, spec)
+        return sp, theta, summed(comps), comps
+    return sp, theta, _reward_table(sp, spec), None
+
+
+def reward_components(sp: Space, spec) -> np.ndarray:
+    """The components (N, C) of {"components": [spec, ...]}, each spec a table or a checker."""
+    if set(spec) != {"components"}:
+        raise InputError("'reward' with components is {\"components\": [spec, ...]} and nothing else")
+    items = spec["components"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_COMPONENTS:
+        raise InputError(f"reward \"components\" must be a list of 1 to {MAX_COMPONENTS} reward specs, got "
+                         f"{len(items) if isinstance(items, list) else type(items).__name__}")
+    out = []
+    for k, item in enumerate(items):
+        if isinstance(item, dict) and "components" in item:
+            raise InputError(f"reward component {k}: components do not nest")
+        try:
+            out.append(_reward_table(sp, item))
+        except InputError as err:
+            raise InputError(f"reward component {k}: {err}") from None
+    return np.stack(out, axis=-1)
 
 
 def _reward_table(sp: Space, spec) -> np.ndarray:
     if not isinstance(spec, dict):
-        raise InputError("'reward' must be {\"table\": {...}} or {\"checker\": name, ...}")
+        raise InputError("'reward' must be {\"table\": {...}}, {\"checker\": name, ...} or {\"components\": [...]}")
     if "table" in spec:
         if set(spec) != {"table"} or not isinstance(spec["table"], dict):
             raise InputError("'reward' as a table is {\"table\": {response: value}} and nothing else")
@@ -434,6 +488,10 @@ def _reward_table(sp: Space, spec) -> np.ndarray:
         if not isinstance(target, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in target):
             raise InputError("exact_match needs \"target\": a list of token ids")
         return exact_match(sp, target)
+    if name == "stops":
+        return stops(sp)
+    if name == "length":
+        return length_fraction(sp, _number(spec.get("slope", 1.0), "length's \"slope\""))
     if name == "answer_correct":
         answer = spec.get("answer")
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < sp.vocab:
