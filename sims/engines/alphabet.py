@@ -23,7 +23,6 @@ multiset is evaluated once, in sorted order. float64.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 
 import jax
@@ -42,6 +41,32 @@ def count_multisets(types: int, group: int) -> int:
     return math.comb(types + group - 1, group)
 
 
+def multiset_rows(types: int, group: int) -> np.ndarray:
+    """Every multiset of `group` types out of `types` as sorted rows (n, G), in lexicographic order
+    (the order of itertools.combinations_with_replacement), built column by column in NumPy: a row
+    whose last entry is v extends to v, v + 1, …, types − 1."""
+    rows = np.arange(types, dtype=np.int32)[:, None]
+    for _ in range(group - 1):
+        last = rows[:, -1]
+        reps = types - last
+        idx = np.repeat(np.arange(len(rows)), reps)
+        offset = np.arange(len(idx)) - np.repeat(np.cumsum(reps) - reps, reps)
+        rows = np.concatenate([rows[idx], (last[idx] + offset).astype(np.int32)[:, None]], axis=1)
+    return rows
+
+
+def log_multinomial(rows: np.ndarray) -> np.ndarray:
+    """log(G!/Π_τ n_τ!) of sorted rows (n, G): Π_τ n_τ! = Π_j k_j with k_j the position of entry j
+    within its run of equal entries (1, 2, …, n_τ), so log Π n_τ! = Σ_j log k_j."""
+    n, group = rows.shape
+    k = np.ones(n)
+    logs = np.zeros(n)
+    for j in range(1, group):
+        k = np.where(rows[:, j] == rows[:, j - 1], k + 1.0, 1.0)
+        logs += np.log(k)
+    return math.lgamma(group + 1.0) - logs
+
+
 @functools.lru_cache(maxsize=16)
 def multisets(types: int, group: int) -> tuple[np.ndarray, np.ndarray]:
     """Every multiset of `group` types out of `types`, as sorted rows (n, G), with the log multinomial
@@ -50,25 +75,22 @@ def multisets(types: int, group: int) -> tuple[np.ndarray, np.ndarray]:
     if n > MAX_MULTISETS:
         raise InputError(f"the type-alphabet route needs {n:,} multisets of {group} members over {types} types, "
                          f"beyond its limit of {MAX_MULTISETS:,}; use Monte Carlo instead")
-    rows = np.fromiter(itertools.chain.from_iterable(
-        itertools.combinations_with_replacement(range(types), group)), dtype=np.int32, count=n * group)
-    rows = rows.reshape(n, group)
-    counts = np.zeros((n, types), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(n), group), rows.ravel()), 1)
-    from scipy.special import gammaln
-
-    return rows, gammaln(group + 1.0) - np.sum(gammaln(counts + 1.0), axis=1)
+    rows = multiset_rows(types, group)
+    return rows, log_multinomial(rows)
 
 
 def chunk_size(types: int, group: int) -> int:
-    """Multisets per step: a power of two, at most CHUNK, with chunk·G·M ≤ CHUNK_ENTRIES where possible."""
-    return max(1, min(CHUNK, 1 << max(0, (CHUNK_ENTRIES // (types * group)).bit_length() - 1)))
+    """Multisets per step: a power of two, at most CHUNK, with chunk·G·M ≤ CHUNK_ENTRIES where possible,
+    and no larger than the multisets need (a few types are one short step, not CHUNK padded rows)."""
+    need = 1 << max(0, (count_multisets(types, group) - 1).bit_length())
+    return max(1, min(CHUNK, need, 1 << max(0, (CHUNK_ENTRIES // (types * group)).bit_length() - 1)))
 
 
-@functools.partial(jax.jit, static_argnames=("estimator", "coefficient", "chunk"))
-def _type_sums(estimator, coefficient, chunk, rows, log_coef, log_p, rewards, features, lengths, params):
-    """E[α] (M,), E[β] (M,), E[ααᵀ] (M, M) over the multisets, `chunk` rows per step (padded rows
-    carry log weight −∞)."""
+@functools.partial(jax.jit, static_argnames=("estimator", "coefficient", "chunk", "second"))
+def _type_sums(estimator, coefficient, chunk, rows, log_coef, log_p, rewards, features, lengths, params,
+               second=True):
+    """E[α] (M,), E[β] (M,) and (with `second`) E[ααᵀ] (M, M) over the multisets, `chunk` rows per
+    step (padded rows carry log weight −∞); without `second`, E[α] only."""
     types = log_p.shape[0]
 
     def step(args):
@@ -77,6 +99,8 @@ def _type_sums(estimator, coefficient, chunk, rows, log_coef, log_p, rewards, fe
         w = jnp.exp(lc + jnp.sum(log_p[g], axis=-1))  # (C,)
         onehot = jax.nn.one_hot(g, types, dtype=x.dtype)  # (C, G, M)
         alpha = jnp.einsum("cg,cgm->cm", x, onehot)
+        if not second:
+            return (w @ alpha,)
         beta = jnp.einsum("cg,cgm->cm", x**2, onehot)
         return w @ alpha, w @ beta, jnp.einsum("c,cm,cn->mn", w, alpha, alpha)
 
@@ -84,34 +108,63 @@ def _type_sums(estimator, coefficient, chunk, rows, log_coef, log_p, rewards, fe
     return tuple(jnp.sum(o, axis=0) for o in out)
 
 
+def _sums(est, coefficient, group, p, rewards, features, lengths, params, second):
+    rows, log_coef = multisets(len(p), group)
+    chunk = chunk_size(len(p), group)
+    pad = (-len(rows)) % chunk
+    if pad:
+        rows = np.concatenate([rows, np.zeros((pad, group), np.int32)])
+        log_coef = np.concatenate([log_coef, np.full(pad, -np.inf)])
+    out = jax.device_get(_type_sums(
+        est, coefficient, chunk, rows, log_coef, jnp.log(p), jnp.asarray(rewards, jnp.float64),
+        jnp.asarray(features, jnp.float64), jnp.asarray(lengths, jnp.float64),
+        {k: jnp.float64(v) for k, v in params.items()}, second=second))
+    return tuple(np.asarray(x) for x in out)
+
+
+def _type_probs(probs, types, m: int) -> np.ndarray:
+    p = np.bincount(types, weights=probs, minlength=m)
+    if np.any(p <= 0):
+        raise InputError("every type of the alphabet needs positive probability")
+    return p
+
+
+def mean_weights(estimator: estimators.Estimator, coefficient, group: int, probs, types, rewards, features,
+                 lengths, params) -> np.ndarray:
+    """Per-response weights w (N,) with E[ĝ] = Σ_y π(y) w(y) s(y): w(y) = E[α_τ]/p_τ at τ = τ(y).
+
+    Since Σ_y π(y) w(y) s(y) = ∇_θ Σ_y π_θ(y) w(y) with w held fixed (the score-function identity),
+    the mean needs no score table: one gradient of the w-weighted objective. Only E[α] is summed
+    over the multisets (no E[ααᵀ]). Arguments as for `group_moments`, without the scores."""
+    est = estimators.as_entry(estimator)
+    probs = np.asarray(probs, dtype=np.float64)
+    types = np.asarray(types)
+    p = _type_probs(probs, types, int(np.asarray(rewards).shape[0]))
+    (e_alpha,) = _sums(est, coefficient, group, p, rewards, features, lengths, params, second=False)
+    return (e_alpha / p)[types]
+
+
 def group_moments(estimator: estimators.Estimator, coefficient, group: int, probs, scores, types,
-                  rewards, features, lengths, params) -> tuple[np.ndarray, np.ndarray]:
+                  rewards, features, lengths, params, covariance: bool = True):
     """(E[ĝ] (D,), Cov[ĝ] (D, D)) for ĝ = Σ_i c_i A_i s(y_i) over G i.i.d. members.
 
     probs (N,) π(y); scores (N, D) s(y); types (N,) τ(y) in [0, M); rewards, features, lengths (M,)
     per type; `coefficient(lengths (G,)) -> (G,)` the aggregation's c (hashable, static);
-    `params` the estimator's resolved parameters."""
+    `params` the estimator's resolved parameters. With `covariance=False`: (E[ĝ], None), summing
+    E[α] only over the multisets."""
     est = estimators.as_entry(estimator)
     probs = np.asarray(probs, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     types = np.asarray(types)
     m = int(np.asarray(rewards).shape[0])
-    p = np.bincount(types, weights=probs, minlength=m)
-    if np.any(p <= 0):
-        raise InputError("every type of the alphabet needs positive probability")
+    p = _type_probs(probs, types, m)
     ubar = np.zeros((m, scores.shape[1]))
     np.add.at(ubar, types, probs[:, None] * scores)
     ubar /= p[:, None]
-    rows, log_coef = multisets(m, group)
-    chunk = chunk_size(m, group)
-    pad = (-len(rows)) % chunk
-    rows = np.concatenate([rows, np.zeros((pad, group), np.int32)])
-    log_coef = np.concatenate([log_coef, np.full(pad, -np.inf)])
-    e_alpha, e_beta, e_aa = jax.device_get(_type_sums(
-        est, coefficient, chunk, rows, log_coef, jnp.log(p), jnp.asarray(rewards, jnp.float64),
-        jnp.asarray(features, jnp.float64), jnp.asarray(lengths, jnp.float64),
-        {k: jnp.float64(v) for k, v in params.items()}))
-    e_alpha, e_beta, e_aa = (np.asarray(x) for x in (e_alpha, e_beta, e_aa))
+    if not covariance:
+        (e_alpha,) = _sums(est, coefficient, group, p, rewards, features, lengths, params, second=False)
+        return ubar.T @ e_alpha, None
+    e_alpha, e_beta, e_aa = _sums(est, coefficient, group, p, rewards, features, lengths, params, second=True)
     mean = ubar.T @ e_alpha
     within = (scores * (probs * e_beta[types] / p[types])[:, None]).T @ scores  # Σ_τ E[β_τ] S̄_τ
     second = within - ubar.T @ (e_beta[:, None] * ubar) + ubar.T @ e_aa @ ubar
