@@ -23,6 +23,12 @@
 - N-PG-IGT and its baselines (docs/design.md §4.7) on the scalar LQR `lqr1` (H = 50): steps/s of
   every method vmapped over 64 seeds (one jitted `lax.scan`), beside a vectorised NumPy N-PG-IGT
   over the same 64 seeds, and the wall time of the whole complexity sweep (`sims.npg.complexity`).
+- the sequence testbed (docs/design.md §4.12), V=3 with an end token (eos=2), majority-of-ones
+  reward, GRPO, G=8: the exact mean and covariance at T=8 (511 responses) for every aggregation
+  mode of `sims.sequences.AGGREGATIONS`, each from cold caches (compilation included); the exact
+  mean alone at T=12 (8,191 responses) on the mean-only path (`alphabet.mean_weights` and one
+  gradient of the weighted objective, no score table); and responses/s of the token-by-token sampler
+  `bandits.sequence.sample_responses` at T=8 against a vectorised NumPy inverse-CDF sampler.
 
 Prints a table and writes bench.json. Targets are ratios from this one run.
 """
@@ -382,6 +388,109 @@ def prob_h() -> int:
     return P.LQR1["horizon"]
 
 
+SEQ_V, SEQ_EOS, SEQ_G = 3, 2, 8
+
+
+def _seq_problem(max_len: int, seed: int = 0):
+    from bandits import sequence as S
+
+    sp = S.space(SEQ_V, max_len, eos=SEQ_EOS)
+    theta = 0.5 * np.random.default_rng(seed).normal(size=(sp.num_prefixes, SEQ_V))
+    return sp, theta, S.majority_of_ones(sp)
+
+
+def _clear_caches() -> None:
+    from sims.engines import alphabet
+
+    jax.clear_caches()
+    alphabet.multisets.cache_clear()
+
+
+def sequence_exact_times(max_len: int = 8) -> dict:
+    """Seconds of `sims.sequences.moments` (GRPO, G=8, mean and covariance) per aggregation mode,
+    each from cold caches: compilation and the multiset table included."""
+    from sims import sequences as Q
+
+    sp, theta, r = _seq_problem(max_len)
+    out = {}
+    for agg in Q.AGGREGATIONS:
+        _clear_caches()
+        t = time.perf_counter()
+        m = Q.moments(estimators.get("grpo"), sp, theta, r, SEQ_G, agg=agg)
+        jax.block_until_ready(m.cov)
+        out[agg] = {"seconds": time.perf_counter() - t, "types": m.types, "multisets": m.multisets}
+    return {"V": SEQ_V, "eos": SEQ_EOS, "T": max_len, "G": SEQ_G, "responses": sp.num_responses,
+            "aggregations": out}
+
+
+def sequence_mean(sp, theta, r, agg: str = "seq-mean-token-sum") -> np.ndarray:
+    """E[ĝ] (GRPO, G=8) on the mean-only path: types as `sims.sequences.moments` forms them,
+    w = `alphabet.mean_weights`, E[ĝ] = ∇_θ Σ_y π_θ(y) w(y)."""
+    from bandits import sequence as S
+    from sims import sequences as Q
+    from sims.engines import alphabet
+
+    est, mode = estimators.get("grpo"), Q.aggregation(agg)
+    params = estimators.resolve_params(est, SEQ_G)
+    lengths = sp.lengths.astype(np.float64)
+    types, rows = Q._types([r, np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)])
+    th = jnp.asarray(theta)
+    pi = np.asarray(S.policy(sp, th))
+    w = alphabet.mean_weights(est, Q.Coefficient(mode.rule, sp.max_len), SEQ_G, pi, types, rows[:, 0],
+                              np.ones(len(rows)), rows[:, 2], params)
+    return np.asarray(S.gradient(sp, th, jnp.asarray(w))).ravel()
+
+
+def sequence_mean_time(max_len: int = 12, agg: str = "seq-mean-token-sum") -> dict:
+    """Seconds of the exact mean alone at T = `max_len` from cold caches (space built beforehand)."""
+    sp, theta, r = _seq_problem(max_len)
+    _clear_caches()
+    t = time.perf_counter()
+    mean = sequence_mean(sp, theta, r, agg)
+    seconds = time.perf_counter() - t
+    return {"V": SEQ_V, "eos": SEQ_EOS, "T": max_len, "G": SEQ_G, "aggregation": agg,
+            "responses": sp.num_responses, "parameters": int(mean.size), "seconds": seconds}
+
+
+def numpy_sequence_sampler(sp, theta, n: int, seed: int = 0) -> np.ndarray:
+    """n response ids drawn token by token in NumPy: at each position an inverse-CDF draw (one
+    uniform per response) over the softmax of the current prefix, vectorised over the responses."""
+    p = np.exp(theta - theta.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(p / p.sum(axis=-1, keepdims=True), axis=-1)
+    rng = np.random.default_rng(seed)
+    row = np.zeros(n, dtype=np.int64)
+    out = np.full(n, -1, dtype=np.int64)
+    for _ in range(sp.max_len):
+        u = rng.random(n)
+        v = np.minimum(np.sum(u[:, None] >= cdf[row], axis=-1), sp.vocab - 1)
+        live = out < 0
+        out = np.where(live, sp.ends[row, v], out)
+        row = np.where(live, np.maximum(sp.child[row, v], 0), row)
+    return out
+
+
+def sequence_sampler_rates(groups: int, max_len: int = 8) -> dict:
+    """Responses/s of `bandits.sequence.sample_responses` (jitted, G = 8 per group) against the
+    NumPy sampler drawing the same number of responses; best of 3 after a warm-up each."""
+    from bandits import sequence as S
+
+    sp, theta, _ = _seq_problem(max_len)
+    th = jnp.asarray(theta)
+    draw = jax.jit(lambda key: S.sample_responses(key, sp, th, (groups, SEQ_G)))
+    key = jax.random.key(0)
+    n = groups * SEQ_G
+    jax_rate = _best_rate(lambda: jax.block_until_ready(draw(key)), n)
+    numpy_rate = _best_rate(lambda: numpy_sequence_sampler(sp, theta, n), n)
+    return {"V": SEQ_V, "eos": SEQ_EOS, "T": max_len, "G": SEQ_G, "responses": n,
+            "jax_responses_per_s": jax_rate, "numpy_responses_per_s": numpy_rate,
+            "speedup_vs_numpy": jax_rate / numpy_rate}
+
+
+def sequence_rows(quick: bool) -> dict:
+    return {"exact_t8": sequence_exact_times(8), "mean_t12": sequence_mean_time(12),
+            "sampler_t8": sequence_sampler_rates(1 << (12 if quick else 15))}
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     samples = 1 << (19 if quick else 22)
@@ -423,6 +532,7 @@ def main() -> None:
     alloc = allocation_times()
     topic_mc = topic_mc_rates(1 << (18 if quick else 20))
     npg_bench = npg_rates(200 if quick else 2000, 50 if quick else 300, quick)
+    seq = sequence_rows(quick)
     report = {
         "config": {"K": K, "G": G, "samples": samples, "numpy_samples": numpy_samples,
                    "chunk": chunk, "quick": quick},
@@ -443,12 +553,17 @@ def main() -> None:
         "allocation_256_prompts": alloc,
         "topic_monte_carlo_samples_per_s": topic_mc,
         "npg_lqr1": npg_bench,
+        "sequence_testbed": seq,
         "targets": {
             "mc_vs_numpy_at_least_10x": all(r["speedup_vs_numpy"] >= 10 for r in rows
                                             if r["speedup_vs_numpy"] is not None),
             "mc_at_least_half_rng_roofline": all(r["fraction_of_rng_roofline"] >= 0.5 for r in rows),
             "exact_k4_g16_under_2s": ex[16]["seconds"] < 2.0,
             "exact_k16_g64_grpo_under_1s": big["seconds"] < 1.0,
+            "sequence_exact_t8_every_aggregation_under_2s": all(
+                v["seconds"] < 2.0 for v in seq["exact_t8"]["aggregations"].values()),
+            "sequence_mean_t12_under_10s": seq["mean_t12"]["seconds"] < 10.0,
+            "sequence_sampler_vs_numpy_at_least_10x": seq["sampler_t8"]["speedup_vs_numpy"] >= 10,
         },
     }
     report["scaleup_train_step"] = scaleup_rows(quick)
@@ -507,7 +622,26 @@ def _print(report: dict) -> None:
     c.print(t)
     c.print(f"N-PG-IGT jit vs NumPy: {nb['igt_speedup_vs_numpy']:.1f}×; {nb['sweep']} complexity sweep "
             f"{nb['sweep_seconds']:.1f} s")
+    _print_sequences(c, report["sequence_testbed"])
     c.print(f"targets: {report['targets']}")
+
+
+def _print_sequences(c, seq: dict) -> None:
+    from rich.table import Table
+
+    e = seq["exact_t8"]
+    t = Table("aggregation", "types", "multisets", "seconds (cold)",
+              title=f"sequence testbed exact moments, V={e['V']} eos={e['eos']} T={e['T']} "
+                    f"({e['responses']} responses), grpo, G={e['G']}")
+    for agg, v in e["aggregations"].items():
+        t.add_row(agg, str(v["types"]), f"{v['multisets']:,}", f"{v['seconds']:.2f}")
+    c.print(t)
+    m = seq["mean_t12"]
+    c.print(f"sequence testbed exact mean only, T={m['T']} ({m['responses']:,} responses, {m['parameters']:,} "
+            f"parameters), {m['aggregation']}: {m['seconds']:.2f} s (cold)")
+    s = seq["sampler_t8"]
+    c.print(f"sequence sampler, T={s['T']}, {s['responses']:,} responses: {s['jax_responses_per_s']:.3g} "
+            f"responses/s (jit) vs {s['numpy_responses_per_s']:.3g} (NumPy), {s['speedup_vs_numpy']:.1f}×")
 
 
 def scaleup_rows(quick: bool) -> dict:
