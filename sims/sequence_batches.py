@@ -152,9 +152,6 @@ def check_prompts(prompts) -> list[Prompt]:
             if not np.allclose(comps.sum(axis=-1), r, rtol=0, atol=1e-12):
                 raise InputError(f"prompt {x}: the rewards must be the sum of the components")
         out.append(Prompt(p.space, theta, r, comps))
-    ncomp = {None if p.components is None else p.components.shape[1] for p in out}
-    if len(ncomp) > 1:
-        raise InputError("every prompt of a batch needs the same number of reward components (or none)")
     return out
 
 
@@ -180,7 +177,15 @@ def _params(entry, is_batch: bool, group: int, params: dict) -> dict:
 
 
 def _uses_components(entry, is_batch: bool, prompts) -> bool:
-    return is_batch and entry.name in COMPONENT_ENTRIES and prompts[0].components is not None
+    """True when the entry reads reward components and the prompts have them (the same number each)."""
+    if not (is_batch and entry.name in COMPONENT_ENTRIES):
+        return False
+    ncomp = {None if p.components is None else p.components.shape[1] for p in prompts}
+    if ncomp == {None}:
+        return False
+    if len(ncomp) > 1:
+        raise InputError(f"{entry.name!r} reads the reward components: every prompt needs the same number of them")
+    return True
 
 
 def coefficients(rule: str, lengths, widths, scope: str):
