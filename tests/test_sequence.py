@@ -155,3 +155,37 @@ def test_bad_logits_are_refused():
     with pytest.raises(InputError, match="at least one finite"):
         S.check_logits(sp, np.array([[0.0, 0.0], [-np.inf, -np.inf], [1.0, -np.inf]]))
     S.check_logits(sp, np.array([[0.0, 0.0], [0.0, -np.inf], [1.0, -np.inf]]))
+
+
+def _policy(reward):
+    return {"vocab": 3, "max_len": 2, "eos": 2,
+            "logits": {"": [0.1, -0.2, 0.0], "0": [0.3, 0.0, -0.5], "1": [0.0, 0.0, 0.0]}, "reward": reward}
+
+
+def test_multi_component_rewards_are_summed_with_unit_weights():
+    spec = {"components": [{"checker": "answer_correct", "answer": 1}, {"checker": "stops"},
+                           {"checker": "length", "slope": -0.5}]}
+    sp, theta, r, comps = S.policy_from_dict(_policy(spec))
+    # responses written out: (2), (0,0), (0,1), (0,2), (1,0), (1,1), (1,2)
+    by = {sp.response(i): i for i in range(sp.num_responses)}
+    want = {(2,): (0, 1, -0.25), (0, 0): (0, 0, -0.5), (0, 2): (0, 1, -0.5), (1, 2): (1, 1, -0.5),
+            (1, 1): (1, 0, -0.5)}
+    for y, w in want.items():
+        assert tuple(comps[by[y]]) == w and r[by[y]] == sum(w)
+    assert np.array_equal(S.from_dict(_policy(spec))[2], r)
+    plain = S.policy_from_dict(_policy({"checker": "majority_of_ones"}))
+    assert plain[3] is None and np.array_equal(plain[2], S.majority_of_ones(sp))
+
+
+@pytest.mark.parametrize("reward, match", [
+    ({"components": []}, "1 to 8"), ({"components": {"checker": "stops"}}, "list"),
+    ({"components": [{"checker": "stops"}] * 9}, "1 to 8"),
+    ({"components": [{"checker": "stops"}, {"checker": "vibes"}]}, "component 1: unknown reward checker"),
+    ({"components": [{"components": [{"checker": "stops"}]}]}, "do not nest"),
+    ({"components": [{"checker": "stops"}], "weights": [1]}, "nothing else"),
+    ({"components": [{"table": {"2": 1.0}}]}, "component 0: reward table misses"),
+    ({"components": [{"checker": "length", "slope": "x"}]}, "component 0: length's"),
+])
+def test_bad_components_are_refused(reward, match):
+    with pytest.raises(InputError, match=match):
+        S.policy_from_dict(_policy(reward))
