@@ -470,14 +470,15 @@ def numpy_sequence_sampler(sp, theta, n: int, seed: int = 0) -> np.ndarray:
 
 
 def sequence_sampler_rates(groups: int, max_len: int = 8) -> dict:
-    """Responses/s of `bandits.sequence.sample_responses` (jitted, G = 8 per group) against the
-    NumPy sampler drawing the same number of responses; best of 3 after a warm-up each."""
+    """Responses/s of `bandits.sequence.sample_responses` (jitted, G = 8 per group, the engine's
+    `montecarlo.RNG_IMPL` keys, as `sims.sequences.monte_carlo` hands it) against the NumPy sampler
+    drawing the same number of responses; best of 3 after a warm-up each."""
     from bandits import sequence as S
 
     sp, theta, _ = _seq_problem(max_len)
     th = jnp.asarray(theta)
     draw = jax.jit(lambda key: S.sample_responses(key, sp, th, (groups, SEQ_G)))
-    key = jax.random.key(0)
+    key = jax.random.key(0, impl=montecarlo.RNG_IMPL)
     n = groups * SEQ_G
     jax_rate = _best_rate(lambda: jax.block_until_ready(draw(key)), n)
     numpy_rate = _best_rate(lambda: numpy_sequence_sampler(sp, theta, n), n)
