@@ -174,3 +174,88 @@ def test_group_64_on_16_arms_matches_the_difficulty_scale():
         m = exact.moments(E.get(name), logits, R.bernoulli(p), 64)
         c = binary.binary_reward_scale(E.get(name), float(m.pi @ p), 64)
         np.testing.assert_allclose(m.mean, c * m.true_gradient, rtol=0, atol=1e-13)
+
+
+# --- The type-alphabet engine (sims.engines.alphabet) against brute forces written here ------------
+
+
+@pytest.mark.parametrize("types,group", [(1, 1), (1, 6), (3, 1), (4, 3), (5, 4), (2, 64), (9, 3)])
+def test_multiset_table_is_every_sorted_row_with_its_multinomial(types, group):
+    from sims.engines import alphabet
+
+    rows, log_coef = alphabet.multisets(types, group)
+    expected = list(itertools.combinations_with_replacement(range(types), group))
+    assert [tuple(r) for r in rows.tolist()] == expected
+    exact_log = [math.log(math.factorial(group) // math.prod(math.factorial(r.count(t)) for t in set(r)))
+                 for r in expected]
+    np.testing.assert_allclose(log_coef, exact_log, rtol=1e-13, atol=1e-13)
+
+
+class _TokenMean:
+    """c_i = 1/Σ_j |y_j| (hashable: a static argument of the engine)."""
+
+    def __call__(self, lengths):
+        return 1.0 / lengths.sum() * (lengths * 0 + 1)
+
+
+def _tiny_testbed():
+    """V = 3, end token 2, T = 2 (7 responses), majority-of-ones reward, fixed logits; π and the
+    scores by hand from the space's tables."""
+    from bandits import sequence as S
+
+    sp = S.space(3, 2, eos=2)
+    theta = np.array([[0.3, -0.5, 0.1], [1.0, 0.2, -0.4], [-0.7, 0.6, 0.0]])[: sp.num_prefixes]
+    soft = np.exp(theta) / np.exp(theta).sum(-1, keepdims=True)
+    pi = np.array([np.prod([soft[sp.rows[i, t], sp.tokens[i, t]] for t in range(sp.lengths[i])])
+                   for i in range(sp.num_responses)])
+    scores = np.zeros((sp.num_responses,) + theta.shape)
+    for i in range(sp.num_responses):
+        for t in range(sp.lengths[i]):
+            scores[i, sp.rows[i, t]] += np.eye(3)[sp.tokens[i, t]] - soft[sp.rows[i, t]]
+    return sp, theta, pi, scores.reshape(sp.num_responses, -1), S.majority_of_ones(sp)
+
+
+def _brute_sequence(pi, scores, rewards, lengths, group, divide=True):
+    """E[ĝ], Cov[ĝ] over every ordered G-tuple of responses: ĝ = Σ_i c_i A_i s(y_i), GRPO, token-mean."""
+    mean, second = np.zeros(scores.shape[1]), np.zeros((scores.shape[1],) * 2)
+    for tup in itertools.product(range(len(pi)), repeat=group):
+        r = rewards[list(tup)]
+        adv = (r - r.mean()) / (r.std(ddof=1) + 1e-6)
+        g = sum(adv[i] / lengths[list(tup)].sum() * scores[y] for i, y in enumerate(tup))
+        p = np.prod(pi[list(tup)])
+        mean += p * g
+        second += p * np.outer(g, g)
+    return mean, second - np.outer(mean, mean)
+
+
+def test_type_route_mean_only_and_mean_weights_pinned_to_tuple_brute_force():
+    """Full moments, covariance=False and the score-free mean (∇_θ Σ π_θ(y) w(y)) against a sum over
+    all 7³ ordered groups; types = (reward, length) as the token-mean coefficient reads lengths."""
+    import jax
+    import jax.numpy as jnp
+
+    from bandits import sequence as S
+    from sims.engines import alphabet
+
+    sp, theta, pi, scores, r = _tiny_testbed()
+    lengths = sp.lengths.astype(float)
+    rows, types = np.unique(np.stack([r, lengths], -1), axis=0, return_inverse=True)
+    types = types.ravel()
+    est, coef, g = E.get("grpo"), _TokenMean(), 3
+    params = E.resolve_params(est, g)
+    args = (rows[:, 0], np.ones(len(rows)), rows[:, 1], params)
+    mean, cov = _brute_sequence(pi, scores, r, lengths, g)
+    m_full, c_full = alphabet.group_moments(est, coef, g, pi, scores, types, *args)
+    np.testing.assert_allclose(m_full, mean, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(c_full, cov, rtol=1e-12, atol=1e-13)
+    m_only, none = alphabet.group_moments(est, coef, g, pi, scores, types, *args, covariance=False)
+    assert none is None
+    np.testing.assert_allclose(m_only, mean, rtol=1e-12, atol=1e-13)
+    w = alphabet.mean_weights(est, coef, g, pi, types, *args)
+    np.testing.assert_allclose(scores.T @ (pi * w), mean, rtol=1e-12, atol=1e-13)
+    th = jnp.asarray(theta)
+    grad = np.asarray(jax.grad(lambda t: S.policy(sp, t) @ jnp.asarray(w))(th)).ravel()
+    np.testing.assert_allclose(grad, mean, rtol=1e-12, atol=1e-13)
+    # planted defect: weights E[α_τ] without the division by p_τ miss the brute force
+    wrong = w * np.bincount(types, weights=pi)[types]
+    assert np.max(np.abs(scores.T @ (pi * wrong) - mean)) > 1e-3
