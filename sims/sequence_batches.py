@@ -101,7 +101,7 @@ class BatchMoments:
     true_gradient: np.ndarray  # (D,): (∇J_1, ..., ∇J_P)/P
     objective: float  # (1/P) Σ_x J_x
     blocks: tuple  # slice of each prompt's parameters in the flat vector
-    configurations: int
+    configurations: int  # evaluated: type multisets summed over prompts (independent), or batch configurations
 
     @property
     def bias(self) -> np.ndarray:
@@ -255,7 +255,7 @@ def batch_moments(entry, prompts, group: int, agg: str = "seq-mean-token-sum", f
             r = _ratio(mode.rule, prompts, group, x, scope)
             mean[blocks[x]] = r * m.mean
             cov[blocks[x], blocks[x]] = r * r * m.cov
-            configurations = max(configurations, 1) * m.multisets
+            configurations += m.multisets
     else:
         mean, cov, configurations = _enumerate(entry, is_batch, prompts, group, mode.rule, fname, scope, params,
                                                blocks, d)

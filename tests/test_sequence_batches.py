@@ -204,6 +204,17 @@ def test_monte_carlo_matches_exact_and_a_wrong_target_is_caught():
     assert not bad.passed
 
 
+def test_monte_carlo_of_gdpo_components_per_group_scope():
+    prompts = [_filler_prompt(0, 0.2, max_len=3), _filler_prompt(1, -0.5, max_len=3)]
+    entry = B.get("gdpo_verl")
+    ex = SB.batch_moments(entry, prompts, 3, agg="token-mean", scope="group")
+    mc = SB.batch_monte_carlo(entry, prompts, 3, 40_000, seed=5, agg="token-mean", scope="group")
+    assert stats.z_check("gdpo_verl mc", mc.mean, mc.mean_se, ex.mean).passed
+    # planted defect: the batch-scope normaliser as the target
+    other = SB.batch_moments(entry, prompts, 3, agg="token-mean", scope="batch")
+    assert not stats.z_check("wrong scope", mc.mean, mc.mean_se, other.mean).passed
+
+
 def test_limits_and_hostile_input():
     p = _prompt(2, 2, None, 1)
     with pytest.raises(InputError, match="1 to 16 prompts"):
