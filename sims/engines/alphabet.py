@@ -18,6 +18,10 @@ independent draws from π restricted to their types, so with α_τ = Σ_{i: τ_i
 Only E[α] (M,), E[β] (M,) and E[ααᵀ] (M, M) are sums over multisets; the score algebra is done
 once per type. Advantage functions are symmetric in the members (the registry's contract), so each
 multiset is evaluated once, in sorted order. float64.
+
+The mean alone needs E[α] only, and no score table: E[ĝ] = Σ_y π(y) w(y) s(y) with
+w(y) = E[α_τ(y)]/p_τ(y), which is ∇_θ Σ_y π_θ(y) w(y) at fixed w (`mean_weights`; `group_moments`
+with covariance=False skips E[β] and E[ααᵀ] but still reads the scores).
 """
 
 from __future__ import annotations
