@@ -137,7 +137,7 @@ class SequenceMoments:
     group: int
     params: dict
     mean: np.ndarray  # (P·V,)
-    cov: np.ndarray  # (P·V, P·V)
+    cov: np.ndarray | None  # (P·V, P·V); None when covariance=False
     true_gradient: np.ndarray  # (P·V,)
     objective: float
     types: int
@@ -148,8 +148,9 @@ class SequenceMoments:
         return self.mean - self.true_gradient
 
     @property
-    def trace_var(self) -> float:
-        return float(np.trace(self.cov))
+    def trace_var(self) -> float | None:
+        """tr Cov[ĝ]; None when only the mean was computed (covariance=False)."""
+        return None if self.cov is None else float(np.trace(self.cov))
 
     @property
     def cosine(self) -> float | None:
@@ -216,15 +217,50 @@ def response_moments(est: estimators.Estimator, coefficient: Coefficient, group:
     return mean, np.asarray(second) - np.outer(mean, mean)
 
 
+_INPUTS: dict = {}  # id(space) -> (space, jitted inputs), the space held so that its id stays its own
+
+
+def _exact_inputs(sp: S.Space, theta, rewards):
+    """(π (N,), scores (N, P·V), ∇J (P·V,)) in one compiled call per space (op by op, the three
+    would compile some forty small programs: about 2 s of a first call)."""
+    if id(sp) not in _INPUTS:
+        if len(_INPUTS) >= 32:
+            _INPUTS.clear()
+        _INPUTS[id(sp)] = (sp, jax.jit(lambda th, r: (S.policy(sp, th), S.scores(sp, th).reshape(sp.num_responses, -1),
+                                                      S.gradient(sp, th, r).ravel())))
+    pi, scores, grad = jax.device_get(_INPUTS[id(sp)][1](jnp.asarray(theta, jnp.float64),
+                                                          jnp.asarray(rewards, jnp.float64)))
+    return np.asarray(pi), np.asarray(scores), np.asarray(grad)
+
+
+def _objective_gradients(sp: S.Space, theta, rewards, weights):
+    """(π (N,), ∇J (P·V,), ∇_θ Σ_y π_θ(y) w(y) (P·V,)) in one compiled call per space: with w from
+    `alphabet.mean_weights` the last is E[ĝ] (the score-function identity), with no score table."""
+    key = ("mean", id(sp))
+    if key not in _INPUTS:
+        if len(_INPUTS) >= 32:
+            _INPUTS.clear()
+        _INPUTS[key] = (sp, jax.jit(lambda th, r, w: (S.policy(sp, th), S.gradient(sp, th, r).ravel(),
+                                                      S.gradient(sp, th, w).ravel())))
+    out = jax.device_get(_INPUTS[key][1](jnp.asarray(theta, jnp.float64), jnp.asarray(rewards, jnp.float64),
+                                         jnp.asarray(weights, jnp.float64)))
+    return tuple(np.asarray(x) for x in out)
+
+
 def moments(estimator: estimators.Estimator, sp: S.Space, theta, rewards, group: int,
             agg: str = "seq-mean-token-sum", feature: str | None = None, route: str | None = None,
-            **params) -> SequenceMoments:
+            covariance: bool = True, **params) -> SequenceMoments:
     """Exact E[ĝ], Cov[ĝ] for G = `group` responses of the policy θ (P, V) with reward table
     `rewards` (N,), the entry `estimator` and the aggregation `agg`.
 
     `route`: "types" (the type alphabet, `sims.engines.alphabet`; the default) or "responses" (every
     multiset of response ids, `response_moments`; the default for per-coordinate entries, whose
-    weights s_k(y)² are one per coordinate, and feasible for few responses only)."""
+    weights s_k(y)² are one per coordinate, and feasible for few responses only).
+
+    `covariance=False` (type route): the mean only, E[ĝ] = ∇_θ Σ_y π_θ(y) w(y) with
+    w(y) = E[α_τ(y)]/p_τ(y) held fixed (`alphabet.mean_weights`): no (N, P·V) score table and no
+    (P·V)² covariance, so long responses fit (V = 3 with an end token, T = 12: 8,191 responses,
+    P·V = 12,285)."""
     est = estimators.as_entry(estimator)
     route = ("responses" if est.per_coordinate else "types") if route is None else route
     if route not in ROUTES:
@@ -243,26 +279,28 @@ def moments(estimator: estimators.Estimator, sp: S.Space, theta, rewards, group:
         raise InputError(f"{est.name!r} reads the per-coordinate scores s_k(y)², not {feature!r}")
     f = features(sp, theta, feature) if est.uses_weights and not est.per_coordinate else np.ones(sp.num_responses)
     lengths = sp.lengths.astype(np.float64)
+    if not covariance and route == "types":
+        used = [r, f if est.uses_weights else np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)]
+        types, rows = _types(used)
+        pi, _, _ = _objective_gradients(sp, theta, r, np.zeros_like(r))
+        w = alphabet.mean_weights(est, Coefficient(mode.rule, sp.max_len), group, pi, types, rows[:, 0],
+                                  rows[:, 1] if est.uses_weights else np.ones(len(rows)), rows[:, 2], params)
+        pi, grad, mean = _objective_gradients(sp, theta, r, w)
+        return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, None,
+                               grad, float(pi @ r), len(rows), alphabet.count_multisets(len(rows), group))
+    pi, scores, grad = _exact_inputs(sp, theta, r)
     if route == "responses":
-        th = jnp.asarray(theta)
-        pi = np.asarray(S.policy(sp, th))
-        scores = np.asarray(S.scores(sp, th)).reshape(sp.num_responses, -1)
         weights = scores**2 if est.per_coordinate else f
         mean, cov = response_moments(est, Coefficient(mode.rule, sp.max_len), group, pi, scores, r, weights,
                                      lengths, params)
-        grad = np.asarray(S.gradient(sp, th, jnp.asarray(r))).ravel()
         return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, cov,
                                grad, float(pi @ r), sp.num_responses,
                                alphabet.count_multisets(sp.num_responses, group))
     used = [r, f if est.uses_weights else np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)]
     types, rows = _types(used)
-    th = jnp.asarray(theta)
-    pi = np.asarray(S.policy(sp, th))
-    scores = np.asarray(S.scores(sp, th)).reshape(sp.num_responses, -1)
     mean, cov = alphabet.group_moments(est, Coefficient(mode.rule, sp.max_len), group, pi, scores, types,
                                        rows[:, 0], rows[:, 1] if est.uses_weights else np.ones(len(rows)),
                                        rows[:, 2], params)
-    grad = np.asarray(S.gradient(sp, th, jnp.asarray(r))).ravel()
     return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, cov, grad,
                            float(pi @ r), len(rows), alphabet.count_multisets(len(rows), group))
 

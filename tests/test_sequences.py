@@ -171,3 +171,14 @@ def test_routes_refuse_what_they_cannot_do():
         Q.moments(E.get("grpo"), sp, theta, r, 2, route="tokens")
     with pytest.raises(InputError, match="s_k"):
         Q.moments(coord, sp, theta, r, 2, feature="length")
+
+
+def test_the_mean_only_path_gives_the_full_paths_mean():
+    sp = S.space(3, 4, eos=2)
+    theta = np.random.default_rng(3).normal(size=(sp.num_prefixes, 3))
+    r = S.majority_of_ones(sp)
+    for name, agg in (("grpo", "token-mean"), ("gtpo", "seq-mean-token-mean"), ("opo", "dr_grpo")):
+        a = Q.moments(E.get(name), sp, theta, r, 4, agg=agg)
+        b = Q.moments(E.get(name), sp, theta, r, 4, agg=agg, covariance=False)
+        np.testing.assert_allclose(b.mean, a.mean, atol=1e-14)
+        assert b.cov is None and b.trace_var is None
