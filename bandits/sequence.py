@@ -334,25 +334,28 @@ def summed(components) -> np.ndarray:
 
 
 def sample_responses(key, sp: Space, theta, shape):
-    """Response ids (shape) drawn token by token: one `lax.scan` over the T positions, each step a
-    categorical draw at the current prefix, vmapped over the responses."""
-    child, ends = jnp.asarray(sp.child), jnp.asarray(sp.ends)
+    """Response ids (shape) drawn token by token: one `lax.scan` over the T positions. Each response's
+    state is a prefix row (0..P−1) or, once it has ended, P + its response id (absorbing); token v is
+    drawn at prefix h when the uniform 32-bit word w has ⌊2³²F_h(v−1)⌋ ≤ w < ⌊2³²F_h(v)⌋, F_h the
+    cumulative softmax(θ_h) (inverse CDF), capped at the last token h can draw."""
+    from bandits.rewards import random_words
+
+    p_rows, n_resp, vocab = sp.num_prefixes, sp.num_responses, sp.vocab
     n = math.prod(shape)
+    p = jax.nn.softmax(theta, axis=-1)
+    cut = jnp.minimum(jnp.floor(jnp.cumsum(p, axis=-1)[:, :-1] * 2.0**32), 2.0**32 - 1).astype(jnp.uint32)
+    last = jnp.max(jnp.where(p > 0, jnp.arange(vocab), 0), axis=-1)
+    cut = jnp.concatenate([cut, jnp.zeros((n_resp, vocab - 1), jnp.uint32)])
+    last = jnp.concatenate([last, jnp.zeros(n_resp, last.dtype)])
+    table = jnp.asarray(np.concatenate([np.where(sp.child >= 0, sp.child, p_rows + sp.ends),
+                                        np.repeat(p_rows + np.arange(n_resp)[:, None], vocab, axis=1)]).astype(np.int32))
 
-    def one(k):
-        def step(carry, kt):
-            row, done = carry
-            v = jax.random.categorical(kt, theta[row])
-            finished = ends[row, v]
-            out = jnp.where(done >= 0, done, finished)
-            nxt = jnp.where(done >= 0, row, jnp.maximum(child[row, v], 0))
-            return (nxt, out), None
+    def step(state, words):
+        v = jnp.minimum(jnp.sum(words[:, None] >= cut[state], axis=-1), last[state])
+        return table[state, v], None
 
-        start = (jnp.zeros((), child.dtype), jnp.full((), -1, ends.dtype))
-        (_, rid), _ = jax.lax.scan(step, start, jax.random.split(k, sp.max_len))
-        return rid
-
-    return jax.vmap(one)(jax.random.split(key, n)).reshape(shape)
+    state, _ = jax.lax.scan(step, jnp.zeros((n,), jnp.int32), random_words(key, (sp.max_len, n)))
+    return (state - p_rows).reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -424,21 +424,10 @@ def sequence_exact_times(max_len: int = 8) -> dict:
 
 
 def sequence_mean(sp, theta, r, agg: str = "seq-mean-token-sum") -> np.ndarray:
-    """E[ĝ] (GRPO, G=8) on the mean-only path: types as `sims.sequences.moments` forms them,
-    w = `alphabet.mean_weights`, E[ĝ] = ∇_θ Σ_y π_θ(y) w(y)."""
-    from bandits import sequence as S
+    """E[ĝ] (GRPO, G=8) on the mean-only path of `sims.sequences.moments` (covariance=False)."""
     from sims import sequences as Q
-    from sims.engines import alphabet
 
-    est, mode = estimators.get("grpo"), Q.aggregation(agg)
-    params = estimators.resolve_params(est, SEQ_G)
-    lengths = sp.lengths.astype(np.float64)
-    types, rows = Q._types([r, np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)])
-    th = jnp.asarray(theta)
-    pi = np.asarray(S.policy(sp, th))
-    w = alphabet.mean_weights(est, Q.Coefficient(mode.rule, sp.max_len), SEQ_G, pi, types, rows[:, 0],
-                              np.ones(len(rows)), rows[:, 2], params)
-    return np.asarray(S.gradient(sp, th, jnp.asarray(w))).ravel()
+    return Q.moments(estimators.get("grpo"), sp, theta, r, SEQ_G, agg=agg, covariance=False).mean
 
 
 def sequence_mean_time(max_len: int = 12, agg: str = "seq-mean-token-sum") -> dict:
