@@ -112,3 +112,31 @@ def testbed_verdict(scale: dict, tol: float = 1e-9) -> str:
     if np.max(scale["off"]) > tol:
         return "biased"
     return "unbiased" if np.max(np.abs(scale["c"] - 1.0)) <= tol else "parallel to ∇J"
+
+
+TESTBED_BATCH_PS = (0.3, 0.7)  # a batch of two testbed prompts
+TESTBED_BATCH_GROUP = 4
+
+
+def testbed_batch(ps=TESTBED_BATCH_PS):
+    """The testbed's prompts with pass rates `ps`, as `sims.sequence_batches.Prompt`s."""
+    from sims import sequence_batches
+
+    return [sequence_batches.Prompt(*testbed_task(p)[:3]) for p in ps]
+
+
+def testbed_batch_scale(entry, ps=TESTBED_BATCH_PS, group: int = TESTBED_BATCH_GROUP, feature: str | None = None,
+                        **params) -> dict:
+    """A batch entry (or a group entry) on a batch of testbed prompts: per prompt x, c_x =
+    E[ĝ_x]·∇J_x/|∇J_x|² and the part off ∇J_x, |E[ĝ_x] − c_x∇J_x|/|∇J_x|; and cos(E[ĝ], ∇J) of the
+    whole batch (J the mean of the prompts' pass rates)."""
+    from sims import sequence_batches
+
+    m = sequence_batches.batch_moments(entry, testbed_batch(ps), group, agg=TESTBED_AGG, feature=feature, **params)
+    c, off = [], []
+    for block in m.blocks:
+        g, e = m.true_gradient[block], m.mean[block]
+        k = float(e @ g / (g @ g))
+        c.append(k)
+        off.append(float(np.linalg.norm(e - k * g) / np.linalg.norm(g)))
+    return {"c": np.array(c), "off": np.array(off), "cosine": m.cosine, "moments": m}

@@ -48,3 +48,13 @@ def test_weight_reader_verdicts_fail_when_the_feature_is_dropped():
 def test_monte_carlo_catches_the_stand_in_feature():
     assert C.mc_testbed("gtpo", 0.25, True).passed
     assert not C.mc_testbed("gtpo", 0.25, True, expected_feature="ones").passed
+
+
+def test_token_whitening_check_fails_with_equal_lengths():
+    assert C.verify_batch_testbed().holds
+    assert not C.verify_batch_testbed(feature="ones").holds  # every response one token: no length shift
+
+
+def test_batch_monte_carlo_catches_the_equal_length_mean():
+    assert C.mc_batch_testbed("reinforce_pp_baseline", True).passed
+    assert not C.mc_batch_testbed("reinforce_pp_baseline", True, expected_feature="ones").passed

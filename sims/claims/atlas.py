@@ -683,3 +683,47 @@ def verify_weight_readers(feature: str | None = None, groups=(4, 8)) -> Outcome:
 def _():
     return [Check("exact", lambda quick: verify_weight_readers()),
             Check("monte_carlo", lambda quick: kit.mc_outcome(mc_testbed("gtpo", 0.25, quick), "GTPO, G = 8"))]
+
+
+BATCH_TESTBED_EXPECTED = {"grpo_batch_std": False, "gdpo": False, "reinforce_pp_baseline": True, "gdpo_verl": True,
+                          "copo": False, "copo_soft": True}  # True: a part of some prompt's E[ĝ_x] off ∇J_x
+
+
+def verify_batch_testbed(feature: str | None = None) -> Outcome:
+    """Per batch entry: does some prompt's E[ĝ_x] have a part off ∇J_x above OFF_MIN (the token
+    whitening's length-weighted shift; COPO's soft blend), against BATCH_TESTBED_EXPECTED."""
+    found, rows = {}, {}
+    for name in BATCH_TESTBED_EXPECTED:
+        s = atlas.testbed_batch_scale(batch.get(name), feature=feature)
+        found[name] = bool(np.max(s["off"]) > OFF_MIN)
+        rows[name] = {"c_x": np.round(s["c"], 6).tolist(), "off_x": [float(f"{v:.3g}") for v in s["off"]]}
+    wrong = {n: found[n] for n in found if found[n] != BATCH_TESTBED_EXPECTED[n]}
+    return Outcome(not wrong, rows, {n: ("off ∇J_x" if v else "along ∇J_x") for n, v in BATCH_TESTBED_EXPECTED.items()},
+                   f"per-prompt part of E[ĝ_x] off ∇J_x, threshold {OFF_MIN:g}·|∇J_x|", counterexample=wrong or None)
+
+
+def mc_batch_testbed(name: str, quick: bool, expected_feature: str | None = None, seed: int = 19) -> stats.ZCheck:
+    """Monte Carlo E[ĝ] of a batch entry on the testbed batch against the exact mean computed with
+    `expected_feature` (default: the source's feature)."""
+    from sims import sequence_batches
+
+    n = 20_000 if quick else 200_000
+    s = sequence_batches.batch_monte_carlo(batch.get(name), atlas.testbed_batch(), atlas.TESTBED_BATCH_GROUP, n,
+                                           seed=seed, agg=atlas.TESTBED_AGG)
+    want = atlas.testbed_batch_scale(batch.get(name), feature=expected_feature)["moments"].mean
+    return stats.z_check(f"{name} on the testbed batch", s.mean, np.sqrt(np.diag(s.cov) / s.samples), want)
+
+
+@claim("sequences.atlas.token_whitening", "REINFORCE++ (arXiv 2501.03262) and NVlabs/GDPO verl-GDPO, token-level "
+       "masked_whiten; TRL GDPO normalize_then_sum",
+       "On a batch of sequence prompts with real lengths, whitening the advantages over tokens (verl's "
+       "REINFORCE++ baseline, verl's GDPO) puts a part of each prompt's E[ĝ_x] off ∇J_x: the token mean is "
+       "length-weighted, so it shifts long and short responses' advantages unequally. Response-level batch scaling "
+       "(TRL's scale_rewards='batch' and GDPO) keeps every prompt's E[ĝ_x] along ∇J_x; so does COPO's released "
+       "soft-with-zero blend, while its only-soft blend does not.",
+       conditions=atlas.TESTBED_NOTE + f"; two prompts, p = {atlas.TESTBED_BATCH_PS}, G = {atlas.TESTBED_BATCH_GROUP}; "
+                  "Monte Carlo: REINFORCE++ baseline")
+def _():
+    return [Check("exact", lambda quick: verify_batch_testbed()),
+            Check("monte_carlo", lambda quick: kit.mc_outcome(mc_batch_testbed("reinforce_pp_baseline", quick),
+                                                             "REINFORCE++ baseline, G = 4"))]

@@ -103,6 +103,7 @@ def render_estimators() -> str:
         lines.append(f"| `{name}` | {b.summary.replace('|', '∣')} | {b.source} | {prop} | {cx} | "
                      f"{'yes' if b.uses_weights else 'no'} | {stand_in.replace('|', '∣')} | "
                      f"{'; '.join(b.peers) or '—'}{tested} |")
+    lines += _testbed_batch_section()
     lines += [
         "",
         "## Conventions that differ between the lab and its peers",
@@ -155,6 +156,25 @@ def _testbed_section(testbed: dict) -> list[str]:
                      f"{atlas.testbed_verdict(s, tol=TESTBED_OFF_MIN)} | {', '.join(_fmt(x) for x in s['c'])} | "
                      f"{', '.join(f'{x:.4f}' for x in s['cosine'])} | {', '.join('0' if x < ROUNDING else _fmt(x) for x in s['off'])} | "
                      f"{', '.join(_fmt(x) for x in bandit)} |")
+    return lines
+
+
+def _testbed_batch_section() -> list[str]:
+    """Every batch entry on a batch of testbed prompts, with its source's feature."""
+    ps = ", ".join(f"{p:g}" for p in atlas.TESTBED_BATCH_PS)
+    lines = [
+        "",
+        f"On a batch of two testbed prompts (p = {ps}, G = {atlas.TESTBED_BATCH_GROUP}, the task of the section "
+        "above; lengths for the token-weighted whitening, final answers for COPO), per prompt x: "
+        "c_x = E[ĝ_x]·∇J_x/∣∇J_x∣² and the part off ∇J_x (`sequences.atlas.token_whitening`).",
+        "",
+        f"| name | feature | c_x at p = ({ps}) | off ∇J_x | cos(E[ĝ], ∇J) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, b in batch.REGISTRY.items():
+        s = atlas.testbed_batch_scale(b)
+        lines.append(f"| `{name}` | {s['moments'].feature} | {', '.join(_fmt(x) for x in s['c'])} | "
+                     f"{', '.join('0' if x < ROUNDING else _fmt(x) for x in s['off'])} | {s['cosine']:.4f} |")
     return lines
 
 
