@@ -233,3 +233,24 @@ def test_limits_and_hostile_input():
         SB.batch_moments(estimators.get("rloo"), [SB.Prompt(p.space, p.theta, p.rewards[:2])], 2)
     with pytest.raises(InputError, match="sum of the components"):
         SB.batch_moments(B.get("gdpo"), [SB.Prompt(p.space, p.theta, p.rewards, np.ones((4, 2)))], 2)
+
+
+def test_one_token_batches_are_the_bandit_ensembles_for_every_batch_entry():
+    """At T = 1 with |s|² for the weights, a batch of two-token-vocabulary prompts is the two-armed
+    pass/fail ensemble of `sims.batch.exact_ensemble`: the same c_x for every batch entry."""
+    from bandits import sequence as S
+    from sims import batch as B
+    from sims import sequence_batches as SB
+
+    ps = (0.3, 0.6)
+    sp = S.space(2, 1)
+    prompts = [SB.Prompt(sp, np.array([[np.log(p / (1 - p)), 0.0]]), np.array([1.0, 0.0])) for p in ps]
+    for name, entry in B.REGISTRY.items():
+        m = SB.batch_moments(entry, prompts, 3, feature="score_sq")
+        want = B.exact_ensemble(entry, ps, 3)["c"]
+        got = np.array([m.prompt_scale(x) for x in range(len(ps))])
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13, err_msg=name)
+    # planted: the weights of the bandit's stand-in are what makes the weight readers agree
+    m = SB.batch_moments(B.get("reinforce_pp_baseline"), prompts, 3, feature="length")
+    got = np.array([m.prompt_scale(x) for x in range(len(ps))])
+    assert np.max(np.abs(got - B.exact_ensemble(B.get("reinforce_pp_baseline"), ps, 3)["c"])) > 1e-3
