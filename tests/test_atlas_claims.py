@@ -64,6 +64,14 @@ def _gdpo_ddof0(rewards, weights, eps=1e-4, **_):
     return (s - jnp.mean(s)) / (jnp.std(s, ddof=1) + eps)
 
 
+def _gdpo_verl_untokened(rewards, weights, eps=1e-6, whiten_eps=1e-8, **_):
+    r = rewards if rewards.ndim == 3 else rewards[..., None]
+    c = r - jnp.mean(r, axis=1, keepdims=True)
+    z = jnp.where(jnp.any(c != 0, axis=1, keepdims=True), c / (jnp.std(r, axis=1, ddof=1, keepdims=True) + eps), 0.0)
+    s = jnp.sum(z, axis=-1)
+    return (s - jnp.mean(s)) / jnp.sqrt(jnp.var(s, ddof=1) + whiten_eps)  # each response once: token weights dropped
+
+
 def _bnpo_ddof0(rewards, weights, max_weight=1e6, **_):
     p = jnp.mean(rewards, axis=-1, keepdims=True)
     q = p.shape[0]
@@ -111,6 +119,7 @@ DEFECTS = {
     "gpg": _gpg_ratio_inverted,
     "gpg_verl": _gpg_verl_ratio_inverted,
     "gdpo": _gdpo_ddof0,
+    "gdpo_verl": _gdpo_verl_untokened,
     "bnpo_batch": _bnpo_ddof0,
     "dgpo": _dgpo_easier_first,
     "copo": _copo_unmasked,
