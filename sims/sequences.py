@@ -217,33 +217,25 @@ def response_moments(est: estimators.Estimator, coefficient: Coefficient, group:
     return mean, np.asarray(second) - np.outer(mean, mean)
 
 
-_INPUTS: dict = {}  # id(space) -> (space, jitted inputs), the space held so that its id stays its own
+_COMPILED: dict = {}  # (kind, id(space)) -> (space, jitted function), the space held so that its id stays its own
+_KINDS = {  # each a function of (space, θ, vector) compiled once per space: op by op, these compile some
+            # forty small programs (about 2 s of a first call)
+    "inputs": lambda sp, th, r: (S.policy(sp, th), S.scores(sp, th).reshape(sp.num_responses, -1),
+                                 S.gradient(sp, th, r).ravel()),  # π, the score table, ∇J
+    "objective": lambda sp, th, r: (S.policy(sp, th), S.gradient(sp, th, r).ravel()),  # π, ∇J
+}
 
 
-def _exact_inputs(sp: S.Space, theta, rewards):
-    """(π (N,), scores (N, P·V), ∇J (P·V,)) in one compiled call per space (op by op, the three
-    would compile some forty small programs: about 2 s of a first call)."""
-    if id(sp) not in _INPUTS:
-        if len(_INPUTS) >= 32:
-            _INPUTS.clear()
-        _INPUTS[id(sp)] = (sp, jax.jit(lambda th, r: (S.policy(sp, th), S.scores(sp, th).reshape(sp.num_responses, -1),
-                                                      S.gradient(sp, th, r).ravel())))
-    pi, scores, grad = jax.device_get(_INPUTS[id(sp)][1](jnp.asarray(theta, jnp.float64),
-                                                          jnp.asarray(rewards, jnp.float64)))
-    return np.asarray(pi), np.asarray(scores), np.asarray(grad)
-
-
-def _objective_gradients(sp: S.Space, theta, rewards, weights):
-    """(π (N,), ∇J (P·V,), ∇_θ Σ_y π_θ(y) w(y) (P·V,)) in one compiled call per space: with w from
-    `alphabet.mean_weights` the last is E[ĝ] (the score-function identity), with no score table."""
-    key = ("mean", id(sp))
-    if key not in _INPUTS:
-        if len(_INPUTS) >= 32:
-            _INPUTS.clear()
-        _INPUTS[key] = (sp, jax.jit(lambda th, r, w: (S.policy(sp, th), S.gradient(sp, th, r).ravel(),
-                                                      S.gradient(sp, th, w).ravel())))
-    out = jax.device_get(_INPUTS[key][1](jnp.asarray(theta, jnp.float64), jnp.asarray(rewards, jnp.float64),
-                                         jnp.asarray(weights, jnp.float64)))
+def _compiled(kind: str, sp: S.Space, theta, vector):
+    """`_KINDS[kind]` at (θ, vector), as NumPy arrays. `objective` with vector w (N,) gives
+    ∇_θ Σ_y π_θ(y) w(y), which is E[ĝ] for w from `alphabet.mean_weights` (the score-function
+    identity) without the (N, P·V) score table."""
+    key = (kind, id(sp))
+    if key not in _COMPILED:
+        if len(_COMPILED) >= 32:
+            _COMPILED.clear()
+        _COMPILED[key] = (sp, jax.jit(functools.partial(_KINDS[kind], sp)))
+    out = jax.device_get(_COMPILED[key][1](jnp.asarray(theta, jnp.float64), jnp.asarray(vector, jnp.float64)))
     return tuple(np.asarray(x) for x in out)
 
 
@@ -279,30 +271,25 @@ def moments(estimator: estimators.Estimator, sp: S.Space, theta, rewards, group:
         raise InputError(f"{est.name!r} reads the per-coordinate scores s_k(y)², not {feature!r}")
     f = features(sp, theta, feature) if est.uses_weights and not est.per_coordinate else np.ones(sp.num_responses)
     lengths = sp.lengths.astype(np.float64)
-    if not covariance and route == "types":
-        used = [r, f if est.uses_weights else np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)]
-        types, rows = _types(used)
-        pi, _, _ = _objective_gradients(sp, theta, r, np.zeros_like(r))
-        w = alphabet.mean_weights(est, Coefficient(mode.rule, sp.max_len), group, pi, types, rows[:, 0],
-                                  rows[:, 1] if est.uses_weights else np.ones(len(rows)), rows[:, 2], params)
-        pi, grad, mean = _objective_gradients(sp, theta, r, w)
-        return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, None,
-                               grad, float(pi @ r), len(rows), alphabet.count_multisets(len(rows), group))
-    pi, scores, grad = _exact_inputs(sp, theta, r)
+    coefficient, name = Coefficient(mode.rule, sp.max_len), feature if est.uses_weights else "ones"
     if route == "responses":
-        weights = scores**2 if est.per_coordinate else f
-        mean, cov = response_moments(est, Coefficient(mode.rule, sp.max_len), group, pi, scores, r, weights,
+        pi, scores, grad = _compiled("inputs", sp, theta, r)
+        mean, cov = response_moments(est, coefficient, group, pi, scores, r, scores**2 if est.per_coordinate else f,
                                      lengths, params)
-        return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, cov,
-                               grad, float(pi @ r), sp.num_responses,
+        return SequenceMoments(est.name, agg, name, group, params, mean, cov, grad, float(pi @ r), sp.num_responses,
                                alphabet.count_multisets(sp.num_responses, group))
     used = [r, f if est.uses_weights else np.zeros_like(r), lengths if mode.reads_lengths() else np.ones_like(r)]
     types, rows = _types(used)
-    mean, cov = alphabet.group_moments(est, Coefficient(mode.rule, sp.max_len), group, pi, scores, types,
-                                       rows[:, 0], rows[:, 1] if est.uses_weights else np.ones(len(rows)),
-                                       rows[:, 2], params)
-    return SequenceMoments(est.name, agg, feature if est.uses_weights else "ones", group, params, mean, cov, grad,
-                           float(pi @ r), len(rows), alphabet.count_multisets(len(rows), group))
+    per_type = (rows[:, 0], rows[:, 1] if est.uses_weights else np.ones(len(rows)), rows[:, 2])
+    if covariance:
+        pi, scores, grad = _compiled("inputs", sp, theta, r)
+        mean, cov = alphabet.group_moments(est, coefficient, group, pi, scores, types, *per_type, params)
+    else:
+        pi, grad = _compiled("objective", sp, theta, r)
+        w = alphabet.mean_weights(est, coefficient, group, pi, types, *per_type, params)
+        (_, mean), cov = _compiled("objective", sp, theta, w), None
+    return SequenceMoments(est.name, agg, name, group, params, mean, cov, grad, float(pi @ r), len(rows),
+                           alphabet.count_multisets(len(rows), group))
 
 
 # ---------------------------------------------------------------------------------------------
