@@ -217,18 +217,22 @@ def _ratio(rule: str, prompts, group: int, x: int, scope: str) -> float:
     return float(cb / cg)
 
 
-def batch_moments(entry, prompts, group: int, agg: str = "seq-mean-token-sum", feature: str | None = None,
-                  scope: str = "batch", route: str | None = None, **params) -> BatchMoments:
-    """Exact E[ĝ], Cov[ĝ] of a batch of P prompts, G responses each (see the module docstring).
-    `route`: "independent" (per-prompt moments, block-diagonal) or "enumerate" (the product of the
-    prompts' type multisets); default the independent one where it applies."""
+def _checked(entry, prompts, group: int, agg: str, feature, scope: str, params: dict):
+    """The arguments both engines take, checked: (is_batch, prompts, aggregation, feature name, params)."""
     is_batch = _is_batch(entry)
     prompts = check_prompts(prompts)
     mode = Q.aggregation(agg)
     if scope not in SCOPES:
         raise InputError(f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
-    fname = _feature_name(entry, is_batch, feature)
-    params = _params(entry, is_batch, group, params)
+    return is_batch, prompts, mode, _feature_name(entry, is_batch, feature), _params(entry, is_batch, group, params)
+
+
+def batch_moments(entry, prompts, group: int, agg: str = "seq-mean-token-sum", feature: str | None = None,
+                  scope: str = "batch", route: str | None = None, **params) -> BatchMoments:
+    """Exact E[ĝ], Cov[ĝ] of a batch of P prompts, G responses each (see the module docstring).
+    `route`: "independent" (per-prompt moments, block-diagonal) or "enumerate" (the product of the
+    prompts' type multisets); default the independent one where it applies."""
+    is_batch, prompts, mode, fname, params = _checked(entry, prompts, group, agg, feature, scope, params)
     independent = not is_batch and (scope == "group" or mode.rule != "token-mean")
     route = ("independent" if independent else "enumerate") if route is None else route
     if route not in ROUTES:
@@ -415,13 +419,7 @@ class SequenceBatches:
 def batch_monte_carlo(entry, prompts, group: int, samples: int, seed: int = 0, agg: str = "seq-mean-token-sum",
                       feature: str | None = None, scope: str = "batch", **params) -> montecarlo.Stream:
     """E[ĝ] and Cov[ĝ] of the batch estimate by the Monte Carlo engine, with standard errors."""
-    is_batch = _is_batch(entry)
-    prompts = check_prompts(prompts)
-    mode = Q.aggregation(agg)
-    if scope not in SCOPES:
-        raise InputError(f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
-    fname = _feature_name(entry, is_batch, feature)
-    params = _params(entry, is_batch, group, params)
+    is_batch, prompts, mode, fname, params = _checked(entry, prompts, group, agg, feature, scope, params)
     comps = _uses_components(entry, is_batch, prompts)
     draw = SequenceBatches(tuple(p.space for p in prompts), entry, is_batch, comps, mode.rule, scope, group)
     args = (tuple(jnp.asarray(p.theta) for p in prompts),
